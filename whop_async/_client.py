@@ -1,0 +1,179 @@
+"""WhopClient: configuration, session lifecycle, and one call's path through the layers."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+
+from . import _sansio
+from ._clock import Clock
+from ._converter import ShapeError, structure
+from ._exceptions import WhopError
+from ._retry import RetryPolicy, call_with_retries
+from ._transport import Session, Transport
+from .resources.ad_groups import AdGroups
+
+T = TypeVar("T")
+
+logger = logging.getLogger("whop_async")
+
+API_KEY_ENV = "WHOP_API_KEY"
+BASE_URL_ENV = "WHOP_BASE_URL"
+
+
+class WhopClient:
+    """An async client for Whop's ad-group API.
+
+    Use it as an async context manager, which opens the HTTP session inside the running
+    event loop and closes it on exit::
+
+        async with WhopClient() as client:
+            group = await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+
+    Args:
+        api_key: a Whop API key; defaults to the ``WHOP_API_KEY`` environment variable.
+        base_url: defaults to ``WHOP_BASE_URL``, then ``https://api.whop.com/api/v1``.
+        timeout: seconds one attempt may take, connecting and reading included (30).
+        max_retries: retried failures allowed per call (3).
+        max_server_wait: a server-directed wait longer than this many seconds is not
+            slept through: the call raises at once (120).
+        session: an aiohttp ClientSession to use instead of an owned one; it is never
+            closed by the client.
+        api_version: sent as ``Api-Version-Date`` when set; the API's original shapes
+            are used otherwise.
+        default_headers: extra headers for every request.
+
+    Raises:
+        WhopError: no API key was given and ``WHOP_API_KEY`` is not set.
+        ValueError: an argument is out of range.
+    """
+
+    ad_groups: AdGroups
+    """Ad-group operations: ``unpause``."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_server_wait: float = 120.0,
+        session: Session | None = None,
+        api_version: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        _clock: Clock | None = None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if not api_key:
+            raise WhopError(
+                f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable"
+            )
+        self.base_url = _checked_base_url(
+            base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL
+        )
+        self.timeout = _checked_timeout(timeout)
+        self._headers = _sansio.client_headers(
+            api_key, api_version=api_version, default_headers=default_headers
+        )
+        self._retry_policy = RetryPolicy(
+            max_retries=_checked_max_retries(max_retries),
+            max_server_wait=_checked_non_negative("max_server_wait", max_server_wait),
+            clock=_clock or Clock(),
+        )
+        self._transport = Transport(session)
+        self._closed = False
+        self.ad_groups = AdGroups(self)
+
+    def __repr__(self) -> str:
+        return f"WhopClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> WhopClient:
+        self._ensure_open()
+        self._transport.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has run; a closed client cannot be reopened."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Close the owned HTTP session (a borrowed one stays open). Safe to call twice."""
+        self._closed = True
+        await self._transport.close()
+
+    async def _send(
+        self,
+        request: _sansio.Request,
+        cast_to: type[T],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> T:
+        """Send one logical call with retries and structure its answer into ``cast_to``."""
+        self._ensure_open()
+        url = self.base_url + request.path
+        headers = _sansio.request_headers(self._headers, request)
+        attempt_timeout = self.timeout if timeout is None else _checked_timeout(timeout)
+        policy = self._retry_policy
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=_checked_max_retries(max_retries))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s %s", request.method, url, _sansio.redact_headers(headers))
+
+        async def attempt() -> tuple[_sansio.Response, object]:
+            response = await self._transport.send(request.method, url, headers, attempt_timeout)
+            return response, _sansio.decode(request, url, response, now=policy.clock.time())
+
+        response, data = await call_with_retries(attempt, policy)
+        try:
+            return structure(data, cast_to)
+        except ShapeError as problem:
+            raise _sansio.validation_error(request, url, response, str(problem)) from None
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this WhopClient is closed; create a new one")
+
+
+def _checked_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _checked_timeout(timeout: float) -> float:
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _checked_max_retries(max_retries: int) -> int:
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+    return max_retries
+
+
+def _checked_non_negative(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,25 @@
+"""Time and chance, in one replaceable place, so retries can be tested without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class Clock:
+    """What whop_async asks of the outside world besides the network.
+
+    Attributes:
+        sleep: awaited for every wait between attempts.
+        time: wall-clock Unix seconds, to read HTTP-date ``Retry-After`` values.
+        random: a float in [0, 1), for backoff jitter.
+    """
+
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    time: Callable[[], float] = time.time
+    random: Callable[[], float] = random.random

@@ -1,0 +1,175 @@
+"""The error tree: every failure whop_async raises on purpose is a WhopError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+    "WhopError",
+    "status_error_class",
+]
+
+
+class WhopError(Exception):
+    """Base class of every error whop_async raises on purpose.
+
+    Catch it to handle anything the API or the network did to a call; programming
+    errors (a bad argument, a closed client) are plain ``ValueError``/``RuntimeError``.
+    """
+
+
+class APIError(WhopError):
+    """A request was made and did not produce a usable answer.
+
+    Attributes:
+        message: a readable description (never contains the API key).
+        method: the HTTP method of the request.
+        url: the URL of the request.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+
+
+class _ResponseError(APIError):
+    """An error tied to an HTTP answer: status, headers, body and request id."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: object,
+        request_id: str | None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+        self.request_id = request_id
+
+
+class APIStatusError(_ResponseError):
+    """The API answered with a status other than 2xx (3xx included: redirects are not followed).
+
+    Attributes:
+        status_code: the HTTP status.
+        headers: the response headers (case-insensitive mapping).
+        body: the decoded JSON body, or the body's text when it is not JSON.
+        request_id: the server's request id header, when present.
+        error_type: Whop's ``error.type`` (e.g. ``"rate_limit_exceeded"``), when present.
+        error_code: Whop's ``error.code``, when present.
+        retry_after: seconds the server asked to wait (from ``retry-after-ms``,
+            ``Retry-After`` or Whop's "Try again in N seconds." message), or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: object,
+        request_id: str | None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            method=method,
+            url=url,
+            status_code=status_code,
+            headers=headers,
+            body=body,
+            request_id=request_id,
+        )
+        self.error_type = error_type
+        self.error_code = error_code
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed (also: an Idempotency-Key reused for another request)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong, or for the other host (live vs sandbox)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but not allowed to do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such ad group (or not visible to this key)."""
+
+
+class ConflictError(APIStatusError):
+    """409: conflicts with the resource's current state; never retried automatically."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was understood but is invalid."""
+
+
+class RateLimitError(APIStatusError):
+    """429: over the rate limit; ``retry_after`` holds the server's wait, when it gave one."""
+
+
+class InternalServerError(APIStatusError):
+    """Any 5xx answer."""
+
+
+class APIConnectionError(APIError):
+    """No HTTP answer: the connection failed, was refused or dropped mid-answer."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The attempt did not complete within its timeout."""
+
+
+class APIResponseValidationError(_ResponseError):
+    """A 2xx answer whose body is not JSON or not the expected shape.
+
+    The message names the offending paths, e.g. ``required field missing @ $.updated_at``.
+    """
+
+
+_CLASS_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """The most specific APIStatusError subclass for a status code."""
+    if status_code >= 500:
+        return InternalServerError
+    return _CLASS_BY_STATUS.get(status_code, APIStatusError)

@@ -1,0 +1,126 @@
+"""The per-call retry policy, on tenacity.
+
+The first attempt runs without tenacity: most calls succeed at once, and building a
+retrier costs more than the call's own bookkeeping. Only a retryable failure builds one,
+fresh for that call, which then accounts for the first attempt as its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import tenacity
+
+from ._clock import Clock
+from ._exceptions import APIConnectionError, APIError, APIStatusError
+
+T = TypeVar("T")
+
+logger = logging.getLogger("whop_async")
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How one call retries.
+
+    Attributes:
+        max_retries: retried failures allowed after the first attempt.
+        max_server_wait: a server-directed wait longer than this ends the call at once.
+        clock: sleep and randomness.
+    """
+
+    max_retries: int
+    max_server_wait: float
+    clock: Clock
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for failures a later attempt may cure: network trouble, 408, 429, 5xx gateways."""
+    if isinstance(error, APIConnectionError):
+        return True
+    return isinstance(error, APIStatusError) and error.status_code in RETRYABLE_STATUSES
+
+
+def server_wait(error: BaseException | None) -> float | None:
+    """The wait the server asked for with this error, if any."""
+    return error.retry_after if isinstance(error, APIStatusError) else None
+
+
+async def call_with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+    """Run ``attempt`` and retry it as the policy allows.
+
+    Raises:
+        The last attempt's own error: never tenacity's RetryError, never wrapped.
+    """
+    try:
+        return await attempt()
+    except APIError as error:
+        if not is_retryable(error):
+            raise
+        first_failure: APIError | None = error
+
+    async def attempt_after_first() -> T:
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        return await attempt()
+
+    return await _retrier(policy)(attempt_after_first)
+
+
+def _retrier(policy: RetryPolicy) -> tenacity.AsyncRetrying:
+    def wait(state: tenacity.RetryCallState) -> float:
+        hint = server_wait(_failure(state))
+        if hint is not None:
+            return hint
+        # Full jitter: U(0, min(cap, base * 2^n)), n counting from the first retry.
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (state.attempt_number - 1))
+        return policy.clock.random() * ceiling
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number > policy.max_retries:
+            return True
+        hint = server_wait(_failure(state))
+        return hint is not None and hint > policy.max_server_wait
+
+    return tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(is_retryable),
+        wait=wait,
+        stop=stop,
+        sleep=policy.clock.sleep,
+        before_sleep=_log_retry(policy),
+        reraise=True,
+    )
+
+
+def _failure(state: tenacity.RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
+
+
+def _log_retry(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], None]:
+    def log(state: tenacity.RetryCallState) -> None:
+        error = _failure(state)
+        # A status error's message already ends with its request id.
+        logger.info(
+            "retry %d of %d in %.2f s after %s: %s",
+            state.attempt_number,
+            policy.max_retries,
+            state.upcoming_sleep,
+            type(error).__name__,
+            error,
+            extra={
+                "whop_retry": state.attempt_number,
+                "whop_delay": state.upcoming_sleep,
+                "whop_request_id": getattr(error, "request_id", None),
+            },
+        )
+
+    return log

@@ -1,0 +1,269 @@
+"""The pure request/response layer: no I/O, no event loop, no aiohttp.
+
+It builds what goes on the wire and turns what comes back, ``(status, headers, body)``,
+into JSON data or a typed error, including the server's hint of how long to wait.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import re
+import uuid
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import attrs
+
+from ._exceptions import APIResponseValidationError, APIStatusError, status_error_class
+from ._version import __version__
+
+DEFAULT_BASE_URL = "https://api.whop.com/api/v1"
+
+# Whop ids are a prefix and a random tail, e.g. "adgrp_xxxxxxxxxxxx". Nothing outside this
+# alphabet can be an id, and nothing inside it can leave its path segment.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# Idempotency-Key: up to 255 bytes (Whop); visible ASCII only so it can never split a header.
+_IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+_TRY_AGAIN_PATTERN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id")
+_EXCERPT_CHARS = 200
+
+
+@attrs.frozen
+class Request:
+    """One logical API call: what to send, before any retry.
+
+    ``idempotency_key`` is set for POSTs; every attempt of the call sends the same one.
+    """
+
+    method: str
+    path: str
+    idempotency_key: str | None = None
+
+
+@attrs.frozen
+class Response:
+    """One HTTP answer, body read in full. ``headers`` is case-insensitive."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def user_agent() -> str:
+    """The User-Agent whop_async sends: itself first, then the runtime it stands on."""
+    return f"whop_async/{__version__} Python/{platform.python_version()}"
+
+
+def path_param(name: str, value: object) -> str:
+    """Check an id that goes into a URL path and return it escaped.
+
+    Raises:
+        ValueError: naming the value, when it is not a non-empty Whop id.
+    """
+    if isinstance(value, str) and _ID_PATTERN.fullmatch(value):
+        return quote(value, safe="")
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    raise ValueError(
+        f"{name} must be a Whop id (letters, digits, '_' and '-', 1 to 128 characters), got {shown}"
+    )
+
+
+def check_idempotency_key(key: str) -> str:
+    """Return ``key`` when it can be sent as an Idempotency-Key, else raise ValueError."""
+    if _IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+        return key
+    raise ValueError("idempotency_key must be 1 to 255 visible ASCII characters")
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one logical call."""
+    return uuid.uuid4().hex
+
+
+def client_headers(
+    api_key: str,
+    *,
+    api_version: str | None,
+    default_headers: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """The headers every request of a client carries, built once per client."""
+    headers = {
+        "Authorization": f"Bearer {api_key}",
+        "Accept": "application/json",
+        "User-Agent": user_agent(),
+    }
+    if api_version is not None:
+        headers["Api-Version-Date"] = api_version
+    for name, value in (default_headers or {}).items():
+        if name.lower() == "idempotency-key":
+            # One key for every call would make the API answer 400 to the second call.
+            raise ValueError("Idempotency-Key is set per call, not in default_headers")
+        headers[name] = value
+    return headers
+
+
+def request_headers(base: Mapping[str, str], request: Request) -> dict[str, str]:
+    """The headers of one call: the client's plus its Idempotency-Key."""
+    headers = dict(base)
+    if request.idempotency_key is not None:
+        headers["Idempotency-Key"] = request.idempotency_key
+    return headers
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy fit for logs: the credential is replaced."""
+    return {
+        name: "<redacted>" if name.lower() == "authorization" else value
+        for name, value in headers.items()
+    }
+
+
+def decode(request: Request, url: str, response: Response, *, now: float) -> object:
+    """Turn an answer into JSON data, or raise the typed error it stands for.
+
+    Args:
+        now: the wall-clock time (Unix seconds), to read an HTTP-date Retry-After.
+
+    Raises:
+        APIStatusError: (a subclass per status) for any non-2xx answer.
+        APIResponseValidationError: for a 2xx body that is not JSON.
+    """
+    if 200 <= response.status < 300:
+        try:
+            return json.loads(response.body)
+        except ValueError:
+            raise validation_error(
+                request, url, response, f"the body is not JSON: {_excerpt(response.body)}"
+            ) from None
+    raise status_error(request, url, response, now=now)
+
+
+def validation_error(
+    request: Request, url: str, response: Response, problem: str
+) -> APIResponseValidationError:
+    """The error for a 2xx answer that does not have the expected shape."""
+    request_id = _request_id(response.headers)
+    return APIResponseValidationError(
+        f"{response.status} answer to {request.method} {request.path} could not be read: "
+        f"{problem}{_request_id_suffix(request_id)}",
+        method=request.method,
+        url=url,
+        status_code=response.status,
+        headers=response.headers,
+        body=_body_for_error(response.body),
+        request_id=request_id,
+    )
+
+
+def status_error(request: Request, url: str, response: Response, *, now: float) -> APIStatusError:
+    """The typed error for a non-2xx answer, with Whop's error fields and wait hint."""
+    body = _body_for_error(response.body)
+    error_type, message, error_code = _whop_error_fields(body)
+    detail = message if message is not None else _excerpt(response.body)
+    request_id = _request_id(response.headers)
+    return status_error_class(response.status)(
+        f"{response.status} from {request.method} {request.path}: {detail}"
+        f"{_request_id_suffix(request_id)}",
+        method=request.method,
+        url=url,
+        status_code=response.status,
+        headers=response.headers,
+        body=body,
+        request_id=request_id,
+        error_type=error_type,
+        error_code=error_code,
+        retry_after=server_wait_hint(response.headers, message, now=now),
+    )
+
+
+def server_wait_hint(
+    headers: Mapping[str, str], message: str | None, *, now: float
+) -> float | None:
+    """Seconds the server asked to wait, or None when it gave no usable hint.
+
+    Sources in order: ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date),
+    then Whop's "Try again in N seconds." message. A hint in the past means 0.
+    """
+    milliseconds = _finite_number(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return max(0.0, milliseconds / 1000)
+    retry_after = headers.get("retry-after")
+    if retry_after is not None:
+        seconds = _retry_after_seconds(retry_after, now=now)
+        if seconds is not None:
+            return seconds
+    if message is not None:
+        match = _TRY_AGAIN_PATTERN.search(message)
+        if match:
+            return float(match.group(1))
+    return None
+
+
+def _retry_after_seconds(value: str, *, now: float) -> float | None:
+    seconds = _finite_number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - now)
+
+
+def _finite_number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _body_for_error(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+def _whop_error_fields(body: object) -> tuple[str | None, str | None, str | None]:
+    """Whop's ``{"error": {"type", "message", "code"}}``, each None when absent."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, None, None
+    return (
+        _str_or_none(error.get("type")),
+        _str_or_none(error.get("message")),
+        _str_or_none(error.get("code")),
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _excerpt(body: bytes) -> str:
+    """A short one-line view of a body, e.g. an HTML error page from a proxy."""
+    text = " ".join(body.decode("utf-8", errors="replace").split())
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _request_id_suffix(request_id: str | None) -> str:
+    return "" if request_id is None else f" (request id {request_id})"

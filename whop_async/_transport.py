@@ -1,0 +1,78 @@
+"""The only module that imports aiohttp: one session, one send, aiohttp errors mapped."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import aiohttp
+
+from ._exceptions import APIConnectionError, APITimeoutError
+from ._sansio import Response
+
+Session = aiohttp.ClientSession
+
+# Enough sockets for a busy service; the rate-limit engine keeps concurrency below it.
+_CONNECTION_LIMIT = 100
+
+
+class Transport:
+    """Sends requests over an aiohttp session, created lazily in the running loop.
+
+    A session passed in is borrowed: used, never closed.
+    """
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._session = session
+        self._owns_session = session is None
+
+    def open(self) -> None:
+        """Create the owned session; must run inside the event loop that will use it."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=_CONNECTION_LIMIT),
+                # An API client has no use for cookies, and a jar costs time per request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+
+    async def close(self) -> None:
+        """Close the session if this transport created it."""
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], timeout: float
+    ) -> Response:
+        """Send one request and read the whole answer.
+
+        Raises:
+            APITimeoutError: the attempt took longer than ``timeout`` seconds.
+            APIConnectionError: no complete answer (refused, reset, dropped mid-body).
+        """
+        self.open()
+        assert self._session is not None
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=headers,
+                allow_redirects=False,
+                timeout=_client_timeout(timeout),
+            ) as answer:
+                # Read it all before the connection returns to the pool.
+                body = await answer.read()
+                return Response(answer.status, answer.headers, body)
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"{method} {url} timed out after {timeout:g} s", method=method, url=url
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(
+                f"{method} {url} failed: {type(exc).__name__}: {exc}", method=method, url=url
+            ) from exc
+
+
+@functools.lru_cache(maxsize=32)
+def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)

@@ -1,0 +1,1 @@
+"""Resources build requests and structure answers; they never touch HTTP."""
