@@ -1,0 +1,54 @@
+"""Shared fixtures: a mocked API, a fake clock, and guards against leaked warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import whop_async
+
+from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI
+
+
+@pytest.fixture
+def mock_api() -> Iterator[MockAPI]:
+    with MockAPI() as mocked:
+        yield mocked
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean environment with only the test key set."""
+    monkeypatch.delenv("WHOP_BASE_URL", raising=False)
+    monkeypatch.setenv("WHOP_API_KEY", API_KEY)
+    return monkeypatch
+
+
+@pytest.fixture
+async def client(
+    env: pytest.MonkeyPatch, fake_clock: FakeClock
+) -> AsyncIterator[whop_async.WhopClient]:
+    async with whop_async.WhopClient(base_url=BASE_URL, _clock=fake_clock.clock()) as opened:
+        yield opened
+
+
+@pytest.fixture(autouse=True)
+async def no_loop_errors() -> AsyncIterator[None]:
+    """Fail a test whose event loop reported an error (e.g. 'Task exception was never
+    retrieved', 'Unclosed client session')."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    yield
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == [], reported

@@ -1,0 +1,76 @@
+"""The public surface: exactly what __all__ lists, each documented, the rest private."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import whop_async
+
+EXPECTED = {
+    "WhopClient", "AdGroup", "AdCampaignRef", "AdGroupStatus", "AdPlatform", "BudgetType",
+    "WhopError", "APIError", "APIStatusError", "BadRequestError", "AuthenticationError",
+    "PermissionDeniedError", "NotFoundError", "ConflictError", "UnprocessableEntityError",
+    "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",
+    "APIResponseValidationError", "__version__",
+}  # fmt: skip
+
+
+def test_all_lists_the_public_names() -> None:
+    assert set(whop_async.__all__) == EXPECTED
+    for name in whop_async.__all__:
+        assert hasattr(whop_async, name)
+
+
+def test_every_public_name_and_public_method_has_a_docstring() -> None:
+    for name in whop_async.__all__:
+        obj = getattr(whop_async, name)
+        if not inspect.isclass(obj):
+            continue
+        assert inspect.getdoc(obj), name
+        for attribute, member in vars(obj).items():
+            if attribute.startswith("_") or not callable(member):
+                continue
+            assert inspect.getdoc(member), f"{name}.{attribute}"
+    assert inspect.getdoc(whop_async.WhopClient(api_key="k").ad_groups.unpause)
+
+
+def test_modules_are_private() -> None:
+    public = [
+        module.name
+        for module in pkgutil.walk_packages(whop_async.__path__, "whop_async.")
+        if not any(part.startswith("_") for part in module.name.split(".")[1:])
+    ]
+    assert public == ["whop_async.resources", "whop_async.resources.ad_groups"]
+
+
+def test_error_tree() -> None:
+    assert issubclass(whop_async.APIError, whop_async.WhopError)
+    assert issubclass(whop_async.APIStatusError, whop_async.APIError)
+    assert issubclass(whop_async.APIConnectionError, whop_async.APIError)
+    assert issubclass(whop_async.APITimeoutError, whop_async.APIConnectionError)
+    assert issubclass(whop_async.APIResponseValidationError, whop_async.APIError)
+    for status_class in (
+        whop_async.BadRequestError, whop_async.AuthenticationError,
+        whop_async.PermissionDeniedError, whop_async.NotFoundError, whop_async.ConflictError,
+        whop_async.UnprocessableEntityError, whop_async.RateLimitError,
+        whop_async.InternalServerError,
+    ):  # fmt: skip
+        assert issubclass(status_class, whop_async.APIStatusError)
+
+
+def test_only_the_transport_imports_aiohttp() -> None:
+    package = Path(whop_async.__file__).parent
+    importers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "import aiohttp" in path.read_text() or "from aiohttp" in path.read_text()
+    )
+    assert importers == ["_transport.py"]
+
+
+def test_the_package_ships_type_information() -> None:
+    assert (Path(whop_async.__file__).parent / "py.typed").exists()
+    importlib.import_module("whop_async.resources.ad_groups")

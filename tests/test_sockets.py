@@ -1,0 +1,212 @@
+"""Over real sockets on 127.0.0.1: what a mock cannot show."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import whop_async
+from whop_async import WhopClient
+
+from .helpers import (
+    API_KEY,
+    FakeClock,
+    ad_group_json,
+    http_answer,
+    read_request_head,
+    serve,
+    serve_raw,
+)
+
+AD_GROUP_ID = "adgrp_xxxxxxxxxxxx"
+OK_BYTES = http_answer(200, json.dumps(ad_group_json()).encode())
+
+pytestmark = pytest.mark.usefixtures("env")
+
+
+async def test_the_exact_bytes_of_an_unpause_request(fake_clock: FakeClock) -> None:
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_request_head(reader))
+        writer.write(OK_BYTES)
+        await writer.drain()
+
+    async with serve_raw(handle) as base_url, WhopClient(base_url=base_url) as client:
+        group = await client.ad_groups.unpause(AD_GROUP_ID, idempotency_key="key-1")
+    assert group.id == AD_GROUP_ID
+    [head] = heads
+    request_line, *header_lines = head.decode().rstrip("\r\n").split("\r\n")
+    assert request_line == f"POST /api/v1/ad_groups/{AD_GROUP_ID}/unpause HTTP/1.1"
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    assert headers["Authorization"] == f"Bearer {API_KEY}"
+    assert headers["Accept"] == "application/json"
+    assert headers["Idempotency-Key"] == "key-1"
+    assert headers["User-Agent"].startswith("whop_async/")
+    assert headers.get("Content-Length", "0") == "0"
+    assert "Api-Version-Date" not in headers
+    assert "Cookie" not in headers
+
+
+async def test_a_connection_dropped_before_the_answer_is_retried(fake_clock: FakeClock) -> None:
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request_head(reader)
+        if connections > 1:
+            writer.write(OK_BYTES)
+            await writer.drain()
+
+    async with (
+        serve_raw(handle) as base_url,
+        WhopClient(base_url=base_url, _clock=fake_clock.clock()) as client,
+    ):
+        group = await client.ad_groups.unpause(AD_GROUP_ID)
+    assert group.id == AD_GROUP_ID
+    assert connections == 2
+    assert len(fake_clock.sleeps) == 1
+
+
+async def test_a_connection_dropped_mid_body_is_a_connection_error(fake_clock: FakeClock) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request_head(reader)
+        writer.write(OK_BYTES[:-20])
+        await writer.drain()
+
+    async with (
+        serve_raw(handle) as base_url,
+        WhopClient(base_url=base_url, max_retries=2, _clock=fake_clock.clock()) as client,
+    ):
+        with pytest.raises(whop_async.APIConnectionError) as caught:
+            await client.ad_groups.unpause(AD_GROUP_ID)
+    assert type(caught.value) is whop_async.APIConnectionError
+    assert len(fake_clock.sleeps) == 2
+
+
+async def test_a_hung_answer_times_out_and_is_retried(fake_clock: FakeClock) -> None:
+    attempts = 0
+
+    async def hang(_: web.Request) -> web.Response:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", hang)
+    async with (
+        serve(app) as base_url,
+        WhopClient(
+            base_url=base_url, timeout=0.05, max_retries=1, _clock=fake_clock.clock()
+        ) as client,
+    ):
+        with pytest.raises(whop_async.APITimeoutError, match=r"timed out after 0\.05 s"):
+            await client.ad_groups.unpause(AD_GROUP_ID)
+        assert attempts == 2
+
+
+async def test_redirects_are_not_followed_even_to_the_same_api(fake_clock: FakeClock) -> None:
+    elsewhere_hits = 0
+
+    async def elsewhere(_: web.Request) -> web.Response:
+        nonlocal elsewhere_hits
+        elsewhere_hits += 1
+        return web.json_response(ad_group_json())
+
+    other = web.Application()
+    other.router.add_route("*", "/{tail:.*}", elsewhere)
+    async with serve(other) as other_url:
+
+        async def redirect(_: web.Request) -> web.Response:
+            raise web.HTTPTemporaryRedirect(f"{other_url}/ad_groups/{AD_GROUP_ID}/unpause")
+
+        app = web.Application()
+        app.router.add_post("/api/v1/ad_groups/{id}/unpause", redirect)
+        async with serve(app) as base_url, WhopClient(base_url=base_url) as client:
+            with pytest.raises(whop_async.APIStatusError) as caught:
+                await client.ad_groups.unpause(AD_GROUP_ID)
+    assert caught.value.status_code == 307
+    assert caught.value.headers["Location"].startswith(other_url)
+    assert elsewhere_hits == 0
+
+
+async def test_answers_are_read_whole_so_the_connection_is_reused() -> None:
+    peers: set[object] = set()
+
+    async def unpause(request: web.Request) -> web.Response:
+        peers.add(request.transport.get_extra_info("peername") if request.transport else None)
+        return web.json_response(ad_group_json(request.match_info["id"]))
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    async with serve(app) as base_url, WhopClient(base_url=base_url) as client:
+        for index in range(5):
+            await client.ad_groups.unpause(f"adgrp_{index}")
+    assert len(peers) == 1
+
+
+async def test_a_borrowed_session_is_used_and_left_open() -> None:
+    async def unpause(request: web.Request) -> web.Response:
+        return web.json_response(ad_group_json(request.match_info["id"]))
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    async with serve(app) as base_url, aiohttp.ClientSession() as session:
+        async with WhopClient(base_url=base_url, session=session) as client:
+            await client.ad_groups.unpause(AD_GROUP_ID)
+        assert not session.closed
+        assert client.closed
+
+
+async def test_cancelling_an_in_flight_call_leaves_nothing_behind() -> None:
+    arrived = asyncio.Event()
+
+    async def hang(_: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", hang)
+    async with serve(app) as base_url:
+        async with WhopClient(base_url=base_url) as client:
+            call = asyncio.create_task(client.ad_groups.unpause(AD_GROUP_ID))
+            await arrived.wait()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        assert client.closed
+    # no_loop_errors and filterwarnings=error check that nothing leaked
+
+
+async def test_leaving_the_block_by_cancellation_closes_the_session() -> None:
+    arrived = asyncio.Event()
+
+    async def hang(_: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", hang)
+    client = WhopClient()
+
+    async def use_client(base_url: str) -> None:
+        async with WhopClient(base_url=base_url) as opened:
+            nonlocal client
+            client = opened
+            await opened.ad_groups.unpause(AD_GROUP_ID)
+
+    async with serve(app) as base_url:
+        task = asyncio.create_task(use_client(base_url))
+        await arrived.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert client.closed
