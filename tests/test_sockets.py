@@ -20,6 +20,7 @@ from .helpers import (
     read_request_head,
     serve,
     serve_raw,
+    unpause_app,
 )
 
 AD_GROUP_ID = "adgrp_xxxxxxxxxxxx"
@@ -152,12 +153,7 @@ async def test_answers_are_read_whole_so_the_connection_is_reused() -> None:
 
 
 async def test_a_borrowed_session_is_used_and_left_open() -> None:
-    async def unpause(request: web.Request) -> web.Response:
-        return web.json_response(ad_group_json(request.match_info["id"]))
-
-    app = web.Application()
-    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
-    async with serve(app) as base_url, aiohttp.ClientSession() as session:
+    async with serve(unpause_app()) as base_url, aiohttp.ClientSession() as session:
         async with WhopClient(base_url=base_url, session=session) as client:
             await client.ad_groups.unpause(AD_GROUP_ID)
         assert not session.closed
