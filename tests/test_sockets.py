@@ -29,6 +29,22 @@ OK_BYTES = http_answer(200, json.dumps(ad_group_json()).encode())
 pytestmark = pytest.mark.usefixtures("env")
 
 
+class Hang:
+    """An unpause endpoint that accepts requests and never answers."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.arrived = asyncio.Event()
+        self.app = web.Application()
+        self.app.router.add_post("/api/v1/ad_groups/{id}/unpause", self.hang)
+
+    async def hang(self, _: web.Request) -> web.Response:
+        self.attempts += 1
+        self.arrived.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
 async def test_the_exact_bytes_of_an_unpause_request(fake_clock: FakeClock) -> None:
     heads: list[bytes] = []
 
@@ -91,25 +107,16 @@ async def test_a_connection_dropped_mid_body_is_a_connection_error(fake_clock: F
 
 
 async def test_a_hung_answer_times_out_and_is_retried(fake_clock: FakeClock) -> None:
-    attempts = 0
-
-    async def hang(_: web.Request) -> web.Response:
-        nonlocal attempts
-        attempts += 1
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    app = web.Application()
-    app.router.add_post("/api/v1/ad_groups/{id}/unpause", hang)
+    hang = Hang()
     async with (
-        serve(app) as base_url,
+        serve(hang.app) as base_url,
         WhopClient(
             base_url=base_url, timeout=0.05, max_retries=1, _clock=fake_clock.clock()
         ) as client,
     ):
         with pytest.raises(whop_async.APITimeoutError, match=r"timed out after 0\.05 s"):
             await client.ad_groups.unpause(AD_GROUP_ID)
-        assert attempts == 2
+    assert hang.attempts == 2
 
 
 async def test_redirects_are_not_followed_even_to_the_same_api(fake_clock: FakeClock) -> None:
@@ -161,19 +168,11 @@ async def test_a_borrowed_session_is_used_and_left_open() -> None:
 
 
 async def test_cancelling_an_in_flight_call_leaves_nothing_behind() -> None:
-    arrived = asyncio.Event()
-
-    async def hang(_: web.Request) -> web.Response:
-        arrived.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    app = web.Application()
-    app.router.add_post("/api/v1/ad_groups/{id}/unpause", hang)
-    async with serve(app) as base_url:
+    hang = Hang()
+    async with serve(hang.app) as base_url:
         async with WhopClient(base_url=base_url) as client:
             call = asyncio.create_task(client.ad_groups.unpause(AD_GROUP_ID))
-            await arrived.wait()
+            await hang.arrived.wait()
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
@@ -182,27 +181,18 @@ async def test_cancelling_an_in_flight_call_leaves_nothing_behind() -> None:
 
 
 async def test_leaving_the_block_by_cancellation_closes_the_session() -> None:
-    arrived = asyncio.Event()
-
-    async def hang(_: web.Request) -> web.Response:
-        arrived.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    app = web.Application()
-    app.router.add_post("/api/v1/ad_groups/{id}/unpause", hang)
-    client = WhopClient()
+    hang = Hang()
+    opened: list[WhopClient] = []
 
     async def use_client(base_url: str) -> None:
-        async with WhopClient(base_url=base_url) as opened:
-            nonlocal client
-            client = opened
-            await opened.ad_groups.unpause(AD_GROUP_ID)
+        async with WhopClient(base_url=base_url) as client:
+            opened.append(client)
+            await client.ad_groups.unpause(AD_GROUP_ID)
 
-    async with serve(app) as base_url:
+    async with serve(hang.app) as base_url:
         task = asyncio.create_task(use_client(base_url))
-        await arrived.wait()
+        await hang.arrived.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert client.closed
+    assert opened[0].closed

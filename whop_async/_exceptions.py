@@ -3,24 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-__all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APIResponseValidationError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConflictError",
-    "InternalServerError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "UnprocessableEntityError",
-    "WhopError",
-    "status_error_class",
-]
+from typing import Any
 
 
 class WhopError(Exception):
@@ -47,7 +30,7 @@ class APIError(WhopError):
         self.url = url
 
 
-class _ResponseError(APIError):
+class ResponseError(APIError):
     """An error tied to an HTTP answer: status, headers, body and request id."""
 
     def __init__(
@@ -68,7 +51,7 @@ class _ResponseError(APIError):
         self.request_id = request_id
 
 
-class APIStatusError(_ResponseError):
+class APIStatusError(ResponseError):
     """The API answered with a status other than 2xx (3xx included: redirects are not followed).
 
     Attributes:
@@ -86,25 +69,12 @@ class APIStatusError(_ResponseError):
         self,
         message: str,
         *,
-        method: str,
-        url: str,
-        status_code: int,
-        headers: Mapping[str, str],
-        body: object,
-        request_id: str | None,
         error_type: str | None = None,
         error_code: str | None = None,
         retry_after: float | None = None,
+        **response: Any,
     ) -> None:
-        super().__init__(
-            message,
-            method=method,
-            url=url,
-            status_code=status_code,
-            headers=headers,
-            body=body,
-            request_id=request_id,
-        )
+        super().__init__(message, **response)
         self.error_type = error_type
         self.error_code = error_code
         self.retry_after = retry_after
@@ -150,7 +120,7 @@ class APITimeoutError(APIConnectionError):
     """The attempt did not complete within its timeout."""
 
 
-class APIResponseValidationError(_ResponseError):
+class APIResponseValidationError(ResponseError):
     """A 2xx answer whose body is not JSON or not the expected shape.
 
     The message names the offending paths, e.g. ``required field missing @ $.updated_at``.

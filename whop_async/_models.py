@@ -11,8 +11,6 @@ import enum
 
 import attrs
 
-__all__ = ["AdCampaignRef", "AdGroup", "AdGroupStatus", "AdPlatform", "BudgetType"]
-
 
 class AdGroupStatus(enum.StrEnum):
     """Documented ad-group statuses. Newer values (e.g. ``"duplicating"``) arrive as str."""

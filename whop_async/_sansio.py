@@ -13,12 +13,20 @@ import re
 import uuid
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import attrs
 
-from ._exceptions import APIResponseValidationError, APIStatusError, status_error_class
+from ._exceptions import (
+    APIResponseValidationError,
+    APIStatusError,
+    ResponseError,
+    status_error_class,
+)
 from ._version import __version__
+
+_E = TypeVar("_E", bound=ResponseError)
 
 DEFAULT_BASE_URL = "https://api.whop.com/api/v1"
 
@@ -146,16 +154,13 @@ def validation_error(
     request: Request, url: str, response: Response, problem: str
 ) -> APIResponseValidationError:
     """The error for a 2xx answer that does not have the expected shape."""
-    request_id = _request_id(response.headers)
-    return APIResponseValidationError(
-        f"{response.status} answer to {request.method} {request.path} could not be read: "
-        f"{problem}{_request_id_suffix(request_id)}",
-        method=request.method,
-        url=url,
-        status_code=response.status,
-        headers=response.headers,
-        body=_body_for_error(response.body),
-        request_id=request_id,
+    return _response_error(
+        APIResponseValidationError,
+        f"{response.status} answer to {request.method} {request.path} could not be read: {problem}",
+        request,
+        url,
+        response,
+        _body_for_error(response.body),
     )
 
 
@@ -164,19 +169,38 @@ def status_error(request: Request, url: str, response: Response, *, now: float) 
     body = _body_for_error(response.body)
     error_type, message, error_code = _whop_error_fields(body)
     detail = message if message is not None else _excerpt(response.body)
+    return _response_error(
+        status_error_class(response.status),
+        f"{response.status} from {request.method} {request.path}: {detail}",
+        request,
+        url,
+        response,
+        body,
+        error_type=error_type,
+        error_code=error_code,
+        retry_after=server_wait_hint(response.headers, message, now=now),
+    )
+
+
+def _response_error(
+    error_class: type[_E],
+    description: str,
+    request: Request,
+    url: str,
+    response: Response,
+    body: object,
+    **details: Any,
+) -> _E:
     request_id = _request_id(response.headers)
-    return status_error_class(response.status)(
-        f"{response.status} from {request.method} {request.path}: {detail}"
-        f"{_request_id_suffix(request_id)}",
+    return error_class(
+        description if request_id is None else f"{description} (request id {request_id})",
         method=request.method,
         url=url,
         status_code=response.status,
         headers=response.headers,
         body=body,
         request_id=request_id,
-        error_type=error_type,
-        error_code=error_code,
-        retry_after=server_wait_hint(response.headers, message, now=now),
+        **details,
     )
 
 
@@ -263,7 +287,3 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
-
-
-def _request_id_suffix(request_id: str | None) -> str:
-    return "" if request_id is None else f" (request id {request_id})"
