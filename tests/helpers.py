@@ -66,7 +66,12 @@ class FakeClock:
         await asyncio.sleep(0)
 
     def clock(self) -> Clock:
-        return Clock(sleep=self.sleep, time=lambda: self.now, random=lambda: self.random_value)
+        return Clock(
+            sleep=self.sleep,
+            time=lambda: self.now,
+            monotonic=lambda: self.now,
+            random=lambda: self.random_value,
+        )
 
 
 @contextlib.asynccontextmanager

@@ -343,9 +343,11 @@ async def test_each_retry_is_logged_at_info_without_the_key(
     retries = [r for r in caplog.records if r.levelno == logging.INFO]
     [retry] = retries
     assert retry.name == "whop_async"
-    assert "retry 1 of 3 in 0.25 s after InternalServerError" in retry.getMessage()
+    assert retry.getMessage().startswith(
+        "attempt 1 failed, retrying in 0.25 s: InternalServerError: 503 from POST"
+    )
     assert "req_7" in retry.getMessage()
-    assert (retry.whop_retry, retry.whop_delay, retry.whop_request_id) == (1, 0.25, "req_7")
+    assert (retry.whop_attempt, retry.whop_delay, retry.whop_request_id) == (1, 0.25, "req_7")
     assert API_KEY not in caplog.text
     assert "<redacted>" in caplog.text  # the debug line of each request
 

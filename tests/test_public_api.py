@@ -14,7 +14,8 @@ EXPECTED = {
     "WhopError", "APIError", "APIStatusError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "UnprocessableEntityError",
     "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",
-    "APIResponseValidationError", "__version__",
+    "APIResponseValidationError", "__version__", "RateLimit", "BulkResult", "Outcome",
+    "InvalidIdError",
 }  # fmt: skip
 
 

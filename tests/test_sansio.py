@@ -18,7 +18,7 @@ from whop_async import _sansio
 from whop_async._sansio import Request, Response
 
 NOW = 1_800_000_000.0
-UNPAUSE = Request("POST", "/ad_groups/adgrp_1/unpause", idempotency_key="k1")
+UNPAUSE = Request("POST", "/ad_groups/adgrp_1/unpause", "ad_groups.unpause", idempotency_key="k1")
 URL = "https://api.whop.com/api/v1/ad_groups/adgrp_1/unpause"
 
 

@@ -11,13 +11,23 @@ from ._exceptions import (
     BadRequestError,
     ConflictError,
     InternalServerError,
+    InvalidIdError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     UnprocessableEntityError,
     WhopError,
 )
-from ._models import AdCampaignRef, AdGroup, AdGroupStatus, AdPlatform, BudgetType
+from ._limits import RateLimit
+from ._models import (
+    AdCampaignRef,
+    AdGroup,
+    AdGroupStatus,
+    AdPlatform,
+    BudgetType,
+    BulkResult,
+    Outcome,
+)
 from ._version import __version__
 
 __all__ = [
@@ -33,10 +43,14 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetType",
+    "BulkResult",
     "ConflictError",
     "InternalServerError",
+    "InvalidIdError",
     "NotFoundError",
+    "Outcome",
     "PermissionDeniedError",
+    "RateLimit",
     "RateLimitError",
     "UnprocessableEntityError",
     "WhopClient",

@@ -15,14 +15,20 @@ import attrs
 from . import _sansio
 from ._clock import Clock
 from ._converter import ShapeError, structure
-from ._exceptions import WhopError
+from ._exceptions import APIStatusError, WhopError
+from ._limits import Engine, RateLimit
 from ._retry import RetryPolicy, call_with_retries
-from ._transport import Session, Transport
+from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
 
 T = TypeVar("T")
 
 logger = logging.getLogger("whop_async")
+
+# Whop's documented budget: 600 requests per minute per operation and key.
+WHOP_RATE_LIMIT = RateLimit(600, per=60.0)
+
+_DEFAULT = object()
 
 API_KEY_ENV = "WHOP_API_KEY"
 BASE_URL_ENV = "WHOP_BASE_URL"
@@ -44,6 +50,11 @@ class WhopClient:
         max_retries: retried failures allowed per call (3).
         max_server_wait: a server-directed wait longer than this many seconds is not
             slept through: the call raises at once (120).
+        rate_limit: the proactive budget per operation, shared by every call of this
+            client; defaults to Whop's ``RateLimit(600, per=60.0)``. None sends unpaced
+            until the first 429, then adapts.
+        rate_limit_timeout: how long one call keeps retrying 429s, counted from its
+            first one, before it raises RateLimitError (600 s).
         session: an aiohttp ClientSession to use instead of an owned one; it is never
             closed by the client.
         api_version: sent as ``Api-Version-Date`` when set; the API's original shapes
@@ -56,7 +67,7 @@ class WhopClient:
     """
 
     ad_groups: AdGroups
-    """Ad-group operations: ``unpause``."""
+    """Ad-group operations: ``unpause``, ``unpause_many``, ``iter_unpause``."""
 
     def __init__(
         self,
@@ -66,6 +77,8 @@ class WhopClient:
         timeout: float = 30.0,
         max_retries: int = 3,
         max_server_wait: float = 120.0,
+        rate_limit: RateLimit | None = WHOP_RATE_LIMIT,
+        rate_limit_timeout: float = 600.0,
         session: Session | None = None,
         api_version: str | None = None,
         default_headers: Mapping[str, str] | None = None,
@@ -83,10 +96,14 @@ class WhopClient:
         self._headers = _sansio.client_headers(
             api_key, api_version=api_version, default_headers=default_headers
         )
+        clock = _clock or Clock()
+        self._engine = Engine(rate_limit, clock, max_in_flight=CONNECTION_LIMIT)
         self._retry_policy = RetryPolicy(
             max_retries=_checked_max_retries(max_retries),
             max_server_wait=_checked_non_negative("max_server_wait", max_server_wait),
-            clock=_clock or Clock(),
+            rate_limit_timeout=_checked_non_negative("rate_limit_timeout", rate_limit_timeout),
+            budget=self._engine.retry_budget,
+            clock=clock,
         )
         self._transport = Transport(session)
         self._closed = False
@@ -137,9 +154,21 @@ class WhopClient:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s %s", request.method, url, _sansio.redact_headers(headers))
 
+        engine = self._engine
+        pacer = engine.pacer(request.operation)
+
         async def attempt() -> tuple[_sansio.Response, object]:
-            response = await self._transport.send(request.method, url, headers, attempt_timeout)
-            return response, _sansio.decode(request, url, response, now=policy.clock.time())
+            # The permit comes first: waiting for it must not eat into the timeout.
+            async with engine.permits:
+                sent_at = await pacer.wait_turn(engine.gate)
+                response = await self._transport.send(request.method, url, headers, attempt_timeout)
+            try:
+                data = _sansio.decode(request, url, response, now=policy.clock.time())
+            except APIStatusError as error:
+                engine.on_error(request.operation, sent_at, error)
+                raise
+            engine.on_success(request.operation)
+            return response, data
 
         response, data = await call_with_retries(attempt, policy)
         try:

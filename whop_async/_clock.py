@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
+import time as clocks
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -17,9 +17,11 @@ class Clock:
     Attributes:
         sleep: awaited for every wait between attempts.
         time: wall-clock Unix seconds, to read HTTP-date ``Retry-After`` values.
+        monotonic: seconds that only move forward, for pacing and deadlines.
         random: a float in [0, 1), for backoff jitter.
     """
 
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    time: Callable[[], float] = time.time
+    time: Callable[[], float] = clocks.time
+    monotonic: Callable[[], float] = clocks.monotonic
     random: Callable[[], float] = random.random

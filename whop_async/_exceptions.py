@@ -143,3 +143,10 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return InternalServerError
     return _CLASS_BY_STATUS.get(status_code, APIStatusError)
+
+
+class InvalidIdError(WhopError, ValueError):
+    """An id that cannot be sent (not a Whop id), reported per id by the bulk calls.
+
+    It is also a ValueError, the error a single call raises for the same id.
+    """

@@ -11,6 +11,8 @@ import enum
 
 import attrs
 
+from ._exceptions import WhopError
+
 
 class AdGroupStatus(enum.StrEnum):
     """Documented ad-group statuses. Newer values (e.g. ``"duplicating"``) arrive as str."""
@@ -71,3 +73,35 @@ class AdGroup:
     budget: float | None = None
     budget_type: BudgetType | str | None = None
     ad_campaign: AdCampaignRef
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """How one id of a bulk call ended: ``ad_group`` on success, else ``error``."""
+
+    id: str
+    ad_group: AdGroup | None = None
+    error: WhopError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the id was unpaused (or paused)."""
+        return self.error is None
+
+
+@attrs.frozen(kw_only=True)
+class BulkResult:
+    """What a bulk call did to every id it was given.
+
+    Attributes:
+        succeeded: the ad groups as the API answered them, in input order.
+        failed: id -> the typed error that ended its call.
+    """
+
+    succeeded: list[AdGroup]
+    failed: dict[str, WhopError]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed

@@ -15,7 +15,8 @@ import attrs
 import tenacity
 
 from ._clock import Clock
-from ._exceptions import APIConnectionError, APIError, APIStatusError
+from ._exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError
+from ._limits import RetryBudget
 
 T = TypeVar("T")
 
@@ -31,13 +32,17 @@ class RetryPolicy:
     """How one call retries.
 
     Attributes:
-        max_retries: retried failures allowed after the first attempt.
+        max_retries: retried failures allowed after the first attempt; 429s do not count.
         max_server_wait: a server-directed wait longer than this ends the call at once.
-        clock: sleep and randomness.
+        rate_limit_timeout: how long a call keeps retrying 429s after its first one.
+        budget: the client-wide retry budget that failures other than 429 draw on.
+        clock: sleep, time and randomness.
     """
 
     max_retries: int
     max_server_wait: float
+    rate_limit_timeout: float
+    budget: RetryBudget
     clock: Clock
 
 
@@ -77,6 +82,9 @@ async def call_with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPo
 
 
 def _retrier(policy: RetryPolicy) -> tenacity.AsyncRetrying:
+    rate_limit_deadline = policy.clock.monotonic() + policy.rate_limit_timeout
+    failures = 0
+
     def wait(state: tenacity.RetryCallState) -> float:
         hint = server_wait(_failure(state))
         if hint is not None:
@@ -86,17 +94,23 @@ def _retrier(policy: RetryPolicy) -> tenacity.AsyncRetrying:
         return policy.clock.random() * ceiling
 
     def stop(state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number > policy.max_retries:
+        nonlocal failures
+        error = _failure(state)
+        hint = server_wait(error)
+        if hint is not None and hint > policy.max_server_wait:
             return True
-        hint = server_wait(_failure(state))
-        return hint is not None and hint > policy.max_server_wait
+        if isinstance(error, RateLimitError):
+            # Being told "later" is not a failure: only the call's deadline ends it.
+            return policy.clock.monotonic() + state.upcoming_sleep > rate_limit_deadline
+        failures += 1
+        return failures > policy.max_retries or not policy.budget.withdraw()
 
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(is_retryable),
         wait=wait,
         stop=stop,
         sleep=policy.clock.sleep,
-        before_sleep=_log_retry(policy),
+        before_sleep=_log_retry,
         reraise=True,
     )
 
@@ -105,22 +119,18 @@ def _failure(state: tenacity.RetryCallState) -> BaseException | None:
     return state.outcome.exception() if state.outcome is not None else None
 
 
-def _log_retry(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], None]:
-    def log(state: tenacity.RetryCallState) -> None:
-        error = _failure(state)
-        # A status error's message already ends with its request id.
-        logger.info(
-            "retry %d of %d in %.2f s after %s: %s",
-            state.attempt_number,
-            policy.max_retries,
-            state.upcoming_sleep,
-            type(error).__name__,
-            error,
-            extra={
-                "whop_retry": state.attempt_number,
-                "whop_delay": state.upcoming_sleep,
-                "whop_request_id": getattr(error, "request_id", None),
-            },
-        )
-
-    return log
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    error = _failure(state)
+    # A status error's message already ends with its request id.
+    logger.info(
+        "attempt %d failed, retrying in %.2f s: %s: %s",
+        state.attempt_number,
+        state.upcoming_sleep,
+        type(error).__name__,
+        error,
+        extra={
+            "whop_attempt": state.attempt_number,
+            "whop_delay": state.upcoming_sleep,
+            "whop_request_id": getattr(error, "request_id", None),
+        },
+    )

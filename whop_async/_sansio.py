@@ -44,11 +44,13 @@ _EXCERPT_CHARS = 200
 class Request:
     """One logical API call: what to send, before any retry.
 
+    ``operation`` names the rate budget it draws on (Whop limits each operation apart).
     ``idempotency_key`` is set for POSTs; every attempt of the call sends the same one.
     """
 
     method: str
     path: str
+    operation: str
     idempotency_key: str | None = None
 
 

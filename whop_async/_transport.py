@@ -13,7 +13,7 @@ from ._sansio import Response
 Session = aiohttp.ClientSession
 
 # Enough sockets for a busy service; the rate-limit engine keeps concurrency below it.
-_CONNECTION_LIMIT = 100
+CONNECTION_LIMIT = 100
 
 
 class Transport:
@@ -30,7 +30,7 @@ class Transport:
         """Create the owned session; must run inside the event loop that will use it."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=_CONNECTION_LIMIT),
+                connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT),
                 # An API client has no use for cookies, and a jar costs time per request.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from .._models import AdGroup
+from .._bulk import Ids, OnOutcome, iter_outcomes, run_all
+from .._models import AdGroup, BulkResult, Outcome
 from .._sansio import Request, check_idempotency_key, new_idempotency_key, path_param
 
 if TYPE_CHECKING:
@@ -51,8 +53,47 @@ class AdGroups:
         path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/unpause"
         key = new_idempotency_key() if idempotency_key is None else idempotency_key
         return await self._client._send(
-            Request("POST", path, idempotency_key=check_idempotency_key(key)),
+            Request("POST", path, "ad_groups.unpause", idempotency_key=check_idempotency_key(key)),
             AdGroup,
             timeout=timeout,
             max_retries=max_retries,
         )
+
+    async def unpause_many(
+        self, ids: Ids, *, concurrency: int = 16, on_outcome: OnOutcome | None = None
+    ) -> BulkResult:
+        """Unpause every id, ``concurrency`` at a time, through the client's rate limit.
+
+        One failing id never stops the others: it ends up in ``failed`` with its typed
+        error (an id that is not a Whop id gets an InvalidIdError). Duplicate ids are
+        unpaused once.
+
+        Args:
+            ids: any iterable or async iterable of ids, read lazily.
+            concurrency: how many calls run at once (16).
+            on_outcome: called (or awaited, if it returns an awaitable) with each
+                Outcome as it arrives; for progress bars and journals.
+
+        Returns:
+            ``succeeded`` in input order and ``failed`` by id.
+
+        Raises:
+            Anything that is not a WhopError (a bug in ``on_outcome``, an error raised
+            by ``ids``, cancellation) stops the run and propagates; in-flight calls are
+            cancelled.
+        """
+        return await run_all(self.unpause, ids, concurrency=concurrency, on_outcome=on_outcome)
+
+    async def iter_unpause(
+        self, ids: Ids, *, concurrency: int = 16, on_outcome: OnOutcome | None = None
+    ) -> AsyncIterator[Outcome]:
+        """Unpause every id like ``unpause_many``, yielding each Outcome as it completes.
+
+        Memory stays bounded by ``concurrency`` however many ids stream through: ids are
+        read only as calls finish, and nothing is kept per id once it is yielded
+        (beyond the latest 100,000 ids, remembered to skip duplicates).
+        """
+        async for outcome in iter_outcomes(
+            self.unpause, ids, concurrency=concurrency, on_outcome=on_outcome
+        ):
+            yield outcome

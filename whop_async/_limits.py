@@ -1,0 +1,213 @@
+"""The rate-limit engine: one per client, shared by every call it makes.
+
+A request passes, in order: a concurrency permit, the pause gate, then its operation's
+pacer. Answers flow back in: a 429 closes the gate for the server's wait and lowers the
+operation's rate; successes raise it again and fund the retry budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+
+import attrs
+
+from ._clock import Clock
+from ._exceptions import APIStatusError
+
+# After a cut, the rate climbs back by this share of the rate that was refused, per second:
+# slow enough to sit just under the server's limit for long stretches, fast enough to
+# recover from a cut caused by someone else's burst within a minute.
+_RECOVERY_PER_SECOND = 0.02
+# A cut lands at this share of the rate the server was seen to accept.
+_CUT_FACTOR = 0.9
+_MIN_RATE = 0.5
+_ACCEPTED_WINDOW = 2.0
+
+
+@attrs.frozen
+class RateLimit:
+    """A request budget per operation, e.g. Whop's ``RateLimit(600, per=60.0)``.
+
+    Requests are spread evenly at ``requests / per`` per second, with at most ``burst``
+    sent back to back after a quiet spell.
+
+    Args:
+        requests: how many requests the budget allows...
+        per: ...in this many seconds (60).
+        burst: how many may go at once; defaults to ``min(10, requests)``.
+    """
+
+    requests: int
+    per: float = 60.0
+    burst: int | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if not (isinstance(self.requests, int) and self.requests > 0):
+            raise ValueError(f"requests must be a positive whole number, got {self.requests!r}")
+        if not (math.isfinite(self.per) and self.per > 0):
+            raise ValueError(f"per must be a positive number of seconds, got {self.per!r}")
+        if self.burst is not None and not (isinstance(self.burst, int) and self.burst > 0):
+            raise ValueError(f"burst must be a positive whole number, got {self.burst!r}")
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.per
+
+    @property
+    def burst_size(self) -> int:
+        """The burst in force: ``burst``, or ``min(10, requests)``."""
+        return self.burst if self.burst is not None else min(10, self.requests)
+
+
+class Pacer:
+    """GCRA pacing for one operation, with an adaptive rate.
+
+    ``rate`` None means unpaced: no proactive limit was given and no 429 seen yet.
+    """
+
+    def __init__(self, limit: RateLimit | None, clock: Clock) -> None:
+        self._clock = clock
+        self._ceiling = limit.rate if limit is not None else math.inf
+        self.rate: float | None = limit.rate if limit is not None else None
+        self._burst = limit.burst_size if limit is not None else 1
+        self._theoretical_arrival = -math.inf
+        self._queue = asyncio.Lock()
+        self._last_cut = -math.inf
+        self._refused_rate = 0.0
+        self._last_raise = -math.inf
+        self._first_send = math.inf
+        self._accepted: collections.deque[float] = collections.deque()
+
+    async def wait_turn(self, gate: Gate) -> float:
+        """Wait until this operation may send (FIFO); returns the moment it may."""
+        if self.rate is None:
+            await gate.wait()
+            return self._sent_now()
+        async with self._queue:
+            while True:
+                await gate.wait()
+                now = self._clock.monotonic()
+                interval = 1.0 / self.rate
+                earliest = self._theoretical_arrival - (self._burst - 1) * interval
+                if now >= earliest:
+                    self._theoretical_arrival = max(self._theoretical_arrival, now) + interval
+                    return self._sent_now(now)
+                # Woken up, it checks again: the gate may have closed, the rate changed.
+                await self._clock.sleep(earliest - now)
+
+    def _sent_now(self, now: float | None = None) -> float:
+        moment = self._clock.monotonic() if now is None else now
+        if moment < self._first_send:
+            self._first_send = moment
+        return moment
+
+    def on_success(self) -> None:
+        """An answer came back accepted: remember it, and climb back after a cut."""
+        now = self._clock.monotonic()
+        accepted = self._accepted
+        accepted.append(now)
+        while accepted[0] < now - _ACCEPTED_WINDOW:
+            accepted.popleft()
+        if self.rate is None or self.rate >= self._ceiling:
+            return
+        elapsed, self._last_raise = now - self._last_raise, now
+        step = self._refused_rate * _RECOVERY_PER_SECOND * elapsed
+        self.rate = min(self._ceiling, self.rate + step)
+
+    def on_rate_limited(self, sent_at: float) -> None:
+        """A 429 came back: lower the rate to just under what the server accepted.
+
+        Only a request sent after the last cut tells anything about the current rate.
+        """
+        if sent_at < self._last_cut:
+            return
+        now = self._clock.monotonic()
+        accepted = self._accepted_rate(now)
+        current = self.rate if self.rate is not None else accepted
+        self._refused_rate = max(_MIN_RATE, min(current, accepted) if accepted else current)
+        self.rate = max(_MIN_RATE, _CUT_FACTOR * self._refused_rate)
+        self._last_cut = self._last_raise = now
+        # No burst straight after being refused: the next send waits a full interval.
+        self._theoretical_arrival = now + self._burst / self.rate
+
+    def _accepted_rate(self, now: float) -> float:
+        since = max(now - _ACCEPTED_WINDOW, self._first_send)
+        count = sum(1 for moment in self._accepted if moment >= since)
+        return count / (now - since) if count and now > since else 0.0
+
+
+class Gate:
+    """The client-wide pause after a 429: nothing is sent until ``resume_at``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.resume_at = -math.inf
+
+    def close_for(self, seconds: float) -> None:
+        """Hold every request back for ``seconds`` from now (never shortens a pause)."""
+        self.resume_at = max(self.resume_at, self._clock.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        """Return once the gate is open; checked again after every sleep."""
+        while (remaining := self.resume_at - self._clock.monotonic()) > 0:
+            await self._clock.sleep(remaining)
+
+
+class RetryBudget:
+    """Caps retries at a share of successes, so an outage does not multiply traffic.
+
+    Each success deposits ``ratio`` of a retry, each retry withdraws one; the balance
+    starts at ``reserve`` (so a quiet client can retry its first failures) and never
+    exceeds ``cap`` (so an outage after a long good run is noticed within ``cap`` retries).
+    """
+
+    def __init__(self, *, ratio: float = 0.2, reserve: float = 10.0, cap: float = 20.0) -> None:
+        self._ratio = ratio
+        self._cap = cap
+        self._balance = reserve
+
+    def deposit(self) -> None:
+        """One call succeeded."""
+        self._balance = min(self._cap, self._balance + self._ratio)
+
+    def withdraw(self) -> bool:
+        """True, and one retry spent, when the budget allows a retry."""
+        if self._balance < 1.0:
+            return False
+        self._balance -= 1.0
+        return True
+
+
+class Engine:
+    """Permits, gate, pacers per operation and the retry budget of one client."""
+
+    def __init__(self, limit: RateLimit | None, clock: Clock, *, max_in_flight: int) -> None:
+        self._limit = limit
+        self._clock = clock
+        self.permits = asyncio.Semaphore(max_in_flight)
+        self.gate = Gate(clock)
+        self.retry_budget = RetryBudget()
+        self._pacers: dict[str, Pacer] = {}
+
+    def pacer(self, operation: str) -> Pacer:
+        """The pacer of ``operation``, created on first use."""
+        pacer = self._pacers.get(operation)
+        if pacer is None:
+            pacer = self._pacers[operation] = Pacer(self._limit, self._clock)
+        return pacer
+
+    def on_success(self, operation: str) -> None:
+        """A 2xx answer."""
+        self.pacer(operation).on_success()
+        self.retry_budget.deposit()
+
+    def on_error(self, operation: str, sent_at: float, error: APIStatusError) -> None:
+        """A 429, or a 503 with a wait, pauses everyone; a 429 also lowers the rate."""
+        rate_limited = error.status_code == 429
+        if error.retry_after is not None and (rate_limited or error.status_code == 503):
+            self.gate.close_for(error.retry_after)
+        if rate_limited:
+            self.pacer(operation).on_rate_limited(sent_at)
