@@ -1,0 +1,200 @@
+"""whop_async against a bare aiohttp loop (and whop-sdk, when installed), side by side.
+
+    python bench/run.py [--scenarios open,bucket,window,faults,memory] [--memory-ids N ...]
+
+Each scenario starts bench/standin.py in its own process on 127.0.0.1, drives the same
+ids through every client in turn, and prints one row per client with its ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+
+import whop_async
+
+HERE = Path(__file__).parent
+KEY = "sk_bench"
+CONCURRENCY = 64
+Driver = Callable[[str, list[str]], Awaitable[int]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def standin(mode: str) -> AsyncIterator[str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(HERE / "standin.py"), str(port), mode])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{base}/stats"):
+                        break
+                await asyncio.sleep(0.05)
+        yield base
+    finally:
+        server.terminate()
+        server.wait()
+
+
+async def server_call(base: str, method: str, path: str) -> dict[str, int]:
+    async with aiohttp.ClientSession() as session, session.request(method, base + path) as r:
+        stats: dict[str, int] = await r.json()
+        return stats
+
+
+async def bare_aiohttp(base: str, ids: list[str]) -> int:
+    """The floor: 64 workers, one POST each, no retries, no parsing beyond json."""
+    queue = iter(ids)
+    unpaused = 0
+    headers = {"Authorization": f"Bearer {KEY}", "Accept": "application/json"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal unpaused
+        for ad_group_id in queue:
+            with contextlib.suppress(aiohttp.ClientError):
+                url = f"{base}/api/v1/ad_groups/{ad_group_id}/unpause"
+                async with session.post(url, headers=headers) as answer:
+                    await answer.json()
+                    unpaused += answer.status == 200
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(CONCURRENCY)))
+    return unpaused
+
+
+async def with_whop_async(base: str, ids: list[str]) -> int:
+    async with whop_async.WhopClient(KEY, base_url=f"{base}/api/v1", rate_limit=None) as client:
+        result = await client.ad_groups.unpause_many(ids, concurrency=CONCURRENCY)
+    return len(result.succeeded)
+
+
+async def with_whop_sdk(base: str, ids: list[str]) -> int:
+    from whop_sdk import AsyncWhop  # type: ignore[import-not-found]
+
+    client = AsyncWhop(api_key=KEY, base_url=f"{base}/api/v1")
+    queue = iter(ids)
+    unpaused = 0
+
+    async def worker() -> None:
+        nonlocal unpaused
+        for ad_group_id in queue:
+            with contextlib.suppress(Exception):
+                await client.ad_groups.unpause(ad_group_id)
+                unpaused += 1
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return unpaused
+
+
+def drivers() -> dict[str, Driver]:
+    found: dict[str, Driver] = {"bare aiohttp": bare_aiohttp, "whop_async": with_whop_async}
+    try:
+        import whop_sdk  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        found["whop-sdk"] = with_whop_sdk
+    return found
+
+
+SCENARIOS = {
+    # mode, ids, the ideal seconds of a perfect client (None: no server limit)
+    "open": ("open", 5000, None),
+    "bucket": ("bucket", 600, (600 - 10) / 100),
+    "window": ("window", 300, 300 / 50 - 1),
+    "faults": ("faults", 2000, None),
+}
+
+
+async def run_scenario(name: str) -> None:
+    mode, count, ideal = SCENARIOS[name]
+    ids = [f"adgrp_{index:08d}" for index in range(count)]
+    print(f"\n## {name}: {count} ids, concurrency {CONCURRENCY}, server mode {mode!r}")
+    print("| client | seconds | unpaused/s | lost | requests | 429s | faults | vs bare | vs ideal |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    bare_rate = None
+    async with standin(mode) as base:
+        for label, drive in drivers().items():
+            await server_call(base, "POST", "/reset")
+            if mode == "window":  # start at a window's edge, as a perfect client could
+                await asyncio.sleep(1 - time.monotonic() % 1)
+            started = time.perf_counter()
+            await drive(base, ids)
+            seconds = time.perf_counter() - started
+            stats = await server_call(base, "GET", "/stats")
+            rate = stats.get("unpaused", 0) / seconds
+            bare_rate = bare_rate or rate
+            vs_ideal = f"{seconds / ideal:.2f} x" if ideal else "-"
+            print(f"| {label} | {seconds:.2f} | {rate:,.0f} | {count - stats.get('unpaused', 0)} "
+                  f"| {stats.get('requests', 0)} | {stats.get('429', 0)} | {stats.get('faults', 0)} "
+                  f"| {rate / bare_rate:.2f} x | {vs_ideal} |")  # fmt: skip
+
+
+MEMORY_PROBE = """
+import asyncio, resource, sys
+import whop_async
+
+async def main(count, base):
+    ids = (f"adgrp_{index:09d}" for index in range(count))
+    done = 0
+    async with whop_async.WhopClient("sk_bench", base_url=base, rate_limit=None) as client:
+        async for outcome in client.ad_groups.iter_unpause(ids, concurrency=64):
+            done += outcome.ok
+    print(done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+"""
+
+
+async def run_memory(counts: list[int]) -> None:
+    print("\n## memory: iter_unpause over generated ids, peak RSS of the client process")
+    print("| ids | unpaused | seconds | peak RSS (MiB) |")
+    print("| --- | --- | --- | --- |")
+    async with standin("open") as base:
+        for count in counts:
+            started = time.perf_counter()
+            probe = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", MEMORY_PROBE, str(count), f"{base}/api/v1",
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            output, _ = await probe.communicate()
+            done, peak_kib = output.split()
+            print(f"| {count:,} | {int(done):,} | {time.perf_counter() - started:.0f} "
+                  f"| {int(peak_kib) / 1024:.0f} |")  # fmt: skip
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenarios", default="open,bucket,window,faults,memory")
+    parser.add_argument("--memory-ids", type=int, nargs="+", default=[100_000, 1_000_000])
+    options = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"aiohttp {aiohttp.__version__}, whop_async {whop_async.__version__}")  # fmt: skip
+    for name in options.scenarios.split(","):
+        if name == "memory":
+            await run_memory(options.memory_ids)
+        else:
+            await run_scenario(name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
