@@ -56,8 +56,15 @@ async def test_the_readme_quickstart_prints_the_unpaused_status() -> None:
     assert stdout == "active 2023-12-01 05:00:00.401000+00:00\n"
 
 
+async def test_the_readme_bulk_example_paces_and_counts() -> None:
+    [(_, bulk)] = [example for example in examples() if example[0] == "README.md#2"]
+    async with serve(unpause_app()) as base_url:
+        _, stdout, _ = await run_python(base_url, "-c", bulk)
+    assert stdout == "25 unpaused; 0 failed\n"
+
+
 async def test_the_readme_error_example_catches_not_found() -> None:
-    [(_, errors)] = [example for example in examples() if example[0] == "README.md#2"]
+    [(_, errors)] = [example for example in examples() if example[0] == "README.md#3"]
     async with serve(unpause_app()) as base_url:
         _, stdout, _ = await run_python(base_url, "-c", errors)
     assert stdout == "no such ad group: req_404\n"
