@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,7 +38,9 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def standin(mode: str) -> AsyncIterator[str]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE / "standin.py"), str(port), mode])
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "standin.py"), str(port), mode
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -52,7 +52,7 @@ async def standin(mode: str) -> AsyncIterator[str]:
         yield base
     finally:
         server.terminate()
-        server.wait()
+        await server.wait()
 
 
 async def server_call(base: str, method: str, path: str) -> dict[str, int]:
@@ -129,8 +129,10 @@ async def run_scenario(name: str) -> None:
     mode, count, ideal = SCENARIOS[name]
     ids = [f"adgrp_{index:08d}" for index in range(count)]
     print(f"\n## {name}: {count} ids, concurrency {CONCURRENCY}, server mode {mode!r}")
-    print("| client | seconds | unpaused/s | lost | requests | 429s | faults | vs bare | vs ideal |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    columns = ["client", "seconds", "unpaused/s", "lost", "requests", "429s", "faults",
+               "vs bare", "vs ideal"]  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
     bare_rate = None
     async with standin(mode) as base:
         for label, drive in drivers().items():
@@ -144,9 +146,10 @@ async def run_scenario(name: str) -> None:
             rate = stats.get("unpaused", 0) / seconds
             bare_rate = bare_rate or rate
             vs_ideal = f"{seconds / ideal:.2f} x" if ideal else "-"
-            print(f"| {label} | {seconds:.2f} | {rate:,.0f} | {count - stats.get('unpaused', 0)} "
-                  f"| {stats.get('requests', 0)} | {stats.get('429', 0)} | {stats.get('faults', 0)} "
-                  f"| {rate / bare_rate:.2f} x | {vs_ideal} |")  # fmt: skip
+            row = [label, f"{seconds:.2f}", f"{rate:,.0f}", count - stats.get("unpaused", 0),
+                   stats.get("requests", 0), stats.get("429", 0), stats.get("faults", 0),
+                   f"{rate / bare_rate:.2f} x", vs_ideal]  # fmt: skip
+            print("| " + " | ".join(map(str, row)) + " |")
 
 
 MEMORY_PROBE = """
