@@ -49,25 +49,19 @@ async def test_example_runs(name: str, code: str) -> None:
     assert returncode == 0, f"{name} failed:\n{stderr}"
 
 
-async def test_the_readme_quickstart_prints_the_unpaused_status() -> None:
-    [(_, quickstart)] = [example for example in examples() if example[0] == "README.md#1"]
+@pytest.mark.parametrize(
+    ("name", "expected_output"),
+    [
+        ("README.md#1", "active 2023-12-01 05:00:00.401000+00:00\n"),  # the quickstart
+        ("README.md#2", "25 unpaused; 0 failed\n"),  # bulk, paced at Whop's default
+        ("README.md#3", "no such ad group: req_404\n"),  # catching errors
+    ],
+)
+async def test_the_readme_examples_print_what_they_promise(name: str, expected_output: str) -> None:
+    [code] = [code for example_name, code in examples() if example_name == name]
     async with serve(unpause_app()) as base_url:
-        _, stdout, _ = await run_python(base_url, "-c", quickstart)
-    assert stdout == "active 2023-12-01 05:00:00.401000+00:00\n"
-
-
-async def test_the_readme_bulk_example_paces_and_counts() -> None:
-    [(_, bulk)] = [example for example in examples() if example[0] == "README.md#2"]
-    async with serve(unpause_app()) as base_url:
-        _, stdout, _ = await run_python(base_url, "-c", bulk)
-    assert stdout == "25 unpaused; 0 failed\n"
-
-
-async def test_the_readme_error_example_catches_not_found() -> None:
-    [(_, errors)] = [example for example in examples() if example[0] == "README.md#3"]
-    async with serve(unpause_app()) as base_url:
-        _, stdout, _ = await run_python(base_url, "-c", errors)
-    assert stdout == "no such ad group: req_404\n"
+        _, stdout, _ = await run_python(base_url, "-c", code)
+    assert stdout == expected_output
 
 
 async def test_the_unpause_example_script_reports_each_id_and_its_exit_code() -> None:
