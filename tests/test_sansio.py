@@ -281,3 +281,18 @@ def test_wait_hints_never_raise_and_are_never_negative(
 ) -> None:
     hint = _sansio.server_wait_hint(CIMultiDict(headers), message, now=NOW)
     assert hint is None or hint >= 0
+
+
+def test_idempotency_keys_from_a_forked_child_differ_from_the_parents() -> None:
+    import os
+
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(writer, _sansio.new_idempotency_key().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    child_key = os.read(reader, 64).decode()
+    parent_key = _sansio.new_idempotency_key()
+    assert len(child_key) == len(parent_key) == 32
+    assert child_key[:16] != parent_key[:16]

@@ -4,39 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import cast
 
-import attrs
-
-from ._exceptions import InvalidIdError, WhopError
+from ._exceptions import WhopError
 from ._models import AdGroup, BulkResult, Outcome
-from ._sansio import path_param
 
 Ids = Iterable[str] | AsyncIterable[str]
 OnOutcome = Callable[[Outcome], object]
 CallOne = Callable[[str], Awaitable[AdGroup]]
+Deliver = Callable[[int, Outcome], Awaitable[None]]
 
 # Duplicates are recognised among this many of the latest distinct ids: exact for any
 # file a person makes, and a fixed cost however many ids stream through.
 _RECENT_IDS = 100_000
-
-
-@attrs.frozen
-class _Numbered:
-    index: int
-    outcome: Outcome
-
-
-@attrs.frozen
-class _Crash:
-    error: BaseException
+_END = object()
 
 
 class _RecentIds:
@@ -56,82 +38,42 @@ class _RecentIds:
         return True
 
 
-async def _as_async(ids: Ids) -> AsyncGenerator[str, None]:
-    if isinstance(ids, AsyncIterable):
-        async for ad_group_id in ids:
-            yield ad_group_id
-    else:
-        for ad_group_id in ids:
-            yield ad_group_id
+class _IdSource:
+    """Hands out unique ids with their input position, reading the input lazily."""
 
+    def __init__(self, ids: Ids) -> None:
+        self._sync = iter(ids) if not isinstance(ids, AsyncIterable) else None
+        self._async = aiter(ids) if isinstance(ids, AsyncIterable) else None
+        self._reading = asyncio.Lock()
+        self._recent = _RecentIds(_RECENT_IDS)
+        self._count = 0
 
-async def numbered_outcomes(
-    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None
-) -> AsyncIterator[_Numbered]:
-    """Run ``call`` over unique ids with ``concurrency`` workers; yield in completion order.
-
-    Ids are read only as workers free up, so memory follows the concurrency, not the
-    number of ids. Anything that is not a WhopError (a bug, cancellation) stops the run
-    and propagates; the run's in-flight calls are cancelled when it ends early.
-    """
-    if not (isinstance(concurrency, int) and concurrency > 0):
-        raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
-    source = _as_async(ids)
-    recent = _RecentIds(_RECENT_IDS)
-    reading = asyncio.Lock()
-    finished: asyncio.Queue[_Numbered | _Crash | None] = asyncio.Queue(maxsize=concurrency)
-    next_index = 0
-
-    async def next_id() -> tuple[int, str] | None:
-        nonlocal next_index
-        async with reading:
-            async for ad_group_id in source:
-                if recent.first_time(ad_group_id):
-                    next_index += 1
-                    return next_index - 1, ad_group_id
-            return None
-
-    async def work() -> None:
-        try:
-            while (job := await next_id()) is not None:
-                index, ad_group_id = job
-                await finished.put(_Numbered(index, await _outcome(call, ad_group_id)))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # handed to the consumer, who re-raises it
-            await finished.put(_Crash(error))
-            return
-        await finished.put(None)
-
-    workers = [asyncio.create_task(work()) for _ in range(concurrency)]
-    try:
-        running = len(workers)
-        while running:
-            item = await finished.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, _Crash):
-                raise item.error
+    async def next(self) -> tuple[int, str] | None:
+        while True:
+            if self._sync is not None:
+                # A plain iterator cannot be read by two tasks at once: no lock needed.
+                ad_group_id = next(self._sync, _END)
             else:
-                await _notify(on_outcome, item.outcome)
-                yield item
-    finally:
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        await source.aclose()
+                ad_group_id = await self._next_async()
+            if ad_group_id is _END:
+                return None
+            # Not checked here: the call refuses, per id, whatever is not a Whop id.
+            ad_group_id = cast(str, ad_group_id)
+            if self._recent.first_time(ad_group_id):
+                self._count += 1
+                return self._count - 1, ad_group_id
+
+    async def _next_async(self) -> object:
+        assert self._async is not None
+        async with self._reading:
+            return await anext(self._async, _END)
 
 
-async def _outcome(call: CallOne, ad_group_id: object) -> Outcome:
-    try:
-        path_param("ad_group_id", ad_group_id)
-    except ValueError as problem:
-        return Outcome(id=str(ad_group_id), error=InvalidIdError(str(problem)))
-    assert isinstance(ad_group_id, str)
+async def _outcome(call: CallOne, ad_group_id: str) -> Outcome:
     try:
         return Outcome(id=ad_group_id, ad_group=await call(ad_group_id))
     except WhopError as error:
-        return Outcome(id=ad_group_id, error=error)
+        return Outcome(id=str(ad_group_id), error=error)
 
 
 async def _notify(on_outcome: OnOutcome | None, outcome: Outcome) -> None:
@@ -141,12 +83,31 @@ async def _notify(on_outcome: OnOutcome | None, outcome: Outcome) -> None:
             await result
 
 
-async def iter_outcomes(
-    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None
-) -> AsyncIterator[Outcome]:
-    """The outcomes of ``call`` over ``ids``, in completion order."""
-    async for item in numbered_outcomes(call, ids, concurrency=concurrency, on_outcome=on_outcome):
-        yield item.outcome
+async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -> None:
+    """Run ``call`` over the unique ids with ``concurrency`` workers.
+
+    Anything that is not a WhopError (a bug, an error raised by ``ids`` or ``deliver``,
+    cancellation) stops every worker and propagates.
+    """
+    if not (isinstance(concurrency, int) and concurrency > 0):
+        raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
+    source = _IdSource(ids)
+
+    async def work() -> None:
+        while (job := await source.next()) is not None:
+            index, ad_group_id = job
+            await deliver(index, await _outcome(call, ad_group_id))
+
+    workers = [asyncio.create_task(work()) for _ in range(concurrency)]
+    try:
+        done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        for worker in done:
+            if not worker.cancelled() and (error := worker.exception()) is not None:
+                raise error
+    finally:
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 async def run_all(
@@ -155,11 +116,48 @@ async def run_all(
     """Every outcome, gathered: successes in input order, failures by id."""
     succeeded: list[tuple[int, AdGroup]] = []
     failed: dict[str, WhopError] = {}
-    async for item in numbered_outcomes(call, ids, concurrency=concurrency, on_outcome=on_outcome):
-        outcome = item.outcome
+
+    async def record(index: int, outcome: Outcome) -> None:
         if outcome.error is not None:
             failed[outcome.id] = outcome.error
         elif outcome.ad_group is not None:
-            succeeded.append((item.index, outcome.ad_group))
+            succeeded.append((index, outcome.ad_group))
+        await _notify(on_outcome, outcome)
+
+    await _run(call, ids, concurrency=concurrency, deliver=record)
     succeeded.sort(key=lambda numbered: numbered[0])
     return BulkResult(succeeded=[group for _, group in succeeded], failed=failed)
+
+
+async def iter_outcomes(
+    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None
+) -> AsyncIterator[Outcome]:
+    """The outcomes of ``call`` over ``ids``, in completion order.
+
+    At most ``concurrency`` finished outcomes wait to be read: a slow reader slows the
+    workers instead of piling outcomes up in memory.
+    """
+    finished: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=concurrency)
+
+    async def hand_over(_: int, outcome: Outcome) -> None:
+        await _notify(on_outcome, outcome)
+        await finished.put(outcome)
+
+    async def produce() -> None:
+        try:
+            await _run(call, ids, concurrency=concurrency, deliver=hand_over)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            await finished.put(None)
+            raise
+        await finished.put(None)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (outcome := await finished.get()) is not None:
+            yield outcome
+        await producer  # raises what stopped the run, if anything did
+    finally:
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)

@@ -105,7 +105,7 @@ class WhopClient:
             budget=self._engine.retry_budget,
             clock=clock,
         )
-        self._transport = Transport(session)
+        self._transport = Transport(self.base_url, session)
         self._closed = False
         self.ad_groups = AdGroups(self)
 
@@ -160,8 +160,12 @@ class WhopClient:
         async def attempt() -> tuple[_sansio.Response, object]:
             # The permit comes first: waiting for it must not eat into the timeout.
             async with engine.permits:
-                sent_at = await pacer.wait_turn(engine.gate)
-                response = await self._transport.send(request.method, url, headers, attempt_timeout)
+                sent_at = pacer.try_turn(engine.gate)
+                if sent_at is None:
+                    sent_at = await pacer.wait_turn(engine.gate)
+                response = await self._transport.send(
+                    request.method, request.path, headers, attempt_timeout
+                )
             try:
                 data = _sansio.decode(request, url, response, now=policy.clock.time())
             except APIStatusError as error:

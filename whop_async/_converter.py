@@ -10,7 +10,7 @@ import datetime
 import enum
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import cattrs
 from cattrs.dispatch import StructureHook
@@ -99,6 +99,6 @@ def structure(data: object, cls: type[T]) -> T:
     if not isinstance(data, dict):
         raise ShapeError(f"expected a JSON object, got {type(data).__name__} @ $")
     try:
-        return _converter.structure(data, cls)
+        return cast(T, _converter.get_structure_hook(cls)(data, cls))
     except cattrs.BaseValidationError as exc:
         raise ShapeError("; ".join(cattrs.transform_error(exc, path="$"))) from None

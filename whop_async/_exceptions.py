@@ -146,7 +146,8 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
 
 
 class InvalidIdError(WhopError, ValueError):
-    """An id that cannot be sent (not a Whop id), reported per id by the bulk calls.
+    """An id that is not a Whop id, refused before anything is sent.
 
-    It is also a ValueError, the error a single call raises for the same id.
+    It is a ValueError (a bad argument) and a WhopError, so a bulk call reports it per
+    id like any other failure.
     """

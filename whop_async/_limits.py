@@ -81,15 +81,26 @@ class Pacer:
         self._first_send = math.inf
         self._accepted: collections.deque[float] = collections.deque()
 
+    def try_turn(self, gate: Gate) -> float | None:
+        """Take a turn at once if nothing stands in the way; the moment taken, else None."""
+        now = self._clock.monotonic()
+        if now < gate.resume_at or self._queue.locked():
+            return None
+        if self.rate is not None:
+            interval = 1.0 / self.rate
+            if now < self._theoretical_arrival - (self._burst - 1) * interval:
+                return None
+            self._theoretical_arrival = max(self._theoretical_arrival, now) + interval
+        return self._sent_now(now)
+
     async def wait_turn(self, gate: Gate) -> float:
-        """Wait until this operation may send (FIFO); returns the moment it may."""
-        if self.rate is None:
-            await gate.wait()
-            return self._sent_now()
+        """Wait until this operation may send, in arrival order; the moment it may."""
         async with self._queue:
             while True:
                 await gate.wait()
                 now = self._clock.monotonic()
+                if self.rate is None:
+                    return self._sent_now(now)
                 interval = 1.0 / self.rate
                 earliest = self._theoretical_arrival - (self._burst - 1) * interval
                 if now >= earliest:
@@ -98,11 +109,10 @@ class Pacer:
                 # Woken up, it checks again: the gate may have closed, the rate changed.
                 await self._clock.sleep(earliest - now)
 
-    def _sent_now(self, now: float | None = None) -> float:
-        moment = self._clock.monotonic() if now is None else now
-        if moment < self._first_send:
-            self._first_send = moment
-        return moment
+    def _sent_now(self, now: float) -> float:
+        if now < self._first_send:
+            self._first_send = now
+        return now
 
     def on_success(self) -> None:
         """An answer came back accepted: remember it, and climb back after a cut."""

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Mapping
 
 import aiohttp
+from yarl import URL
 
 from ._exceptions import APIConnectionError, APITimeoutError
 from ._sansio import Response
@@ -17,12 +18,14 @@ CONNECTION_LIMIT = 100
 
 
 class Transport:
-    """Sends requests over an aiohttp session, created lazily in the running loop.
-
-    A session passed in is borrowed: used, never closed.
+    """Sends requests to one base URL over an aiohttp session, created lazily in the
+    running loop. A session passed in is borrowed: used, never closed.
     """
 
-    def __init__(self, session: Session | None = None) -> None:
+    def __init__(self, base_url: str, session: Session | None = None) -> None:
+        base = URL(base_url)
+        self._scheme, self._host, self._port = base.scheme, base.raw_host, base.explicit_port
+        self._base_path = base.raw_path.rstrip("/")
         self._session = session
         self._owns_session = session is None
 
@@ -42,9 +45,9 @@ class Transport:
             await session.close()
 
     async def send(
-        self, method: str, url: str, headers: Mapping[str, str], timeout: float
+        self, method: str, path: str, headers: Mapping[str, str], timeout: float
     ) -> Response:
-        """Send one request and read the whole answer.
+        """Send one request to ``path`` (already escaped) and read the whole answer.
 
         Raises:
             APITimeoutError: the attempt took longer than ``timeout`` seconds.
@@ -52,6 +55,14 @@ class Transport:
         """
         self.open()
         assert self._session is not None
+        # Built from parts already escaped: yarl need not parse and quote it again.
+        url = URL.build(
+            scheme=self._scheme,
+            host=self._host or "",
+            port=self._port,
+            path=self._base_path + path,
+            encoded=True,
+        )
         try:
             async with self._session.request(
                 method,
@@ -65,11 +76,11 @@ class Transport:
                 return Response(answer.status, answer.headers, body)
         except TimeoutError as exc:
             raise APITimeoutError(
-                f"{method} {url} timed out after {timeout:g} s", method=method, url=url
+                f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)
             ) from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(
-                f"{method} {url} failed: {type(exc).__name__}: {exc}", method=method, url=url
+                f"{method} {url} failed: {type(exc).__name__}: {exc}", method=method, url=str(url)
             ) from exc
 
 

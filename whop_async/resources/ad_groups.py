@@ -42,8 +42,9 @@ class AdGroups:
             The ad group as the API answered it.
 
         Raises:
-            ValueError: ``ad_group_id`` is not a Whop id or the key is malformed;
+            InvalidIdError: ``ad_group_id`` is not a Whop id (also a ValueError);
                 nothing was sent.
+            ValueError: ``idempotency_key`` is malformed; nothing was sent.
             APIStatusError: a subclass per status, after retries where they apply.
             APIConnectionError: the network failed on every attempt
                 (APITimeoutError when the last attempt timed out).
@@ -51,9 +52,13 @@ class AdGroups:
             RuntimeError: the client is closed.
         """
         path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/unpause"
-        key = new_idempotency_key() if idempotency_key is None else idempotency_key
+        key = (
+            new_idempotency_key()
+            if idempotency_key is None
+            else check_idempotency_key(idempotency_key)
+        )
         return await self._client._send(
-            Request("POST", path, "ad_groups.unpause", idempotency_key=check_idempotency_key(key)),
+            Request("POST", path, "ad_groups.unpause", idempotency_key=key),
             AdGroup,
             timeout=timeout,
             max_retries=max_retries,
