@@ -13,12 +13,13 @@ from ._models import AdGroup, BulkResult, Outcome
 Ids = Iterable[str] | AsyncIterable[str]
 OnOutcome = Callable[[Outcome], object]
 CallOne = Callable[[str], Awaitable[AdGroup]]
-Deliver = Callable[[int, Outcome], Awaitable[None]]
+# Returns what must be awaited before the worker goes on (an async callback's
+# coroutine, a full queue), or None: most deliveries need no await at all.
+Deliver = Callable[[int, Outcome], Awaitable[object] | None]
 
 # Duplicates are recognised among this many of the latest distinct ids: exact for any
 # file a person makes, and a fixed cost however many ids stream through.
 _RECENT_IDS = 100_000
-_END = object()
 
 
 class _RecentIds:
@@ -44,43 +45,42 @@ class _IdSource:
     def __init__(self, ids: Ids) -> None:
         self._sync = iter(ids) if not isinstance(ids, AsyncIterable) else None
         self._async = aiter(ids) if isinstance(ids, AsyncIterable) else None
+        self.is_plain = self._sync is not None
         self._reading = asyncio.Lock()
         self._recent = _RecentIds(_RECENT_IDS)
         self._count = 0
 
-    async def next(self) -> tuple[int, str] | None:
-        while True:
-            if self._sync is not None:
-                # A plain iterator cannot be read by two tasks at once: no lock needed.
-                ad_group_id = next(self._sync, _END)
-            else:
-                ad_group_id = await self._next_async()
-            if ad_group_id is _END:
-                return None
-            # Not checked here: the call refuses, per id, whatever is not a Whop id.
-            ad_group_id = cast(str, ad_group_id)
+    def next_now(self) -> tuple[int, str] | None:
+        """The next unique id of a plain iterable: no task can read it concurrently."""
+        assert self._sync is not None
+        for ad_group_id in self._sync:
             if self._recent.first_time(ad_group_id):
-                self._count += 1
-                return self._count - 1, ad_group_id
+                return self._numbered(ad_group_id)
+        return None
 
-    async def _next_async(self) -> object:
+    async def next(self) -> tuple[int, str] | None:
+        """The next unique id, of either kind of iterable."""
+        if self._sync is not None:
+            return self.next_now()
         assert self._async is not None
         async with self._reading:
-            return await anext(self._async, _END)
+            async for ad_group_id in self._async:
+                if self._recent.first_time(ad_group_id):
+                    return self._numbered(ad_group_id)
+        return None
+
+    def _numbered(self, ad_group_id: object) -> tuple[int, str]:
+        self._count += 1
+        # Not checked here: the call refuses, per id, whatever is not a Whop id.
+        return self._count - 1, cast(str, ad_group_id)
 
 
-async def _outcome(call: CallOne, ad_group_id: str) -> Outcome:
-    try:
-        return Outcome(id=ad_group_id, ad_group=await call(ad_group_id))
-    except WhopError as error:
-        return Outcome(id=str(ad_group_id), error=error)
-
-
-async def _notify(on_outcome: OnOutcome | None, outcome: Outcome) -> None:
-    if on_outcome is not None:
-        result = on_outcome(outcome)
-        if inspect.isawaitable(result):
-            await result
+def _callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[object] | None:
+    """Call ``on_outcome``; what it returns, if that must be awaited."""
+    if on_outcome is None:
+        return None
+    result = on_outcome(outcome)
+    return result if inspect.isawaitable(result) else None
 
 
 async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -> None:
@@ -94,9 +94,16 @@ async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -
     source = _IdSource(ids)
 
     async def work() -> None:
-        while (job := await source.next()) is not None:
+        plain = source.is_plain
+        while (job := source.next_now() if plain else await source.next()) is not None:
             index, ad_group_id = job
-            await deliver(index, await _outcome(call, ad_group_id))
+            try:
+                outcome = Outcome(id=ad_group_id, ad_group=await call(ad_group_id))
+            except WhopError as error:
+                outcome = Outcome(id=str(ad_group_id), error=error)
+            pending = deliver(index, outcome)
+            if pending is not None:
+                await pending
 
     workers = [asyncio.create_task(work()) for _ in range(concurrency)]
     try:
@@ -117,12 +124,12 @@ async def run_all(
     succeeded: list[tuple[int, AdGroup]] = []
     failed: dict[str, WhopError] = {}
 
-    async def record(index: int, outcome: Outcome) -> None:
+    def record(index: int, outcome: Outcome) -> Awaitable[object] | None:
         if outcome.error is not None:
             failed[outcome.id] = outcome.error
         elif outcome.ad_group is not None:
             succeeded.append((index, outcome.ad_group))
-        await _notify(on_outcome, outcome)
+        return _callback(on_outcome, outcome)
 
     await _run(call, ids, concurrency=concurrency, deliver=record)
     succeeded.sort(key=lambda numbered: numbered[0])
@@ -140,7 +147,9 @@ async def iter_outcomes(
     finished: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=concurrency)
 
     async def hand_over(_: int, outcome: Outcome) -> None:
-        await _notify(on_outcome, outcome)
+        pending = _callback(on_outcome, outcome)
+        if pending is not None:
+            await pending
         await finished.put(outcome)
 
     async def produce() -> None:
