@@ -1,5 +1,8 @@
 """whop_async against a bare aiohttp loop (and whop-sdk, when installed), side by side.
 
+"lost" counts ids the server never unpaused; "unconfirmed" counts ids whose call did
+not return an ad group to the caller (unpaused or not).
+
     python bench/run.py [--scenarios open,bucket,window,faults,memory] [--memory-ids N ...]
 
 Each scenario starts bench/standin.py in its own process on 127.0.0.1, drives the same
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -81,16 +85,21 @@ async def bare_aiohttp(base: str, ids: list[str]) -> int:
     return unpaused
 
 
-async def with_whop_async(base: str, ids: list[str]) -> int:
-    async with whop_async.WhopClient(KEY, base_url=f"{base}/api/v1", rate_limit=None) as client:
+async def with_whop_async(
+    base: str, ids: list[str], rate_limit: whop_async.RateLimit | None = None
+) -> int:
+    base_url = f"{base}/api/v1"
+    async with whop_async.WhopClient(KEY, base_url=base_url, rate_limit=rate_limit) as client:
         result = await client.ad_groups.unpause_many(ids, concurrency=CONCURRENCY)
     return len(result.succeeded)
 
 
 async def with_whop_sdk(base: str, ids: list[str]) -> int:
     from whop_sdk import AsyncWhop  # type: ignore[import-not-found]
+    from whop_sdk.environment import WhopEnvironment  # type: ignore[import-not-found]
 
-    client = AsyncWhop(api_key=KEY, base_url=f"{base}/api/v1")
+    api = f"{base}/api/v1"
+    client = AsyncWhop(token=KEY, environment=WhopEnvironment(api=api, vault=api))
     queue = iter(ids)
     unpaused = 0
 
@@ -105,8 +114,12 @@ async def with_whop_sdk(base: str, ids: list[str]) -> int:
     return unpaused
 
 
-def drivers() -> dict[str, Driver]:
+def drivers(told: whop_async.RateLimit | None = None) -> dict[str, Driver]:
     found: dict[str, Driver] = {"bare aiohttp": bare_aiohttp, "whop_async": with_whop_async}
+    if told is not None:
+        found[f"whop_async, told {told.requests}/{told.per:g}s"] = functools.partial(
+            with_whop_async, rate_limit=told
+        )
     try:
         import whop_sdk  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
@@ -117,11 +130,13 @@ def drivers() -> dict[str, Driver]:
 
 
 SCENARIOS = {
-    # mode, ids, the ideal seconds of a perfect client (None: no server limit)
-    "open": ("open", 5000, None),
-    "bucket": ("bucket", 600, (600 - 10) / 100),
-    "window": ("window", 300, 300 / 50 - 1),
-    "faults": ("faults", 2000, None),
+    # mode, ids, the ideal seconds of a perfect client (None: no server limit), and the
+    # limit to tell a second whop_async row (rate_limit=...), beside the one that must
+    # find it alone (rate_limit=None)
+    "open": ("open", 5000, None, None),
+    "bucket": ("bucket", 600, (600 - 10) / 100, whop_async.RateLimit(100, per=1.0)),
+    "window": ("window", 300, 300 / 50 - 1, whop_async.RateLimit(50, per=1.0, burst=1)),
+    "faults": ("faults", 2000, None, None),
 }
 
 
@@ -130,10 +145,11 @@ async def run_once(base: str, mode: str, drive: Driver, ids: list[str]) -> dict[
     if mode == "window":  # start at a window's edge, as a perfect client could
         await asyncio.sleep(1 - time.monotonic() % 1)
     started = time.perf_counter()
-    await drive(base, ids)
+    confirmed = await drive(base, ids)
     seconds = time.perf_counter() - started
     stats = await server_call(base, "GET", "/stats")
     return {"seconds": seconds, "lost": len(ids) - stats.get("unpaused", 0),
+            "unconfirmed": len(ids) - confirmed,
             "requests": stats.get("requests", 0), "429s": stats.get("429", 0),
             "faults": stats.get("faults", 0)}  # fmt: skip
 
@@ -141,28 +157,30 @@ async def run_once(base: str, mode: str, drive: Driver, ids: list[str]) -> dict[
 async def run_scenario(name: str, rounds: int) -> None:
     """Every client once per round, interleaved; a row shows the fastest round's time
     and the worst round's losses and 429s, so noise cannot flatter either."""
-    mode, count, ideal = SCENARIOS[name]
+    mode, count, ideal, told = SCENARIOS[name]
     ids = [f"adgrp_{index:08d}" for index in range(count)]
     print(f"\n## {name}: {count} ids, concurrency {CONCURRENCY}, server mode {mode!r}, "
           f"best of {rounds} rounds")  # fmt: skip
-    columns = ["client", "seconds", "unpaused/s", "lost (worst)", "requests (worst)",
+    columns = ["client", "seconds", "unpaused/s", "lost (worst)", "unconfirmed (worst)",
+               "requests (worst)",
                "429s (worst)", "faults", "vs bare", "vs ideal"]  # fmt: skip
     print("| " + " | ".join(columns) + " |")
     print("|" + " --- |" * len(columns))
-    runs: dict[str, list[dict[str, float]]] = {label: [] for label in drivers()}
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in drivers(told)}
     async with standin(mode) as base:
         for _ in range(rounds):
-            for label, drive in drivers().items():
+            for label, drive in drivers(told).items():
                 runs[label].append(await run_once(base, mode, drive, ids))
     bare_rate = None
     for label, results in runs.items():
         best = min(results, key=lambda result: result["seconds"])
-        worst = max(results, key=lambda result: (result["lost"], result["429s"]))
+        worst = max(results, key=lambda r: (r["lost"], r["unconfirmed"], r["429s"]))
         rate = (count - best["lost"]) / best["seconds"]
         bare_rate = bare_rate or rate
         vs_ideal = f"{best['seconds'] / ideal:.2f} x" if ideal else "-"
         share = f"{worst['429s']:.0f} ({worst['429s'] / max(worst['requests'], 1):.1%})"
         row = [label, f"{best['seconds']:.2f}", f"{rate:,.0f}", f"{worst['lost']:.0f}",
+               f"{worst['unconfirmed']:.0f}",
                f"{worst['requests']:.0f}", share, f"{worst['faults']:.0f}",
                f"{rate / bare_rate:.2f} x", vs_ideal]  # fmt: skip
         print("| " + " | ".join(row) + " |")

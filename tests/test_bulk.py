@@ -12,7 +12,15 @@ from aiohttp import web
 import whop_async
 from whop_async import Outcome, WhopClient
 
-from .helpers import MISSING_AD_GROUP_ID, ad_group_json, serve, unpause_app
+from .helpers import (
+    BASE_URL,
+    MISSING_AD_GROUP_ID,
+    FakeClock,
+    MockAPI,
+    ad_group_json,
+    serve,
+    unpause_app,
+)
 
 pytestmark = pytest.mark.usefixtures("env")
 
@@ -168,3 +176,20 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
     assert result.ok
     assert sorted(unpaused) == sorted(ids)
     assert early_requests == 0
+
+
+async def test_bulk_calls_retry_longer_than_single_calls(
+    mock_api: MockAPI, fake_clock: FakeClock
+) -> None:
+    """Losing an id in bulk is worse than waiting: 8 retries by default, not 3."""
+    url = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
+    for _ in range(6):
+        mock_api.post(url, status=503)
+    mock_api.post(url, payload=ad_group_json("adgrp_1"))
+    async with WhopClient(base_url=BASE_URL, _clock=fake_clock.clock()) as client:
+        result = await client.ad_groups.unpause_many(["adgrp_1"])
+        assert result.ok
+        mock_api.post(url, repeat=True, status=503)
+        result = await client.ad_groups.unpause_many(["adgrp_1"], max_retries=2)
+    assert isinstance(result.failed["adgrp_1"], whop_async.InternalServerError)
+    assert len(mock_api.sent("POST", url)) == 7 + 3

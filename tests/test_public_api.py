@@ -53,6 +53,8 @@ def test_error_tree() -> None:
     assert issubclass(whop_async.APIConnectionError, whop_async.APIError)
     assert issubclass(whop_async.APITimeoutError, whop_async.APIConnectionError)
     assert issubclass(whop_async.APIResponseValidationError, whop_async.APIError)
+    assert issubclass(whop_async.InvalidIdError, whop_async.WhopError)
+    assert issubclass(whop_async.InvalidIdError, ValueError)
     for status_class in (
         whop_async.BadRequestError, whop_async.AuthenticationError,
         whop_async.PermissionDeniedError, whop_async.NotFoundError, whop_async.ConflictError,

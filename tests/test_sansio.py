@@ -70,7 +70,7 @@ def failure(response: Response) -> whop_async.APIStatusError:
     ],
 )
 def test_path_param_rejects_what_could_leave_its_segment(bad_id: object) -> None:
-    with pytest.raises(ValueError, match="ad_group_id") as caught:
+    with pytest.raises(whop_async.InvalidIdError, match="ad_group_id") as caught:
         _sansio.path_param("ad_group_id", bad_id)
     assert repr(bad_id)[:40] in str(caught.value)
 

@@ -196,3 +196,21 @@ async def test_leaving_the_block_by_cancellation_closes_the_session() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert opened[0].closed
+
+
+async def test_waiting_for_a_permit_does_not_count_against_the_timeout() -> None:
+    """250 calls, 100 sockets: the third wave waits two answers' time for a permit, which
+    would exceed its 0.25 s timeout if the wait were timed."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.1)
+        return web.json_response(ad_group_json(request.match_info["id"]))
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", slow)
+    async with (
+        serve(app) as base_url,
+        WhopClient(base_url=base_url, timeout=0.25, max_retries=0, rate_limit=None) as client,
+    ):
+        groups = await asyncio.gather(*(client.ad_groups.unpause(f"adgrp_{n}") for n in range(250)))
+    assert len(groups) == 250

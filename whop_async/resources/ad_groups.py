@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,10 @@ from .._sansio import Request, check_idempotency_key, new_idempotency_key, path_
 
 if TYPE_CHECKING:
     from .._client import WhopClient
+
+# In bulk, losing an id costs more than a few more attempts; the client's retry budget
+# still keeps an outage from multiplying traffic.
+BULK_MAX_RETRIES = 8
 
 
 class AdGroups:
@@ -65,7 +70,12 @@ class AdGroups:
         )
 
     async def unpause_many(
-        self, ids: Ids, *, concurrency: int = 16, on_outcome: OnOutcome | None = None
+        self,
+        ids: Ids,
+        *,
+        concurrency: int = 16,
+        max_retries: int = BULK_MAX_RETRIES,
+        on_outcome: OnOutcome | None = None,
     ) -> BulkResult:
         """Unpause every id, ``concurrency`` at a time, through the client's rate limit.
 
@@ -76,6 +86,7 @@ class AdGroups:
         Args:
             ids: any iterable or async iterable of ids, read lazily.
             concurrency: how many calls run at once (16).
+            max_retries: retried failures per id (8); 429s are not counted.
             on_outcome: called (or awaited, if it returns an awaitable) with each
                 Outcome as it arrives; for progress bars and journals.
 
@@ -87,10 +98,16 @@ class AdGroups:
             by ``ids``, cancellation) stops the run and propagates; in-flight calls are
             cancelled.
         """
-        return await run_all(self.unpause, ids, concurrency=concurrency, on_outcome=on_outcome)
+        call = functools.partial(self.unpause, max_retries=max_retries)
+        return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
 
     async def iter_unpause(
-        self, ids: Ids, *, concurrency: int = 16, on_outcome: OnOutcome | None = None
+        self,
+        ids: Ids,
+        *,
+        concurrency: int = 16,
+        max_retries: int = BULK_MAX_RETRIES,
+        on_outcome: OnOutcome | None = None,
     ) -> AsyncIterator[Outcome]:
         """Unpause every id like ``unpause_many``, yielding each Outcome as it completes.
 
@@ -98,7 +115,8 @@ class AdGroups:
         read only as calls finish, and nothing is kept per id once it is yielded
         (beyond the latest 100,000 ids, remembered to skip duplicates).
         """
+        call = functools.partial(self.unpause, max_retries=max_retries)
         async for outcome in iter_outcomes(
-            self.unpause, ids, concurrency=concurrency, on_outcome=on_outcome
+            call, ids, concurrency=concurrency, on_outcome=on_outcome
         ):
             yield outcome
