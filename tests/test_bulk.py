@@ -193,3 +193,9 @@ async def test_bulk_calls_retry_longer_than_single_calls(
         result = await client.ad_groups.unpause_many(["adgrp_1"], max_retries=2)
     assert isinstance(result.failed["adgrp_1"], whop_async.InternalServerError)
     assert len(mock_api.sent("POST", url)) == 7 + 3
+
+
+async def test_a_single_string_is_refused_rather_than_read_letter_by_letter() -> None:
+    async with WhopClient(rate_limit=None) as client:
+        with pytest.raises(TypeError, match="wrap it in a list"):
+            await client.ad_groups.unpause_many("adgrp_1")

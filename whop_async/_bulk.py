@@ -43,6 +43,9 @@ class _IdSource:
     """Hands out unique ids with their input position, reading the input lazily."""
 
     def __init__(self, ids: Ids) -> None:
+        if isinstance(ids, (str, bytes)):
+            # Iterating it would unpause one "id" per character.
+            raise TypeError("ids must be an iterable of ids, not one string: wrap it in a list")
         self._sync = iter(ids) if not isinstance(ids, AsyncIterable) else None
         self._async = aiter(ids) if isinstance(ids, AsyncIterable) else None
         self.is_plain = self._sync is not None
@@ -58,10 +61,8 @@ class _IdSource:
                 return self._numbered(ad_group_id)
         return None
 
-    async def next(self) -> tuple[int, str] | None:
-        """The next unique id, of either kind of iterable."""
-        if self._sync is not None:
-            return self.next_now()
+    async def next_async(self) -> tuple[int, str] | None:
+        """The next unique id of an async iterable, which only one task may read at a time."""
         assert self._async is not None
         async with self._reading:
             async for ad_group_id in self._async:
@@ -95,7 +96,7 @@ async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -
 
     async def work() -> None:
         plain = source.is_plain
-        while (job := source.next_now() if plain else await source.next()) is not None:
+        while (job := source.next_now() if plain else await source.next_async()) is not None:
             index, ad_group_id = job
             try:
                 outcome = Outcome(id=ad_group_id, ad_group=await call(ad_group_id))

@@ -94,6 +94,7 @@ class AdGroups:
             ``succeeded`` in input order and ``failed`` by id.
 
         Raises:
+            TypeError: ``ids`` is a single string (it would be read letter by letter).
             Anything that is not a WhopError (a bug in ``on_outcome``, an error raised
             by ``ids``, cancellation) stops the run and propagates; in-flight calls are
             cancelled.
