@@ -142,8 +142,13 @@ async def test_429s_stop_at_the_calls_rate_limit_timeout(
     assert len(mock_api.sent("POST", UNPAUSE_URL)) == 3  # at 0, 12 and 24 s; 36 is too late
 
 
-async def test_a_429_pauses_every_call_of_the_client(
-    mock_api: MockAPI, fake_clock: FakeClock
+@pytest.mark.parametrize(
+    ("refusal", "pause"),
+    [(RATE_LIMITED, 12.0), ({"status": 503, "headers": {"Retry-After": "7"}}, 7.0)],
+    ids=["429 with Whop's message", "503 with Retry-After"],
+)
+async def test_a_server_wait_pauses_every_call_of_the_client(
+    mock_api: MockAPI, fake_clock: FakeClock, refusal: dict[str, object], pause: float
 ) -> None:
     other_url = f"{BASE_URL}/ad_groups/adgrp_other/unpause"
     sent: dict[str, float] = {}
@@ -153,7 +158,7 @@ async def test_a_429_pauses_every_call_of_the_client(
         sent["refused"] = fake_clock.now
         refused.set()
 
-    mock_api.post(UNPAUSE_URL, callback=refuse, **RATE_LIMITED)
+    mock_api.post(UNPAUSE_URL, callback=refuse, **refusal)  # type: ignore[arg-type]
     mock_api.post(UNPAUSE_URL, **OK)
 
     def record_other(*_: object, **__: object) -> None:
@@ -165,7 +170,7 @@ async def test_a_429_pauses_every_call_of_the_client(
         await refused.wait()
         await client.ad_groups.unpause("adgrp_other")
         await first
-    assert sent["other"] - sent["refused"] >= 12.0
+    assert sent["other"] - sent["refused"] >= pause
 
 
 async def test_an_outage_spends_the_retry_budget_then_fails_fast(
