@@ -15,7 +15,7 @@ EXPECTED = {
     "PermissionDeniedError", "NotFoundError", "ConflictError", "UnprocessableEntityError",
     "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",
     "APIResponseValidationError", "__version__", "RateLimit", "BulkResult", "Outcome",
-    "InvalidIdError",
+    "InvalidIdError", "ClientStats",
 }  # fmt: skip
 
 

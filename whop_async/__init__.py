@@ -18,7 +18,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     WhopError,
 )
-from ._limits import RateLimit
+from ._limits import ClientStats, RateLimit
 from ._models import (
     AdCampaignRef,
     AdGroup,
@@ -44,6 +44,7 @@ __all__ = [
     "BadRequestError",
     "BudgetType",
     "BulkResult",
+    "ClientStats",
     "ConflictError",
     "InternalServerError",
     "InvalidIdError",

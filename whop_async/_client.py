@@ -16,7 +16,7 @@ from . import _sansio
 from ._clock import Clock
 from ._converter import ShapeError, structure
 from ._exceptions import APIStatusError, WhopError
-from ._limits import Engine, RateLimit
+from ._limits import ClientStats, Engine, RateLimit
 from ._retry import RetryPolicy, call_with_retries
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
@@ -124,6 +124,11 @@ class WhopClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    @property
+    def stats(self) -> ClientStats:
+        """How many answers this client has had, and how many were 429s."""
+        return self._engine.stats
 
     @property
     def closed(self) -> bool:

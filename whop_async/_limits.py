@@ -191,6 +191,19 @@ class RetryBudget:
         return True
 
 
+@attrs.frozen(kw_only=True)
+class ClientStats:
+    """What a client has been answered so far, e.g. for a progress display.
+
+    Attributes:
+        answered: HTTP answers received, every attempt counted.
+        rate_limited: of those, answers of 429.
+    """
+
+    answered: int
+    rate_limited: int
+
+
 class Engine:
     """Permits, gate, pacers per operation and the retry budget of one client."""
 
@@ -201,6 +214,13 @@ class Engine:
         self.gate = Gate(clock)
         self.retry_budget = RetryBudget()
         self._pacers: dict[str, Pacer] = {}
+        self._answered = 0
+        self._rate_limited = 0
+
+    @property
+    def stats(self) -> ClientStats:
+        """The counters so far."""
+        return ClientStats(answered=self._answered, rate_limited=self._rate_limited)
 
     def pacer(self, operation: str) -> Pacer:
         """The pacer of ``operation``, created on first use."""
@@ -211,12 +231,15 @@ class Engine:
 
     def on_success(self, operation: str) -> None:
         """A 2xx answer."""
+        self._answered += 1
         self.pacer(operation).on_success()
         self.retry_budget.deposit()
 
     def on_error(self, operation: str, sent_at: float, error: APIStatusError) -> None:
         """A 429, or a 503 with a wait, pauses everyone; a 429 also lowers the rate."""
+        self._answered += 1
         rate_limited = error.status_code == 429
+        self._rate_limited += rate_limited
         if error.retry_after is not None and (rate_limited or error.status_code == 503):
             self.gate.close_for(error.retry_after)
         if rate_limited:

@@ -1,0 +1,508 @@
+"""The ``whop-async`` command line, built on the public API only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from . import Outcome, RateLimit, WhopClient, WhopError
+from ._version import __version__
+from .testing import FakeWhop
+
+try:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+except ImportError:  # the "cli" extra is not installed: plain output, no progress bar
+    Console = None  # type: ignore[assignment,misc]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+WHOP_RATE_PER_MINUTE = 600
+
+
+class UsageError(Exception):
+    """Bad usage or configuration: reported in one line, exit 2."""
+
+
+# --- ids -----------------------------------------------------------------------------
+
+
+class IdFile:
+    """Ids from a file or standard input, read lazily: one per line (blank lines and
+    ``#`` comments skipped), or a CSV whose header has an ``id`` column."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self.name = "standard input" if path == "-" else path
+        try:
+            self._stream: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        self._lines = self._meaningful_lines()
+        first = next(self._lines, None)
+        self._first: str | None = first
+        self._column: int | None = None
+        if first is not None and "," in first:
+            header = [name.strip().lower() for name in next(csv.reader([first]))]
+            if "id" not in header:
+                raise UsageError(f"{self.name}: a CSV needs an 'id' column, found {header}")
+            self._column = header.index("id")
+            self._first = None
+
+    def _meaningful_lines(self) -> Iterator[str]:
+        for line in self._stream:
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                yield stripped
+
+    def __iter__(self) -> Iterator[str]:
+        if self._first is not None:
+            yield self._first
+        if self._column is None:
+            yield from self._lines
+            return
+        for row in csv.reader(self._lines):
+            if len(row) > self._column:
+                yield row[self._column].strip()
+
+    def count(self, skip: set[str]) -> int | None:
+        """How many ids of a regular file are not in ``skip`` (a second, quick pass);
+        None for standard input, which can be read only once."""
+        if self._stream is sys.stdin:
+            return None
+        again = IdFile(self._path)
+        try:
+            return sum(1 for ad_group_id in again if ad_group_id not in skip)
+        finally:
+            again.close()
+
+    def close(self) -> None:
+        """Close the file (standard input stays open)."""
+        if self._stream is not sys.stdin:
+            self._stream.close()
+
+
+# --- the journal: one JSON line per finished id ----------------------------------------
+
+
+def outcome_record(outcome: Outcome) -> dict[str, Any]:
+    """The JSON line written for one finished id."""
+    if outcome.ad_group is not None:
+        return {"id": outcome.id, "ok": True, "status": str(outcome.ad_group.status)}
+    error = outcome.error
+    record: dict[str, Any] = {"id": outcome.id, "ok": False, "error": type(error).__name__}
+    status_code = getattr(error, "status_code", None)
+    if status_code is not None:
+        record["status_code"] = status_code
+    record["message"] = str(error)
+    return record
+
+
+def already_done(path: Path) -> set[str]:
+    """Ids recorded ok in a journal; a line cut short by a kill is ignored."""
+    done: set[str] = set()
+    if not path.exists():
+        return done
+    with path.open(encoding="utf-8") as journal:
+        for line in journal:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = json.loads(line)
+                if record["ok"] is True:
+                    done.add(record["id"])
+    return done
+
+
+def open_journal(path: Path) -> IO[str]:
+    """Open for appending, starting on a fresh line if a kill cut the last one short."""
+    cut_short = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    journal = path.open("a", encoding="utf-8")
+    if cut_short:
+        journal.write("\n")
+    return journal
+
+
+# --- a run ---------------------------------------------------------------------------
+
+
+class Run:
+    """Counts and shows one run: a progress bar on a terminal, a summary at the end."""
+
+    def __init__(
+        self,
+        client: WhopClient,
+        total: int | None,
+        *,
+        quiet: bool,
+        skipped: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.client = client
+        self.total = total
+        self.unpaused = 0
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.failed_examples: list[str] = []
+        self.skipped = skipped
+        self.started = time.monotonic()
+        show = not quiet and Console is not None and sys.stderr.isatty()
+        self._progress = _progress_bar() if show else None
+        self._task = (
+            self._progress.add_task("unpausing", total=total, failed=0, waits=0, rate="")
+            if self._progress
+            else None
+        )
+
+    def __enter__(self) -> Run:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def record(self, outcome: Outcome) -> None:
+        if outcome.ok:
+            self.unpaused += 1
+        else:
+            self.failures[type(outcome.error).__name__] += 1
+            if len(self.failed_examples) < 10:
+                self.failed_examples.append(f"{outcome.id}: {outcome.error}")
+        if self._progress is not None and self._task is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            self._progress.update(
+                self._task,
+                advance=1,
+                failed=sum(self.failures.values()),
+                waits=self.client.stats.rate_limited,
+                rate=f"{self.finished / elapsed:,.0f}/s",
+            )
+
+    @property
+    def finished(self) -> int:
+        return self.unpaused + sum(self.failures.values())
+
+    def summary(self, *, interrupted: bool) -> None:
+        elapsed = time.monotonic() - self.started
+        rows = [
+            ("unpaused", f"{self.unpaused:,}"),
+            *((f"failed: {name}", f"{count:,}") for name, count in self.failures.most_common()),
+            ("skipped (already done)", f"{self.skipped():,}"),
+            ("rate-limit waits (429)", f"{self.client.stats.rate_limited:,}"),
+            ("time", f"{elapsed:.1f} s ({self.finished / max(elapsed, 1e-9):,.0f}/s)"),
+        ]
+        if interrupted:
+            left = "unknown" if self.total is None else f"{self.total - self.finished:,}"
+            rows.append(("interrupted: left to do", left))
+        _print_table("whop-async unpause", rows)
+        for example in self.failed_examples:
+            print(f"  {example}", file=sys.stderr)
+
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.failures else EXIT_OK
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TextColumn("[yellow]{task.fields[waits]} rate-limit waits"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        refresh_per_second=8,
+    )
+
+
+def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    if Console is None:
+        print(title, file=sys.stderr)
+        for name, value in rows:
+            print(f"  {name}: {value}", file=sys.stderr)
+        return
+    table = Table(title=title, show_header=False)
+    for name, value in rows:
+        table.add_row(name, value)
+    Console(stderr=True).print(table)
+
+
+async def unpause_all(
+    client: WhopClient,
+    ids: Iterable[str],
+    *,
+    total: int | None,
+    concurrency: int,
+    journal: IO[str] | None,
+    quiet: bool,
+    skipped: Callable[[], int] = lambda: 0,
+) -> int:
+    """Unpause ``ids``, journaling and showing each outcome; the exit code.
+
+    Interrupted, it still prints the summary (with what is left), then lets the
+    cancellation go on: every finished id is already in the journal.
+    """
+    run = Run(client, total, quiet=quiet, skipped=skipped)
+
+    def finished(outcome: Outcome) -> None:
+        if journal is not None:
+            journal.write(json.dumps(outcome_record(outcome)) + "\n")
+            journal.flush()
+        run.record(outcome)
+
+    interrupted = False
+    try:
+        with run:
+            await client.ad_groups.unpause_many(ids, concurrency=concurrency, on_outcome=finished)
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
+    finally:
+        run.summary(interrupted=interrupted)
+    return run.exit_code()
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+class SkipDone:
+    """The ids of every source in turn, less those already done, counting the skips."""
+
+    def __init__(self, sources: list[Iterable[str]], done: set[str]) -> None:
+        self._sources, self._done = sources, done
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for source in self._sources:
+            for ad_group_id in source:
+                if ad_group_id in self._done:
+                    self.skipped += 1
+                else:
+                    yield ad_group_id
+
+
+async def unpause_command(options: argparse.Namespace) -> int:
+    api_key = os.environ.get("WHOP_API_KEY")
+    if not api_key:
+        raise UsageError("set WHOP_API_KEY to your Whop API key (it is never taken as a flag)")
+    if not options.ids and options.file is None:
+        raise UsageError("give ids as arguments, or --file PATH (--file - for standard input)")
+    if options.resume and options.output is None:
+        raise UsageError("--resume needs --output, the journal to resume from")
+    output = Path(options.output) if options.output else None
+    done = already_done(output) if options.resume and output is not None else set()
+    total: int | None = sum(1 for ad_group_id in options.ids if ad_group_id not in done)
+    sources: list[Iterable[str]] = [options.ids]
+    id_file = IdFile(options.file) if options.file is not None else None
+    if id_file is not None:
+        sources.append(id_file)
+        counted = id_file.count(done)
+        total = None if counted is None or total is None else total + counted
+    ids = SkipDone(sources, done)
+    rate_limit = RateLimit(options.rate, per=60.0) if options.rate else None
+    client = WhopClient(api_key, base_url=options.base_url, rate_limit=rate_limit)
+    journal = open_journal(output) if output is not None else None
+    try:
+        async with client:
+            return await unpause_all(
+                client,
+                ids,
+                total=total,
+                concurrency=options.concurrency,
+                journal=journal,
+                quiet=options.quiet,
+                skipped=lambda: ids.skipped,
+            )
+    finally:
+        if journal is not None:
+            journal.close()
+        if id_file is not None:
+            id_file.close()
+
+
+async def demo_command(options: argparse.Namespace) -> int:
+    per_minute = options.rate
+    fake = FakeWhop(
+        groups=options.groups,
+        rate_limit=max(1, per_minute // 60),
+        per=1.0,
+        fault_rate=options.fault_rate * 0.75,
+        drop_rate=options.fault_rate * 0.25,
+        seed=7,
+    )
+    async with fake:
+        print(
+            f"A stand-in Whop API at {fake.base_url} holds {options.groups:,} paused ad groups;"
+            f" it allows {per_minute:,} requests a minute and fails"
+            f" {options.fault_rate:.0%} of them on purpose.",
+            file=sys.stderr,
+        )
+        limit = RateLimit(per_minute, per=60.0) if per_minute else None
+        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+            code = await unpause_all(
+                client, fake.ids, total=len(fake.ids), concurrency=16, journal=None, quiet=False
+            )
+        active = fake.statuses()["active"]
+        print(
+            f"Checked on the server: {active:,} of {options.groups:,} ad groups are active"
+            f" ({fake.stats.requests:,} requests, {fake.stats.rate_limited:,} answered 429,"
+            f" {fake.stats.faults:,} failed on purpose).",
+            file=sys.stderr,
+        )
+    return code if active == options.groups else EXIT_FAILED
+
+
+async def fake_server_command(options: argparse.Namespace) -> int:
+    fake = FakeWhop(
+        groups=options.groups,
+        api_key=options.api_key,
+        rate_limit=options.rate or None,
+        per=options.per,
+        limiter=options.limiter,
+        burst=options.burst,
+        retry_after=options.retry_after,
+        fault_rate=options.fault_rate,
+        drop_rate=options.drop_rate,
+        latency=options.latency,
+        seed=options.seed,
+        port=options.port,
+    )
+    async with fake:
+        print(f"WHOP_BASE_URL={fake.base_url}", flush=True)
+        print(f"WHOP_API_KEY={fake.api_key}", flush=True)
+        await asyncio.Event().wait()
+    return EXIT_OK  # pragma: no cover - it runs until interrupted
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage block: the exit code says it was usage.
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="whop-async", description="Unpause Whop ad groups in bulk.")
+    parser.add_argument("--version", action="version", version=f"whop-async {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    unpause = commands.add_parser("unpause", help="unpause ad groups by id")
+    unpause.add_argument("ids", nargs="*", metavar="ID", help="ad-group ids")
+    unpause.add_argument(
+        "--file", metavar="PATH", help="ids, one per line or a CSV with an id column; - for stdin"
+    )
+    unpause.add_argument("--output", metavar="PATH", help="append one JSON line per finished id")
+    unpause.add_argument(
+        "--resume", action="store_true", help="skip ids already recorded ok in --output"
+    )
+    unpause.add_argument("--concurrency", type=_positive, default=16, help="calls at once (16)")
+    unpause.add_argument(
+        "--rate",
+        type=_non_negative,
+        default=WHOP_RATE_PER_MINUTE,
+        help="requests per minute (600; 0: no pacing)",
+    )
+    unpause.add_argument("--base-url", help="API base URL (default: WHOP_BASE_URL, then Whop's)")
+    unpause.add_argument("--quiet", action="store_true", help="no progress bar")
+    unpause.set_defaults(run=unpause_command)
+
+    demo = commands.add_parser(
+        "demo", help="unpause paused groups of a local stand-in; no key needed"
+    )
+    demo.add_argument("--groups", type=_positive, default=2000, help="paused ad groups (2000)")
+    demo.add_argument(
+        "--fault-rate", type=_share, default=0.03, help="share of requests failed on purpose (0.03)"
+    )
+    demo.add_argument(
+        "--rate", type=_non_negative, default=12_000, help="requests per minute (12000)"
+    )
+    demo.set_defaults(run=demo_command)
+
+    fake = commands.add_parser("fake-server", help="run the stand-in Whop API until Ctrl-C")
+    fake.add_argument(
+        "--port", type=_non_negative, default=8080, help="port (8080; 0: any free one)"
+    )
+    fake.add_argument("--groups", type=_non_negative, default=100, help="paused ad groups (100)")
+    fake.add_argument("--api-key", default="sk_test_fake_whop", help="the key it accepts")
+    fake.add_argument(
+        "--rate",
+        type=_non_negative,
+        default=600,
+        help="requests per --per seconds per operation (600; 0: no limit)",
+    )
+    fake.add_argument("--per", type=float, default=60.0, help="the rate's window in seconds (60)")
+    fake.add_argument(
+        "--limiter",
+        choices=["window", "bucket"],
+        default="window",
+        help="fixed windows like Whop (default) or a token bucket",
+    )
+    fake.add_argument("--burst", type=_positive, default=10, help="the bucket's size (10)")
+    fake.add_argument("--retry-after", action="store_true", help="send Retry-After on 429s")
+    fake.add_argument("--fault-rate", type=_share, default=0.0, help="share answered 500/502/503")
+    fake.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
+    fake.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    fake.add_argument("--seed", type=int, default=0, help="seeds the faults")
+    fake.set_defaults(run=fake_server_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    options = build_parser().parse_args(argv)
+    try:
+        code: int = asyncio.run(options.run(options))
+        return code
+    except UsageError as error:
+        print(f"whop-async: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (WhopError, ValueError) as error:  # configuration the client refused
+        print(f"whop-async: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def run() -> NoReturn:
+    """The ``whop-async`` console script."""
+    sys.exit(main())
