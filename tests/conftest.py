@@ -13,6 +13,9 @@ import whop_async
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI
 
+# The fixture users get: the project tests itself with it too.
+pytest_plugins = ["whop_async.testing.pytest_plugin"]
+
 
 @pytest.fixture
 def mock_api() -> Iterator[MockAPI]:

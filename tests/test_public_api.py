@@ -26,8 +26,12 @@ def test_all_lists_the_public_names() -> None:
 
 
 def test_every_public_name_and_public_method_has_a_docstring() -> None:
-    for name in whop_async.__all__:
-        obj = getattr(whop_async, name)
+    import whop_async.testing
+
+    public = [getattr(whop_async, name) for name in whop_async.__all__]
+    public += [getattr(whop_async.testing, name) for name in whop_async.testing.__all__]
+    for obj in public:
+        name = getattr(obj, "__name__", repr(obj))
         if not inspect.isclass(obj):
             continue
         assert inspect.getdoc(obj), name
@@ -44,7 +48,12 @@ def test_modules_are_private() -> None:
         for module in pkgutil.walk_packages(whop_async.__path__, "whop_async.")
         if not any(part.startswith("_") for part in module.name.split(".")[1:])
     ]
-    assert public == ["whop_async.resources", "whop_async.resources.ad_groups"]
+    assert public == [
+        "whop_async.resources",
+        "whop_async.resources.ad_groups",
+        "whop_async.testing",
+        "whop_async.testing.pytest_plugin",
+    ]
 
 
 def test_error_tree() -> None:
@@ -64,14 +73,15 @@ def test_error_tree() -> None:
         assert issubclass(status_class, whop_async.APIStatusError)
 
 
-def test_only_the_transport_imports_aiohttp() -> None:
+def test_only_the_transport_imports_aiohttp_on_the_client_side() -> None:
     package = Path(whop_async.__file__).parent
     importers = sorted(
         str(path.relative_to(package))
         for path in package.rglob("*.py")
         if "import aiohttp" in path.read_text() or "from aiohttp" in path.read_text()
     )
-    assert importers == ["_transport.py"]
+    # testing/ is the other side of the wire: the stand-in server.
+    assert importers == ["_transport.py", "testing/_fake.py"]
 
 
 def test_the_package_ships_type_information() -> None:

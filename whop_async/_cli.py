@@ -7,8 +7,10 @@ import asyncio
 import collections
 import contextlib
 import csv
+import hashlib
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -127,6 +129,25 @@ def already_done(path: Path) -> set[str]:
                 if record["ok"] is True:
                     done.add(record["id"])
     return done
+
+
+def journal_keys(path: Path, *, resume: bool) -> Callable[[str], str]:
+    """Idempotency keys tied to a journal: a resumed run sends each id the key of the run
+    it resumes, so a call that reached Whop before a kill is replayed, not repeated.
+
+    The seed lives beside the journal; a run that does not resume draws a new one.
+    """
+    seed_file = path.with_name(path.name + ".idempotency-seed")
+    if resume and seed_file.exists():
+        seed = seed_file.read_text(encoding="utf-8").strip()
+    else:
+        seed = secrets.token_hex(16)
+        seed_file.write_text(seed + "\n", encoding="utf-8")
+
+    def key(ad_group_id: str) -> str:
+        return hashlib.sha256(f"{seed}:{ad_group_id}".encode()).hexdigest()[:40]
+
+    return key
 
 
 def open_journal(path: Path) -> IO[str]:
@@ -253,6 +274,7 @@ async def unpause_all(
     journal: IO[str] | None,
     quiet: bool,
     skipped: Callable[[], int] = lambda: 0,
+    keys: Callable[[str], str] | None = None,
 ) -> int:
     """Unpause ``ids``, journaling and showing each outcome; the exit code.
 
@@ -270,7 +292,9 @@ async def unpause_all(
     interrupted = False
     try:
         with run:
-            await client.ad_groups.unpause_many(ids, concurrency=concurrency, on_outcome=finished)
+            await client.ad_groups.unpause_many(
+                ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys
+            )
     except asyncio.CancelledError:
         interrupted = True
         raise
@@ -329,6 +353,7 @@ async def unpause_command(options: argparse.Namespace) -> int:
                 journal=journal,
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
+                keys=journal_keys(output, resume=options.resume) if output else None,
             )
     finally:
         if journal is not None:

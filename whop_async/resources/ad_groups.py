@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .._bulk import Ids, OnOutcome, iter_outcomes, run_all
@@ -76,6 +76,7 @@ class AdGroups:
         concurrency: int = 16,
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
+        idempotency_key: Callable[[str], str] | None = None,
     ) -> BulkResult:
         """Unpause every id, ``concurrency`` at a time, through the client's rate limit.
 
@@ -89,6 +90,10 @@ class AdGroups:
             max_retries: retried failures per id (8); 429s are not counted.
             on_outcome: called (or awaited, if it returns an awaitable) with each
                 Outcome as it arrives; for progress bars and journals.
+            idempotency_key: id -> the Idempotency-Key of its call. A job that may be
+                stopped and started again derives keys from its own identity and the
+                id, so a call that reached Whop before the stop is replayed, not
+                repeated. Defaults to a fresh key per call.
 
         Returns:
             ``succeeded`` in input order and ``failed`` by id.
@@ -99,7 +104,7 @@ class AdGroups:
             by ``ids``, cancellation) stops the run and propagates; in-flight calls are
             cancelled.
         """
-        call = functools.partial(self.unpause, max_retries=max_retries)
+        call = self._bulk_call(max_retries, idempotency_key)
         return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
 
     async def iter_unpause(
@@ -109,6 +114,7 @@ class AdGroups:
         concurrency: int = 16,
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
+        idempotency_key: Callable[[str], str] | None = None,
     ) -> AsyncIterator[Outcome]:
         """Unpause every id like ``unpause_many``, yielding each Outcome as it completes.
 
@@ -116,8 +122,20 @@ class AdGroups:
         read only as calls finish, and nothing is kept per id once it is yielded
         (beyond the latest 100,000 ids, remembered to skip duplicates).
         """
-        call = functools.partial(self.unpause, max_retries=max_retries)
+        call = self._bulk_call(max_retries, idempotency_key)
         async for outcome in iter_outcomes(
             call, ids, concurrency=concurrency, on_outcome=on_outcome
         ):
             yield outcome
+
+    def _bulk_call(
+        self, max_retries: int, idempotency_key: Callable[[str], str] | None
+    ) -> Callable[[str], Awaitable[AdGroup]]:
+        if idempotency_key is None:
+            return functools.partial(self.unpause, max_retries=max_retries)
+
+        def call(ad_group_id: str) -> Awaitable[AdGroup]:
+            key = idempotency_key(ad_group_id)
+            return self.unpause(ad_group_id, max_retries=max_retries, idempotency_key=key)
+
+        return call

@@ -21,7 +21,17 @@ DEFAULT_API_KEY = "sk_test_fake_whop"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ID_WIDTH = 12
 _MAX_PAGE = 100
-_OPERATIONS = ("unpause", "pause", "retrieve", "list")
+# The documented shape, with the values every fake group starts from.
+_TEMPLATE: dict[str, Any] = {
+    "title": "Ad group",
+    "status": "active",
+    "platform": "meta",
+    "created_at": "2024-01-01T00:00:00.000Z",
+    "updated_at": "2024-01-01T00:00:00.000Z",
+    "budget": 25.0,
+    "budget_type": "daily",
+    "ad_campaign": {"id": "adcamp_00000000001"},
+}
 
 
 @attrs.define
@@ -106,6 +116,8 @@ class FakeWhop:
         drop_rate: share of requests whose connection is closed without an answer.
         latency: seconds added to every answer.
         seed: seeds the faults, so a run can be repeated.
+        accept_any_id: answer any id as if it existed, without keeping it (for load
+            tests over more ids than are worth holding); unknown ids get 404 otherwise.
         host: the address to listen on ("127.0.0.1").
         port: the port; 0 picks a free one.
     """
@@ -126,6 +138,7 @@ class FakeWhop:
         drop_rate: float = 0.0,
         latency: float = 0.0,
         seed: int = 0,
+        accept_any_id: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -138,11 +151,13 @@ class FakeWhop:
         self._retry_after = retry_after
         self._fault_rate, self._drop_rate, self._latency = fault_rate, drop_rate, latency
         self._seed = seed
+        self._accept_any_id = accept_any_id
         self._chance = random.Random(seed)
         self._clock = clock
         self._host, self._port = host, port
         self._groups: dict[str, dict[str, Any]] = {}
         self._replies: dict[str, tuple[int, str]] = {}
+        self._answers = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         for number in range(1, groups + 1):
@@ -155,14 +170,12 @@ class FakeWhop:
         """Create (or replace) an ad group."""
         stamp = _timestamp(len(self._groups))
         self._groups[ad_group_id] = {
+            **_TEMPLATE,
             "id": ad_group_id,
             "title": f"Ad group {ad_group_id[-4:]}",
             "status": status,
-            "platform": "meta",
             "created_at": stamp,
             "updated_at": stamp,
-            "budget": 25.0,
-            "budget_type": "daily",
             "ad_campaign": {"id": f"adcamp_{campaign:0{_ID_WIDTH - 1}d}"},
         }
 
@@ -193,7 +206,7 @@ class FakeWhop:
 
     def app(self) -> web.Application:
         """The aiohttp application, to serve some other way."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._request_id])
         api = "/api/v1/ad_groups"
         app.router.add_post(api + "/{id}/unpause", self._change_status("unpause", "active"))
         app.router.add_post(api + "/{id}/pause", self._change_status("pause", "paused"))
@@ -243,6 +256,8 @@ class FakeWhop:
                 return _json(answer_status, body, {"Idempotent-Replayed": "true"})
             self.stats.attempts[ad_group_id] += 1
             group = self._groups.get(ad_group_id)
+            if group is None and self._accept_any_id:
+                group = {**_TEMPLATE, "id": ad_group_id}
             if group is None:
                 answer = _error(404, "not_found", f"Ad group {ad_group_id} not found")
             else:
@@ -293,6 +308,13 @@ class FakeWhop:
             },
         }
         return _json(200, json.dumps(body))
+
+    @web.middleware
+    async def _request_id(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        answer = await handler(request)
+        self._answers += 1
+        answer.headers["X-Request-Id"] = f"req_fake{self._answers:08d}"
+        return answer
 
     async def _read_stats(self, _: web.Request) -> web.Response:
         return web.json_response({**self.stats.as_json(), "statuses": self.statuses()})

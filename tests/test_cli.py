@@ -1,0 +1,250 @@
+"""The whop-async command line, driven as a user drives it: a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whop_async.testing import FakeWhop
+
+CLI = [sys.executable, "-m", "whop_async"]
+
+
+async def whop_async_cli(
+    *args: str,
+    fake: FakeWhop | None = None,
+    stdin: bytes | None = None,
+    environment: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOP_")}
+    if fake is not None:
+        env |= {"WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": fake.base_url}
+    env |= environment or {}
+    process = await asyncio.create_subprocess_exec(
+        *CLI, *args, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await process.communicate(stdin)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def journal(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_unpause_ids_writes_a_journal_and_exits_0(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=3) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", *fake.ids, "--output", str(output), fake=fake
+        )
+        assert fake.statuses() == {"active": 3}
+    assert code == 0, stderr
+    assert sorted(journal(output), key=lambda r: r["id"]) == [
+        {"id": ad_group_id, "ok": True, "status": "active"} for ad_group_id in fake.ids
+    ]
+    assert "unpaused" in stderr
+
+
+async def test_ids_from_a_file_a_csv_and_standard_input(tmp_path: Path) -> None:
+    async with FakeWhop(groups=6) as fake:
+        ids = fake.ids
+        plain = tmp_path / "ids.txt"
+        plain.write_text(f"# to unpause\n{ids[0]}\n\n  {ids[1]}  \n{ids[0]}\n")
+        table = tmp_path / "export.csv"
+        table.write_text(f"name,ID,budget\nfirst,{ids[2]},5\nsecond,{ids[3]},7\n")
+        assert (await whop_async_cli("unpause", "--file", str(plain), fake=fake))[0] == 0
+        assert (await whop_async_cli("unpause", "--file", str(table), fake=fake))[0] == 0
+        piped = f"{ids[4]}\n{ids[5]}\n".encode()
+        assert (await whop_async_cli("unpause", "--file", "-", fake=fake, stdin=piped))[0] == 0
+        assert fake.statuses() == {"active": 6}
+        assert fake.stats.attempts[ids[0]] == 1  # a duplicate is unpaused once
+
+
+async def test_failures_are_journaled_and_exit_1(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=1) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", fake.ids[0], "adgrp_missing", "bad/id", "--output", str(output), fake=fake
+        )
+    assert code == 1
+    records = {record["id"]: record for record in journal(output)}
+    assert records[fake.ids[0]]["ok"] is True
+    missing = records["adgrp_missing"]
+    assert (missing["ok"], missing["error"], missing["status_code"]) == (
+        False,
+        "NotFoundError",
+        404,
+    )
+    assert "not found" in missing["message"]
+    assert records["bad/id"]["error"] == "InvalidIdError"
+    assert "NotFoundError" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "message"),
+    [
+        (["unpause", "adgrp_1"], {}, "set WHOP_API_KEY"),
+        (
+            ["unpause", "--file", "/no/such/file"],
+            {"WHOP_API_KEY": "k"},
+            "cannot read /no/such/file",
+        ),
+        (["unpause", "--rate", "-1", "adgrp_1"], {"WHOP_API_KEY": "k"}, "must be 0 or more"),
+        (["unpause", "--bogus"], {"WHOP_API_KEY": "k"}, "unrecognized arguments: --bogus"),
+        (["unpause"], {"WHOP_API_KEY": "k"}, "give ids as arguments"),
+        (["unpause", "--resume", "adgrp_1"], {"WHOP_API_KEY": "k"}, "--resume needs --output"),
+        (["unpause", "--base-url", "nope", "adgrp_1"], {"WHOP_API_KEY": "k"}, "base_url"),
+        ([], {}, "the following arguments are required"),
+    ],
+)
+async def test_bad_usage_is_one_line_and_exit_2(
+    args: list[str], environment: dict[str, str], message: str
+) -> None:
+    code, _, stderr = await whop_async_cli(*args, environment=environment)
+    assert code == 2
+    assert message in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert "Traceback" not in stderr
+
+
+async def test_a_csv_without_an_id_column_is_bad_usage(tmp_path: Path) -> None:
+    table = tmp_path / "export.csv"
+    table.write_text("name,budget\nfirst,5\n")
+    code, _, stderr = await whop_async_cli(
+        "unpause", "--file", str(table), environment={"WHOP_API_KEY": "k"}
+    )
+    assert (code, stderr.count("\n")) == (2, 1)
+    assert "needs an 'id' column" in stderr
+
+
+async def start_cli(*args: str, fake: FakeWhop, **pipes: Any) -> asyncio.subprocess.Process:
+    env = {**os.environ, "WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": fake.base_url}
+    return await asyncio.create_subprocess_exec(*CLI, *args, env=env, **pipes)
+
+
+def lines_in(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+async def wait_for_lines(path: Path, count: int) -> None:
+    for _ in range(1000):
+        if lines_in(path) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{path} never reached {count} lines")
+
+
+async def test_a_run_killed_halfway_resumes_without_unpausing_anything_twice(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=120, rate_limit=None, latency=0.02) as fake:
+        args = ["unpause", *fake.ids, "--output", str(output), "--rate", "0", "--concurrency", "8"]
+        process = await start_cli(*args, "--quiet", fake=fake, stderr=asyncio.subprocess.DEVNULL)
+        await wait_for_lines(output, 40)
+        process.kill()
+        await process.wait()
+        done_before = {record["id"] for record in journal(output) if record["ok"]}
+        assert 40 <= len(done_before) < 120
+        code, _, stderr = await whop_async_cli(*args, "--resume", "--quiet", fake=fake)
+        assert code == 0, stderr
+        assert fake.statuses() == {"active": 120}
+        assert set(fake.stats.attempts) == set(fake.ids)
+        assert max(fake.stats.attempts.values()) == 1  # in flight at the kill: replayed
+    records = journal(output)
+    assert {record["id"] for record in records} == set(fake.ids)
+    assert f"{len(done_before)}" in stderr  # the summary counts the skipped ids
+
+
+async def test_ctrl_c_stops_cleanly_with_every_finished_id_journaled(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=200, rate_limit=None, latency=0.02) as fake:
+        process = await start_cli(
+            "unpause", *fake.ids, "--output", str(output), "--rate", "0", "--concurrency", "4",
+            fake=fake, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await wait_for_lines(output, 20)
+        process.send_signal(signal.SIGINT)
+        _, stderr = await process.communicate()
+        assert process.returncode == 130
+        active = fake.statuses()["active"]
+    summary = stderr.decode()
+    assert "interrupted: left to do" in summary
+    assert "Traceback" not in summary
+    records = journal(output)  # every line whole
+    assert len(records) <= active
+    assert active - len(records) <= 4  # at most the calls in flight
+
+
+async def test_the_progress_bar_shows_on_a_terminal() -> None:
+    async with FakeWhop(groups=60, rate_limit=None, latency=0.01) as fake:
+        controller, terminal = pty.openpty()
+        process = await start_cli(
+            "unpause", *fake.ids, "--rate", "0", "--concurrency", "2",
+            fake=fake, stderr=terminal, stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(terminal)
+        shown = bytearray()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                chunk = await loop.run_in_executor(None, os.read, controller, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        await process.wait()
+        os.close(controller)
+    screen = shown.decode(errors="replace")
+    assert process.returncode == 0
+    assert "unpausing" in screen
+    assert "rate-limit waits" in screen
+    assert "/60" in screen
+
+
+async def test_quiet_or_piped_output_shows_no_bar() -> None:
+    async with FakeWhop(groups=2) as fake:
+        code, _, stderr = await whop_async_cli("unpause", *fake.ids, fake=fake)
+    assert code == 0
+    assert "unpausing" not in stderr
+
+
+async def test_the_demo_needs_no_key_and_checks_the_server() -> None:
+    code, _, stderr = await whop_async_cli("demo", "--groups", "150", "--fault-rate", "0.05")
+    assert code == 0, stderr
+    assert "Checked on the server: 150 of 150 ad groups are active" in stderr
+
+
+async def test_the_fake_server_command_serves_until_interrupted() -> None:
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "fake-server", "--port", "0", "--groups", "2", "--rate", "0",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    settings = {}
+    for _ in range(2):
+        name, _, value = (await process.stdout.readline()).decode().strip().partition("=")
+        settings[name] = value
+    environment = {
+        "WHOP_API_KEY": settings["WHOP_API_KEY"],
+        "WHOP_BASE_URL": settings["WHOP_BASE_URL"],
+    }
+    code, _, stderr = await whop_async_cli(
+        "unpause", "adgrp_000000000001", "adgrp_000000000002", environment=environment
+    )
+    process.send_signal(signal.SIGINT)
+    await process.wait()
+    assert code == 0, stderr
+    assert process.returncode == 130
