@@ -5,8 +5,9 @@ not return an ad group to the caller (unpaused or not).
 
     python bench/run.py [--scenarios open,bucket,window,faults,memory] [--memory-ids N ...]
 
-Each scenario starts bench/standin.py in its own process on 127.0.0.1, drives the same
-ids through every client in turn, and prints one row per client with its ratios.
+Each scenario starts whop_async's stand-in server (``whop-async fake-server``) in its own
+process on 127.0.0.1, drives the same ids through every client in turn, and prints one
+row per client with its ratios.
 """
 
 from __future__ import annotations
@@ -16,53 +17,51 @@ import asyncio
 import contextlib
 import functools
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 import whop_async
 
-HERE = Path(__file__).parent
 KEY = "sk_bench"
 CONCURRENCY = 64
 Driver = Callable[[str, list[str]], Awaitable[int]]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+# How the stand-in behaves in each scenario: fake-server flags.
+SERVER_FLAGS = {
+    "open": ["--rate", "0"],
+    "bucket": ["--rate", "100", "--per", "1", "--limiter", "bucket", "--burst", "10",
+               "--retry-after"],
+    "window": ["--rate", "50", "--per", "1"],
+    "faults": ["--rate", "0", "--fault-rate", "0.075", "--drop-rate", "0.025", "--seed", "1"],
+}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
 async def standin(mode: str) -> AsyncIterator[str]:
-    port = free_port()
+    """The stand-in server in another process; yields its root URL."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE / "standin.py"), str(port), mode
-    )
-    base = f"http://127.0.0.1:{port}"
+        sys.executable, "-m", "whop_async", "fake-server", "--port", "0", "--groups", "0",
+        "--api-key", KEY, "--accept-any-id", *SERVER_FLAGS[mode],
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert server.stdout is not None
+    base_url = (await server.stdout.readline()).decode().strip().partition("=")[2]
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{base}/stats"):
-                        break
-                await asyncio.sleep(0.05)
-        yield base
+        yield base_url.removesuffix("/api/v1")
     finally:
         server.terminate()
         await server.wait()
 
 
-async def server_call(base: str, method: str, path: str) -> dict[str, int]:
+async def server_call(base: str, method: str, path: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session, session.request(method, base + path) as r:
-        stats: dict[str, int] = await r.json()
-        return stats
+        answer: dict[str, Any] = await r.json()
+        return answer
 
 
 async def bare_aiohttp(base: str, ids: list[str]) -> int:
@@ -141,17 +140,16 @@ SCENARIOS = {
 
 
 async def run_once(base: str, mode: str, drive: Driver, ids: list[str]) -> dict[str, float]:
-    await server_call(base, "POST", "/reset")
+    await server_call(base, "POST", "/_fake/reset")
     if mode == "window":  # start at a window's edge, as a perfect client could
         await asyncio.sleep(1 - time.monotonic() % 1)
     started = time.perf_counter()
     confirmed = await drive(base, ids)
     seconds = time.perf_counter() - started
-    stats = await server_call(base, "GET", "/stats")
-    return {"seconds": seconds, "lost": len(ids) - stats.get("unpaused", 0),
-            "unconfirmed": len(ids) - confirmed,
-            "requests": stats.get("requests", 0), "429s": stats.get("429", 0),
-            "faults": stats.get("faults", 0)}  # fmt: skip
+    stats = await server_call(base, "GET", "/_fake/stats")
+    return {"seconds": seconds, "lost": len(ids) - len(stats["attempts"]),
+            "unconfirmed": len(ids) - confirmed, "requests": stats["requests"],
+            "429s": stats["rate_limited"], "faults": stats["faults"]}  # fmt: skip
 
 
 async def run_scenario(name: str, rounds: int) -> None:

@@ -120,31 +120,3 @@ def http_answer(status: int, body: bytes, *extra_headers: str) -> bytes:
         *extra_headers,
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-MISSING_AD_GROUP_ID = "adgrp_doesnotexist"
-
-
-def unpause_app(*, api_key: str = API_KEY) -> web.Application:
-    """A minimal stand-in: unpause answers the documented shape for a known key, and
-    404 for MISSING_AD_GROUP_ID."""
-
-    async def unpause(request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") != f"Bearer {api_key}":
-            return _whop_error(401, "unauthorized", "Invalid API key")
-        if request.match_info["id"] == MISSING_AD_GROUP_ID:
-            return _whop_error(404, "not_found", "Ad group not found", request_id="req_404")
-        return web.json_response(ad_group_json(request.match_info["id"], status="active"))
-
-    app = web.Application()
-    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
-    return app
-
-
-def _whop_error(
-    status: int, error_type: str, message: str, *, request_id: str | None = None
-) -> web.Response:
-    headers = {} if request_id is None else {"X-Request-Id": request_id}
-    return web.json_response(
-        {"error": {"type": error_type, "message": message}}, status=status, headers=headers
-    )

@@ -11,18 +11,18 @@ from aiohttp import web
 
 import whop_async
 from whop_async import Outcome, WhopClient
+from whop_async.testing import FakeWhop
 
 from .helpers import (
     BASE_URL,
-    MISSING_AD_GROUP_ID,
     FakeClock,
     MockAPI,
     ad_group_json,
     serve,
-    unpause_app,
 )
 
-pytestmark = pytest.mark.usefixtures("env")
+MISSING_AD_GROUP_ID = "adgrp_doesnotexist"
+ANY_ID = pytest.mark.fake_whop(accept_any_id=True, rate_limit=None)
 
 
 def counting_app() -> tuple[web.Application, Counter[str]]:
@@ -41,6 +41,7 @@ def counting_app() -> tuple[web.Application, Counter[str]]:
     return app, hits
 
 
+@pytest.mark.usefixtures("env")
 async def test_unpause_many_reports_every_id_once_in_input_order() -> None:
     app, hits = counting_app()
     ids = [f"adgrp_{n}" for n in range(40)] + ["adgrp_3", MISSING_AD_GROUP_ID, "bad/id", "adgrp_7"]
@@ -57,7 +58,8 @@ async def test_unpause_many_reports_every_id_once_in_input_order() -> None:
     assert "bad/id" not in hits
 
 
-async def test_iter_unpause_reads_ids_lazily_and_streams_outcomes() -> None:
+@ANY_ID
+async def test_iter_unpause_reads_ids_lazily_and_streams_outcomes(fake_whop: FakeWhop) -> None:
     pulled = 0
 
     def ids() -> Iterator[str]:
@@ -67,10 +69,7 @@ async def test_iter_unpause_reads_ids_lazily_and_streams_outcomes() -> None:
             yield f"adgrp_{number}"
 
     seen = 0
-    async with (
-        serve(unpause_app()) as base_url,
-        WhopClient(base_url=base_url, rate_limit=None) as client,
-    ):
+    async with WhopClient(rate_limit=None) as client:
         async for outcome in client.ad_groups.iter_unpause(ids(), concurrency=4):
             seen += 1
             assert outcome.ok
@@ -78,7 +77,8 @@ async def test_iter_unpause_reads_ids_lazily_and_streams_outcomes() -> None:
     assert seen == 1_000
 
 
-async def test_async_iterables_and_both_kinds_of_callback() -> None:
+@ANY_ID
+async def test_async_iterables_and_both_kinds_of_callback(fake_whop: FakeWhop) -> None:
     async def ids() -> AsyncIterator[str]:
         for number in range(10):
             yield f"adgrp_{number}"
@@ -89,10 +89,7 @@ async def test_async_iterables_and_both_kinds_of_callback() -> None:
     async def record(outcome: Outcome) -> None:
         asynchronous.append(outcome.id)
 
-    async with (
-        serve(unpause_app()) as base_url,
-        WhopClient(base_url=base_url, rate_limit=None) as client,
-    ):
+    async with WhopClient(rate_limit=None) as client:
         result = await client.ad_groups.unpause_many(
             ids(), on_outcome=lambda outcome: synchronous.append(outcome.id)
         )
@@ -101,20 +98,21 @@ async def test_async_iterables_and_both_kinds_of_callback() -> None:
     assert sorted(synchronous) == sorted(asynchronous) == [f"adgrp_{n}" for n in range(10)]
 
 
-async def test_an_error_that_is_not_a_whop_error_stops_the_batch_and_propagates() -> None:
+@ANY_ID
+async def test_an_error_that_is_not_a_whop_error_stops_the_batch_and_propagates(
+    fake_whop: FakeWhop,
+) -> None:
     def explode(outcome: Outcome) -> None:
         raise KeyError(outcome.id)
 
-    async with (
-        serve(unpause_app()) as base_url,
-        WhopClient(base_url=base_url, rate_limit=None) as client,
-    ):
+    async with WhopClient(rate_limit=None) as client:
         with pytest.raises(KeyError):
             await client.ad_groups.unpause_many(
                 [f"adgrp_{n}" for n in range(100)], on_outcome=explode
             )
 
 
+@pytest.mark.usefixtures("env")
 async def test_cancelling_a_batch_cancels_its_calls_cleanly() -> None:
     started = asyncio.Event()
 
@@ -133,12 +131,14 @@ async def test_cancelling_a_batch_cancels_its_calls_cleanly() -> None:
             await batch
 
 
+@pytest.mark.usefixtures("env")
 async def test_concurrency_must_be_positive() -> None:
     async with WhopClient(rate_limit=None) as client:
         with pytest.raises(ValueError, match="concurrency"):
             await client.ad_groups.unpause_many(["adgrp_1"], concurrency=0)
 
 
+@pytest.mark.usefixtures("env")
 async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -> None:
     """A small version of the benchmark: 60 ids against 40 per second with burst 5.
 
@@ -178,6 +178,7 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
     assert early_requests == 0
 
 
+@pytest.mark.usefixtures("env")
 async def test_bulk_calls_retry_longer_than_single_calls(
     mock_api: MockAPI, fake_clock: FakeClock
 ) -> None:
@@ -195,6 +196,7 @@ async def test_bulk_calls_retry_longer_than_single_calls(
     assert len(mock_api.sent("POST", url)) == 7 + 3
 
 
+@pytest.mark.usefixtures("env")
 async def test_a_single_string_is_refused_rather_than_read_letter_by_letter() -> None:
     async with WhopClient(rate_limit=None) as client:
         with pytest.raises(TypeError, match="wrap it in a list"):

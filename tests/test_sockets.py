@@ -11,6 +11,7 @@ from aiohttp import web
 
 import whop_async
 from whop_async import WhopClient
+from whop_async.testing import FakeWhop
 
 from .helpers import (
     API_KEY,
@@ -20,7 +21,6 @@ from .helpers import (
     read_request_head,
     serve,
     serve_raw,
-    unpause_app,
 )
 
 AD_GROUP_ID = "adgrp_xxxxxxxxxxxx"
@@ -159,10 +159,13 @@ async def test_answers_are_read_whole_so_the_connection_is_reused() -> None:
     assert len(peers) == 1
 
 
-async def test_a_borrowed_session_is_used_and_left_open() -> None:
-    async with serve(unpause_app()) as base_url, aiohttp.ClientSession() as session:
-        async with WhopClient(base_url=base_url, session=session) as client:
-            await client.ad_groups.unpause(AD_GROUP_ID)
+@pytest.mark.fake_whop(groups=1)
+async def test_a_borrowed_session_is_used_and_left_open(fake_whop: FakeWhop) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with WhopClient(
+            fake_whop.api_key, base_url=fake_whop.base_url, session=session
+        ) as client:
+            await client.ad_groups.unpause(fake_whop.ids[0])
         assert not session.closed
         assert client.closed
 

@@ -407,6 +407,7 @@ async def fake_server_command(options: argparse.Namespace) -> int:
         drop_rate=options.drop_rate,
         latency=options.latency,
         seed=options.seed,
+        accept_any_id=options.accept_any_id,
         port=options.port,
     )
     async with fake:
@@ -508,6 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
     fake.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
     fake.add_argument("--seed", type=int, default=0, help="seeds the faults")
+    fake.add_argument(
+        "--accept-any-id",
+        action="store_true",
+        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise",
+    )
     fake.set_defaults(run=fake_server_command)
     return parser
 
