@@ -53,10 +53,25 @@ def test_the_pages_have_examples() -> None:
     assert len(names) >= 6
 
 
+TEST_FILE = re.compile(r"# (test_\w+\.py)\n")
+PYTEST_SETUP = {
+    "conftest.py": 'pytest_plugins = ["whop_async.testing.pytest_plugin"]\n',
+    "pytest.ini": "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n",
+}
+
+
 @pytest.mark.parametrize(("name", "code"), examples(), ids=[name for name, _ in examples()])
-async def test_example_runs(name: str, code: str) -> None:
+async def test_example_runs(name: str, code: str, tmp_path: Path) -> None:
+    test_file = TEST_FILE.match(code)
     async with stand_in() as fake:
-        returncode, _, stderr = await run_python(fake, "-c", code)
+        if test_file is None:
+            returncode, _, stderr = await run_python(fake, "-c", code)
+        else:  # an example test: run it the way its reader would, with pytest
+            for file_name, text in {**PYTEST_SETUP, test_file.group(1): code}.items():
+                (tmp_path / file_name).write_text(text)
+            returncode, stderr, _ = await run_python(
+                fake, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)
+            )
     assert returncode == 0, f"{name} failed:\n{stderr}"
 
 
