@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 
 import whop_async
@@ -87,3 +88,12 @@ def test_only_the_transport_imports_aiohttp_on_the_client_side() -> None:
 def test_the_package_ships_type_information() -> None:
     assert (Path(whop_async.__file__).parent / "py.typed").exists()
     importlib.import_module("whop_async.resources.ad_groups")
+
+
+def test_the_reference_page_lists_every_public_name() -> None:
+    import whop_async.testing
+
+    reference = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
+    listed = set(re.findall(r"^\s+- (\w+)$", reference, re.MULTILINE))
+    assert set(whop_async.__all__) - {"__version__"} <= listed
+    assert set(whop_async.testing.__all__) <= listed

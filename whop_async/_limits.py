@@ -33,10 +33,13 @@ class RateLimit:
     Requests are spread evenly at ``requests / per`` per second, with at most ``burst``
     sent back to back after a quiet spell.
 
-    Args:
+    Attributes:
         requests: how many requests the budget allows...
         per: ...in this many seconds (60).
         burst: how many may go at once; defaults to ``min(10, requests)``.
+
+    Raises:
+        ValueError: a value is not positive.
     """
 
     requests: int

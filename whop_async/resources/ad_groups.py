@@ -82,7 +82,9 @@ class AdGroups:
 
         One failing id never stops the others: it ends up in ``failed`` with its typed
         error (an id that is not a Whop id gets an InvalidIdError). Duplicate ids are
-        unpaused once.
+        unpaused once. Anything that is not a WhopError (a bug in ``on_outcome``, an
+        error raised by ``ids``, cancellation) stops the run and propagates; in-flight
+        calls are cancelled.
 
         Args:
             ids: any iterable or async iterable of ids, read lazily.
@@ -100,9 +102,7 @@ class AdGroups:
 
         Raises:
             TypeError: ``ids`` is a single string (it would be read letter by letter).
-            Anything that is not a WhopError (a bug in ``on_outcome``, an error raised
-            by ``ids``, cancellation) stops the run and propagates; in-flight calls are
-            cancelled.
+            ValueError: ``concurrency`` is not a positive whole number.
         """
         call = self._bulk_call(max_retries, idempotency_key)
         return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
