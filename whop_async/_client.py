@@ -38,7 +38,7 @@ class WhopClient:
     """An async client for Whop's ad-group API.
 
     Use it as an async context manager, which opens the HTTP session inside the running
-    event loop and closes it on exit::
+    event loop and closes it on exit:
 
         async with WhopClient() as client:
             group = await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")

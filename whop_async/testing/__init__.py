@@ -2,7 +2,7 @@
 
 The ``fake_whop`` fixture (enabled by ``pytest_plugins = ["whop_async.testing.pytest_plugin"]``
 in a conftest.py) starts a FakeWhop, points ``WHOP_API_KEY`` and ``WHOP_BASE_URL`` at it,
-and yields it::
+and yields it:
 
     async def test_unpause(fake_whop):
         async with whop_async.WhopClient() as client:

@@ -1,6 +1,6 @@
 """The ``fake_whop`` pytest fixture: a FakeWhop per test, with the environment set.
 
-Enable it with one line in a ``conftest.py``::
+Enable it with one line in a ``conftest.py``:
 
     pytest_plugins = ["whop_async.testing.pytest_plugin"]
 
