@@ -248,3 +248,56 @@ async def test_the_fake_server_command_serves_until_interrupted() -> None:
     await process.wait()
     assert code == 0, stderr
     assert process.returncode == 130
+
+
+async def test_unpause_a_whole_campaign(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=30, campaigns=2) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--campaign", "adcamp_00000000002", "--output", str(output), fake=fake
+        )
+        statuses = {ad_group_id: fake.status_of(ad_group_id) for ad_group_id in fake.ids}
+    assert code == 0, stderr
+    assert {statuses[i] for i in fake.ids[1::2]} == {"active"}
+    assert {statuses[i] for i in fake.ids[0::2]} == {"paused"}
+    assert {record["id"] for record in journal(output)} == set(fake.ids[1::2])
+
+
+async def test_pause_mirrors_unpause_with_journal_and_resume(tmp_path: Path) -> None:
+    output = tmp_path / "paused.jsonl"
+    async with FakeWhop(groups=4, status="active") as fake:
+        args = ["pause", *fake.ids[:3], "--output", str(output)]
+        assert (await whop_async_cli(*args, fake=fake))[0] == 0
+        assert fake.statuses() == {"paused": 3, "active": 1}
+        code, _, stderr = await whop_async_cli(*args, "--resume", fake=fake)
+        assert max(fake.stats.attempts.values()) == 1  # the resumed run had nothing left
+    assert code == 0
+    assert {record["status"] for record in journal(output)} == {"paused"}
+    assert "whop-async pause" in stderr
+
+
+async def test_list_prints_ids_or_json_lines_for_piping() -> None:
+    async with FakeWhop(groups=6, campaigns=2) as fake:
+        fake.add_group("adgrp_liveone000", status="active", campaign=2)
+        code, stdout, _ = await whop_async_cli(
+            "list", "--campaign", "adcamp_00000000002", "--status", "paused", fake=fake
+        )
+        assert code == 0
+        assert stdout.split() == list(reversed(fake.ids[1:6:2]))
+        code, stdout, _ = await whop_async_cli("list", "--json", fake=fake)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0
+    assert [line["id"] for line in lines] == list(reversed(fake.ids))
+    assert lines[0]["status"] == "active"
+    assert set(lines[0]) == {"id", "title", "status", "platform", "budget", "budget_type",
+                             "ad_campaign_id", "created_at", "updated_at"}  # fmt: skip
+
+
+async def test_list_then_unpause_through_a_pipe(tmp_path: Path) -> None:
+    async with FakeWhop(groups=5) as fake:
+        _, listed, _ = await whop_async_cli("list", "--status", "paused", fake=fake)
+        code, _, _ = await whop_async_cli(
+            "unpause", "--file", "-", fake=fake, stdin=listed.encode()
+        )
+        assert code == 0
+        assert fake.statuses() == {"active": 5}

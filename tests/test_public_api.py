@@ -16,7 +16,7 @@ EXPECTED = {
     "PermissionDeniedError", "NotFoundError", "ConflictError", "UnprocessableEntityError",
     "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",
     "APIResponseValidationError", "__version__", "RateLimit", "BulkResult", "Outcome",
-    "InvalidIdError", "ClientStats",
+    "InvalidIdError", "ClientStats", "AdGroupList", "AdGroupPage", "PageInfo",
 }  # fmt: skip
 
 

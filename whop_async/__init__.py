@@ -22,13 +22,16 @@ from ._limits import ClientStats, RateLimit
 from ._models import (
     AdCampaignRef,
     AdGroup,
+    AdGroupPage,
     AdGroupStatus,
     AdPlatform,
     BudgetType,
     BulkResult,
     Outcome,
+    PageInfo,
 )
 from ._version import __version__
+from .resources.ad_groups import AdGroupList
 
 __all__ = [
     "APIConnectionError",
@@ -38,6 +41,8 @@ __all__ = [
     "APITimeoutError",
     "AdCampaignRef",
     "AdGroup",
+    "AdGroupList",
+    "AdGroupPage",
     "AdGroupStatus",
     "AdPlatform",
     "AuthenticationError",
@@ -50,6 +55,7 @@ __all__ = [
     "InvalidIdError",
     "NotFoundError",
     "Outcome",
+    "PageInfo",
     "PermissionDeniedError",
     "RateLimit",
     "RateLimitError",

@@ -10,7 +10,7 @@ from typing import cast
 from ._exceptions import WhopError
 from ._models import AdGroup, BulkResult, Outcome
 
-Ids = Iterable[str] | AsyncIterable[str]
+Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 OnOutcome = Callable[[Outcome], object]
 CallOne = Callable[[str], Awaitable[AdGroup]]
 # Returns what must be awaited before the worker goes on (an async callback's
@@ -27,10 +27,10 @@ class _RecentIds:
 
     def __init__(self, size: int) -> None:
         self._half = max(1, size // 2)
-        self._current: set[str] = set()
-        self._previous: set[str] = set()
+        self._current: set[object] = set()
+        self._previous: set[object] = set()
 
-    def first_time(self, ad_group_id: str) -> bool:
+    def first_time(self, ad_group_id: object) -> bool:
         if ad_group_id in self._current or ad_group_id in self._previous:
             return False
         if len(self._current) >= self._half:
@@ -56,7 +56,8 @@ class _IdSource:
     def next_now(self) -> tuple[int, str] | None:
         """The next unique id of a plain iterable: no task can read it concurrently."""
         assert self._sync is not None
-        for ad_group_id in self._sync:
+        for item in self._sync:
+            ad_group_id = _id_of(item)
             if self._recent.first_time(ad_group_id):
                 return self._numbered(ad_group_id)
         return None
@@ -65,7 +66,8 @@ class _IdSource:
         """The next unique id of an async iterable, which only one task may read at a time."""
         assert self._async is not None
         async with self._reading:
-            async for ad_group_id in self._async:
+            async for item in self._async:
+                ad_group_id = _id_of(item)
                 if self._recent.first_time(ad_group_id):
                     return self._numbered(ad_group_id)
         return None
@@ -74,6 +76,11 @@ class _IdSource:
         self._count += 1
         # Not checked here: the call refuses, per id, whatever is not a Whop id.
         return self._count - 1, cast(str, ad_group_id)
+
+
+def _id_of(item: object) -> object:
+    """An AdGroup (from a listing) stands for its id."""
+    return item.id if isinstance(item, AdGroup) else item
 
 
 def _callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[object] | None:

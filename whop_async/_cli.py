@@ -13,11 +13,12 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from . import Outcome, RateLimit, WhopClient, WhopError
+from . import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
+from ._bulk import Ids
 from ._version import __version__
 from .testing import FakeWhop
 
@@ -168,14 +169,16 @@ class Run:
     def __init__(
         self,
         client: WhopClient,
+        verb: str,
         total: int | None,
         *,
         quiet: bool,
         skipped: Callable[[], int] = lambda: 0,
     ) -> None:
         self.client = client
+        self.verb = verb
         self.total = total
-        self.unpaused = 0
+        self.done = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self.failed_examples: list[str] = []
         self.skipped = skipped
@@ -183,7 +186,7 @@ class Run:
         show = not quiet and Console is not None and sys.stderr.isatty()
         self._progress = _progress_bar() if show else None
         self._task = (
-            self._progress.add_task("unpausing", total=total, failed=0, waits=0, rate="")
+            self._progress.add_task(f"{verb[:-1]}ing", total=total, failed=0, waits=0, rate="")
             if self._progress
             else None
         )
@@ -199,7 +202,7 @@ class Run:
 
     def record(self, outcome: Outcome) -> None:
         if outcome.ok:
-            self.unpaused += 1
+            self.done += 1
         else:
             self.failures[type(outcome.error).__name__] += 1
             if len(self.failed_examples) < 10:
@@ -216,12 +219,12 @@ class Run:
 
     @property
     def finished(self) -> int:
-        return self.unpaused + sum(self.failures.values())
+        return self.done + sum(self.failures.values())
 
     def summary(self, *, interrupted: bool) -> None:
         elapsed = time.monotonic() - self.started
         rows = [
-            ("unpaused", f"{self.unpaused:,}"),
+            (f"{self.verb}d", f"{self.done:,}"),
             *((f"failed: {name}", f"{count:,}") for name, count in self.failures.most_common()),
             ("skipped (already done)", f"{self.skipped():,}"),
             ("rate-limit waits (429)", f"{self.client.stats.rate_limited:,}"),
@@ -230,7 +233,7 @@ class Run:
         if interrupted:
             left = "unknown" if self.total is None else f"{self.total - self.finished:,}"
             rows.append(("interrupted: left to do", left))
-        _print_table("whop-async unpause", rows)
+        _print_table(f"whop-async {self.verb}", rows)
         for example in self.failed_examples:
             print(f"  {example}", file=sys.stderr)
 
@@ -265,9 +268,10 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     Console(stderr=True).print(table)
 
 
-async def unpause_all(
+async def run_bulk(
     client: WhopClient,
-    ids: Iterable[str],
+    verb: str,
+    ids: Ids,
     *,
     total: int | None,
     concurrency: int,
@@ -276,12 +280,13 @@ async def unpause_all(
     skipped: Callable[[], int] = lambda: 0,
     keys: Callable[[str], str] | None = None,
 ) -> int:
-    """Unpause ``ids``, journaling and showing each outcome; the exit code.
+    """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
 
     Interrupted, it still prints the summary (with what is left), then lets the
     cancellation go on: every finished id is already in the journal.
     """
-    run = Run(client, total, quiet=quiet, skipped=skipped)
+    run = Run(client, verb, total, quiet=quiet, skipped=skipped)
+    many = client.ad_groups.unpause_many if verb == "unpause" else client.ad_groups.pause_many
 
     def finished(outcome: Outcome) -> None:
         if journal is not None:
@@ -292,9 +297,7 @@ async def unpause_all(
     interrupted = False
     try:
         with run:
-            await client.ad_groups.unpause_many(
-                ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys
-            )
+            await many(ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys)
     except asyncio.CancelledError:
         interrupted = True
         raise
@@ -307,46 +310,76 @@ async def unpause_all(
 
 
 class SkipDone:
-    """The ids of every source in turn, less those already done, counting the skips."""
+    """The ids of every source in turn (plain or async, ids or ad groups), less those
+    already done, counting the skips."""
 
-    def __init__(self, sources: list[Iterable[str]], done: set[str]) -> None:
+    def __init__(self, sources: list[Iterable[str] | AdGroupList], done: set[str]) -> None:
         self._sources, self._done = sources, done
         self.skipped = 0
 
-    def __iter__(self) -> Iterator[str]:
+    async def __aiter__(self) -> AsyncIterator[str]:
         for source in self._sources:
-            for ad_group_id in source:
-                if ad_group_id in self._done:
-                    self.skipped += 1
-                else:
-                    yield ad_group_id
+            if isinstance(source, AdGroupList):
+                async for group in source:
+                    if self._keep(group.id):
+                        yield group.id
+            else:
+                for ad_group_id in source:
+                    if self._keep(ad_group_id):
+                        yield ad_group_id
+
+    def _keep(self, ad_group_id: str) -> bool:
+        if ad_group_id in self._done:
+            self.skipped += 1
+            return False
+        return True
 
 
-async def unpause_command(options: argparse.Namespace) -> int:
+def api_key_from_environment() -> str:
     api_key = os.environ.get("WHOP_API_KEY")
     if not api_key:
         raise UsageError("set WHOP_API_KEY to your Whop API key (it is never taken as a flag)")
-    if not options.ids and options.file is None:
-        raise UsageError("give ids as arguments, or --file PATH (--file - for standard input)")
+    return api_key
+
+
+def client_from(options: argparse.Namespace) -> WhopClient:
+    rate_limit = RateLimit(options.rate, per=60.0) if options.rate else None
+    return WhopClient(api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit)
+
+
+# The groups a campaign-wide run acts on: unpause what is paused, pause what is active.
+_CAMPAIGN_STATUS = {"unpause": AdGroupStatus.PAUSED, "pause": AdGroupStatus.ACTIVE}
+
+
+async def change_status_command(options: argparse.Namespace) -> int:
+    verb = options.verb
+    if not options.ids and options.file is None and options.campaign is None:
+        raise UsageError(
+            "give ids as arguments, --file PATH (--file - for standard input), or --campaign"
+        )
     if options.resume and options.output is None:
         raise UsageError("--resume needs --output, the journal to resume from")
+    client = client_from(options)
     output = Path(options.output) if options.output else None
     done = already_done(output) if options.resume and output is not None else set()
     total: int | None = sum(1 for ad_group_id in options.ids if ad_group_id not in done)
-    sources: list[Iterable[str]] = [options.ids]
+    sources: list[Iterable[str] | AdGroupList] = [options.ids]
     id_file = IdFile(options.file) if options.file is not None else None
     if id_file is not None:
         sources.append(id_file)
         counted = id_file.count(done)
         total = None if counted is None or total is None else total + counted
+    if options.campaign is not None:
+        status = _CAMPAIGN_STATUS[verb]
+        sources.append(client.ad_groups.list(ad_campaign_id=options.campaign, status=status))
+        total = None  # a listing's length is known only at its end
     ids = SkipDone(sources, done)
-    rate_limit = RateLimit(options.rate, per=60.0) if options.rate else None
-    client = WhopClient(api_key, base_url=options.base_url, rate_limit=rate_limit)
     journal = open_journal(output) if output is not None else None
     try:
         async with client:
-            return await unpause_all(
+            return await run_bulk(
                 client,
+                verb,
                 ids,
                 total=total,
                 concurrency=options.concurrency,
@@ -360,6 +393,35 @@ async def unpause_command(options: argparse.Namespace) -> int:
             journal.close()
         if id_file is not None:
             id_file.close()
+
+
+async def list_command(options: argparse.Namespace) -> int:
+    async with client_from(options) as client:
+        listing = client.ad_groups.list(
+            ad_campaign_id=options.campaign, status=options.status, page_size=100
+        )
+        try:
+            async for group in listing:
+                print(json.dumps(group_record(group)) if options.json else group.id, flush=True)
+        except WhopError as error:
+            print(f"whop-async: listing failed: {error}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def group_record(group: AdGroup) -> dict[str, Any]:
+    """An ad group as one JSON line: its fields, dates in ISO 8601, enums as strings."""
+    return {
+        "id": group.id,
+        "title": group.title,
+        "status": str(group.status),
+        "platform": str(group.platform),
+        "budget": group.budget,
+        "budget_type": None if group.budget_type is None else str(group.budget_type),
+        "ad_campaign_id": group.ad_campaign.id,
+        "created_at": group.created_at.isoformat(),
+        "updated_at": group.updated_at.isoformat(),
+    }
 
 
 async def demo_command(options: argparse.Namespace) -> int:
@@ -381,8 +443,15 @@ async def demo_command(options: argparse.Namespace) -> int:
         )
         limit = RateLimit(per_minute, per=60.0) if per_minute else None
         async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
-            code = await unpause_all(
-                client, fake.ids, total=len(fake.ids), concurrency=16, journal=None, quiet=False
+            paused = client.ad_groups.list(status=AdGroupStatus.PAUSED, page_size=100)
+            code = await run_bulk(
+                client,
+                "unpause",
+                paused,
+                total=len(fake.ids),
+                concurrency=16,
+                journal=None,
+                quiet=False,
             )
         active = fake.statuses()["active"]
         print(
@@ -447,30 +516,50 @@ def _share(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="whop-async", description="Unpause Whop ad groups in bulk.")
-    parser.add_argument("--version", action="version", version=f"whop-async {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    unpause = commands.add_parser("unpause", help="unpause ad groups by id")
-    unpause.add_argument("ids", nargs="*", metavar="ID", help="ad-group ids")
-    unpause.add_argument(
-        "--file", metavar="PATH", help="ids, one per line or a CSV with an id column; - for stdin"
-    )
-    unpause.add_argument("--output", metavar="PATH", help="append one JSON line per finished id")
-    unpause.add_argument(
-        "--resume", action="store_true", help="skip ids already recorded ok in --output"
-    )
-    unpause.add_argument("--concurrency", type=_positive, default=16, help="calls at once (16)")
-    unpause.add_argument(
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--rate",
         type=_non_negative,
         default=WHOP_RATE_PER_MINUTE,
-        help="requests per minute (600; 0: no pacing)",
+        help="requests per minute per operation (600; 0: no pacing)",
     )
-    unpause.add_argument("--base-url", help="API base URL (default: WHOP_BASE_URL, then Whop's)")
-    unpause.add_argument("--quiet", action="store_true", help="no progress bar")
-    unpause.set_defaults(run=unpause_command)
+    parser.add_argument("--base-url", help="API base URL (default: WHOP_BASE_URL, then Whop's)")
+
+
+def _add_change_status_parser(commands: Any, verb: str) -> None:
+    campaign_status = _CAMPAIGN_STATUS[verb].value
+    command = commands.add_parser(verb, help=f"{verb} ad groups by id, file or campaign")
+    command.add_argument("ids", nargs="*", metavar="ID", help="ad-group ids")
+    command.add_argument(
+        "--file", metavar="PATH", help="ids, one per line or a CSV with an id column; - for stdin"
+    )
+    command.add_argument(
+        "--campaign", metavar="ID", help=f"every {campaign_status} group of this campaign"
+    )
+    command.add_argument("--output", metavar="PATH", help="append one JSON line per finished id")
+    command.add_argument(
+        "--resume", action="store_true", help="skip ids already recorded ok in --output"
+    )
+    command.add_argument("--concurrency", type=_positive, default=16, help="calls at once (16)")
+    _add_connection_arguments(command)
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(run=change_status_command, verb=verb)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="whop-async", description="Unpause (and pause) Whop ad groups in bulk.")
+    parser.add_argument("--version", action="version", version=f"whop-async {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    for verb in ("unpause", "pause"):
+        _add_change_status_parser(commands, verb)
+
+    listing = commands.add_parser("list", help="print the ids (or JSON lines) of ad groups")
+    listing.add_argument("--campaign", metavar="ID", help="only this campaign's groups")
+    listing.add_argument("--status", help="only groups in this status, e.g. paused")
+    listing.add_argument("--json", action="store_true", help="a JSON line per group, not its id")
+    _add_connection_arguments(listing)
+    listing.set_defaults(run=list_command)
 
     demo = commands.add_parser(
         "demo", help="unpause paused groups of a local stand-in; no key needed"

@@ -150,7 +150,8 @@ class WhopClient:
     ) -> T:
         """Send one logical call with retries and structure its answer into ``cast_to``."""
         self._ensure_open()
-        url = self.base_url + request.path
+        url = self.base_url + request.target
+        query_string = request.query_string
         headers = _sansio.request_headers(self._headers, request)
         attempt_timeout = self.timeout if timeout is None else _checked_timeout(timeout)
         policy = self._retry_policy
@@ -169,7 +170,7 @@ class WhopClient:
                 if sent_at is None:
                     sent_at = await pacer.wait_turn(engine.gate)
                 response = await self._transport.send(
-                    request.method, request.path, headers, attempt_timeout
+                    request.method, request.path, headers, attempt_timeout, query_string
                 )
             try:
                 data = _sansio.decode(request, url, response, now=policy.clock.time())

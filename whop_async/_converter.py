@@ -74,6 +74,12 @@ def _structure_datetime(value: object, _: object) -> datetime.datetime:
     return moment
 
 
+def _structure_bool(value: object, _: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected true or false, got {type(value).__name__}")
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False)
     # Registered per type, before any use: cattrs would otherwise take str-mixin enums
@@ -83,6 +89,7 @@ def _make_converter() -> cattrs.Converter:
     )
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(datetime.datetime, _structure_datetime)
     return converter
 

@@ -76,6 +76,24 @@ class AdGroup:
 
 
 @attrs.frozen(kw_only=True)
+class PageInfo:
+    """Where a page of a list sits: the cursors around it and whether more follow."""
+
+    end_cursor: str | None = None
+    start_cursor: str | None = None
+    has_next_page: bool = False
+    has_previous_page: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class AdGroupPage:
+    """One page of ``GET /ad_groups``: its ad groups (newest first) and ``page_info``."""
+
+    data: list[AdGroup]
+    page_info: PageInfo
+
+
+@attrs.frozen(kw_only=True)
 class Outcome:
     """How one id of a bulk call ended: ``ad_group`` on success, else ``error``."""
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import attrs
 
@@ -46,6 +47,7 @@ class Request:
     """One logical API call: what to send, before any retry.
 
     ``operation`` names the rate budget it draws on (Whop limits each operation apart).
+    ``query`` holds (name, value) pairs, encoded when sent.
     ``idempotency_key`` is set for POSTs; every attempt of the call sends the same one.
     """
 
@@ -53,6 +55,17 @@ class Request:
     path: str
     operation: str
     idempotency_key: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def query_string(self) -> str:
+        """The query, percent-encoded ("" when there is none)."""
+        return urlencode(self.query)
+
+    @property
+    def target(self) -> str:
+        """Path and query, as they go after the base URL."""
+        return f"{self.path}?{self.query_string}" if self.query else self.path
 
 
 @attrs.frozen

@@ -45,9 +45,15 @@ class Transport:
             await session.close()
 
     async def send(
-        self, method: str, path: str, headers: Mapping[str, str], timeout: float
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        query_string: str = "",
     ) -> Response:
-        """Send one request to ``path`` (already escaped) and read the whole answer.
+        """Send one request to ``path`` (already escaped) with ``query_string`` (already
+        encoded), and read the whole answer.
 
         Raises:
             APITimeoutError: the attempt took longer than ``timeout`` seconds.
@@ -61,6 +67,7 @@ class Transport:
             host=self._host or "",
             port=self._port,
             path=self._base_path + path,
+            query_string=query_string,
             encoded=True,
         )
         try:

@@ -1,4 +1,4 @@
-"""Ad-group operations."""
+"""Ad-group operations: retrieve, unpause, pause, list, and their bulk forms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .._bulk import Ids, OnOutcome, iter_outcomes, run_all
-from .._models import AdGroup, BulkResult, Outcome
+from .._models import AdGroup, AdGroupPage, AdGroupStatus, BulkResult, Outcome
 from .._sansio import Request, check_idempotency_key, new_idempotency_key, path_param
 
 if TYPE_CHECKING:
@@ -16,13 +16,41 @@ if TYPE_CHECKING:
 # In bulk, losing an id costs more than a few more attempts; the client's retry budget
 # still keeps an outage from multiplying traffic.
 BULK_MAX_RETRIES = 8
+MAX_PAGE_SIZE = 100
+
+KeyFor = Callable[[str], str]
 
 
 class AdGroups:
-    """The ad-group operations of a WhopClient, reached as ``client.ad_groups``."""
+    """The ad-group operations of a WhopClient, reached as ``client.ad_groups``.
+
+    Each operation draws on its own rate budget, as Whop counts them apart.
+    """
 
     def __init__(self, client: WhopClient) -> None:
         self._client = client
+
+    async def retrieve(
+        self, ad_group_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> AdGroup:
+        """Read one ad group: ``GET /ad_groups/{ad_group_id}``.
+
+        A GET changes nothing, so its retries need no Idempotency-Key.
+
+        Raises:
+            InvalidIdError: ``ad_group_id`` is not a Whop id; nothing was sent.
+            APIStatusError: a subclass per status (NotFoundError for an unknown id),
+                after retries where they apply.
+            APIConnectionError: the network failed on every attempt.
+            APIResponseValidationError: the answer is not an ad group.
+        """
+        path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}"
+        return await self._client._send(
+            Request("GET", path, "ad_groups.retrieve"),
+            AdGroup,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
 
     async def unpause(
         self,
@@ -56,18 +84,21 @@ class AdGroups:
             APIResponseValidationError: the answer is not an ad group.
             RuntimeError: the client is closed.
         """
-        path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/unpause"
-        key = (
-            new_idempotency_key()
-            if idempotency_key is None
-            else check_idempotency_key(idempotency_key)
-        )
-        return await self._client._send(
-            Request("POST", path, "ad_groups.unpause", idempotency_key=key),
-            AdGroup,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        return await self._set_status("unpause", ad_group_id, timeout, max_retries, idempotency_key)
+
+    async def pause(
+        self,
+        ad_group_id: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> AdGroup:
+        """Pause one ad group: ``POST /ad_groups/{ad_group_id}/pause``.
+
+        The mirror of ``unpause``: the same arguments, retries and errors.
+        """
+        return await self._set_status("pause", ad_group_id, timeout, max_retries, idempotency_key)
 
     async def unpause_many(
         self,
@@ -76,7 +107,7 @@ class AdGroups:
         concurrency: int = 16,
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
-        idempotency_key: Callable[[str], str] | None = None,
+        idempotency_key: KeyFor | None = None,
     ) -> BulkResult:
         """Unpause every id, ``concurrency`` at a time, through the client's rate limit.
 
@@ -87,7 +118,8 @@ class AdGroups:
         calls are cancelled.
 
         Args:
-            ids: any iterable or async iterable of ids, read lazily.
+            ids: any iterable or async iterable of ids or AdGroups, read lazily; a
+                ``client.ad_groups.list(...)`` streams straight in.
             concurrency: how many calls run at once (16).
             max_retries: retried failures per id (8); 429s are not counted.
             on_outcome: called (or awaited, if it returns an awaitable) with each
@@ -104,7 +136,7 @@ class AdGroups:
             TypeError: ``ids`` is a single string (it would be read letter by letter).
             ValueError: ``concurrency`` is not a positive whole number.
         """
-        call = self._bulk_call(max_retries, idempotency_key)
+        call = self._bulk_call("unpause", max_retries, idempotency_key)
         return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
 
     async def iter_unpause(
@@ -114,7 +146,7 @@ class AdGroups:
         concurrency: int = 16,
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
-        idempotency_key: Callable[[str], str] | None = None,
+        idempotency_key: KeyFor | None = None,
     ) -> AsyncIterator[Outcome]:
         """Unpause every id like ``unpause_many``, yielding each Outcome as it completes.
 
@@ -122,20 +154,141 @@ class AdGroups:
         read only as calls finish, and nothing is kept per id once it is yielded
         (beyond the latest 100,000 ids, remembered to skip duplicates).
         """
-        call = self._bulk_call(max_retries, idempotency_key)
+        call = self._bulk_call("unpause", max_retries, idempotency_key)
         async for outcome in iter_outcomes(
             call, ids, concurrency=concurrency, on_outcome=on_outcome
         ):
             yield outcome
 
+    async def pause_many(
+        self,
+        ids: Ids,
+        *,
+        concurrency: int = 16,
+        max_retries: int = BULK_MAX_RETRIES,
+        on_outcome: OnOutcome | None = None,
+        idempotency_key: KeyFor | None = None,
+    ) -> BulkResult:
+        """Pause every id: the mirror of ``unpause_many``, under the pause budget."""
+        call = self._bulk_call("pause", max_retries, idempotency_key)
+        return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
+
+    async def iter_pause(
+        self,
+        ids: Ids,
+        *,
+        concurrency: int = 16,
+        max_retries: int = BULK_MAX_RETRIES,
+        on_outcome: OnOutcome | None = None,
+        idempotency_key: KeyFor | None = None,
+    ) -> AsyncIterator[Outcome]:
+        """Pause every id, yielding each Outcome as it completes: the mirror of
+        ``iter_unpause``."""
+        call = self._bulk_call("pause", max_retries, idempotency_key)
+        async for outcome in iter_outcomes(
+            call, ids, concurrency=concurrency, on_outcome=on_outcome
+        ):
+            yield outcome
+
+    def list(
+        self,
+        *,
+        ad_campaign_id: str | None = None,
+        status: AdGroupStatus | str | None = None,
+        page_size: int | None = None,
+    ) -> AdGroupList:
+        """Every ad group that matches, newest first: ``GET /ad_groups``, page by page.
+
+        Nothing is sent until it is iterated; each next page is fetched only when the
+        previous one is used up. Iterate it (``async for group in ...``), use
+        ``.pages()``, or pass it to ``unpause_many``/``pause_many``, which stream it.
+
+        Args:
+            ad_campaign_id: only the groups of this campaign.
+            status: only groups in this status (e.g. ``AdGroupStatus.PAUSED``).
+            page_size: groups per request, 1 to 100; the API's default otherwise.
+
+        Raises:
+            InvalidIdError: ``ad_campaign_id`` is not a Whop id.
+            ValueError: ``page_size`` is out of range.
+        """
+        query: list[tuple[str, str]] = []
+        if ad_campaign_id is not None:
+            query.append(("ad_campaign_id", path_param("ad_campaign_id", ad_campaign_id)))
+        if status is not None:
+            query.append(
+                ("status", str(status.value if isinstance(status, AdGroupStatus) else status))
+            )
+        if page_size is not None:
+            if not (isinstance(page_size, int) and 1 <= page_size <= MAX_PAGE_SIZE):
+                raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
+            query.append(("first", str(page_size)))
+        return AdGroupList(self._client, tuple(query))
+
+    async def _set_status(
+        self,
+        verb: str,
+        ad_group_id: str,
+        timeout: float | None,
+        max_retries: int | None,
+        idempotency_key: str | None,
+    ) -> AdGroup:
+        path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/{verb}"
+        key = (
+            new_idempotency_key()
+            if idempotency_key is None
+            else check_idempotency_key(idempotency_key)
+        )
+        return await self._client._send(
+            Request("POST", path, f"ad_groups.{verb}", idempotency_key=key),
+            AdGroup,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
     def _bulk_call(
-        self, max_retries: int, idempotency_key: Callable[[str], str] | None
+        self, verb: str, max_retries: int, idempotency_key: KeyFor | None
     ) -> Callable[[str], Awaitable[AdGroup]]:
+        one = self.unpause if verb == "unpause" else self.pause
         if idempotency_key is None:
-            return functools.partial(self.unpause, max_retries=max_retries)
+            return functools.partial(one, max_retries=max_retries)
 
         def call(ad_group_id: str) -> Awaitable[AdGroup]:
             key = idempotency_key(ad_group_id)
-            return self.unpause(ad_group_id, max_retries=max_retries, idempotency_key=key)
+            return one(ad_group_id, max_retries=max_retries, idempotency_key=key)
 
         return call
+
+
+class AdGroupList:
+    """The ad groups of a ``client.ad_groups.list(...)`` query, fetched page by page.
+
+    ``async for group in it`` yields every group; ``it.pages()`` yields each page. Every
+    iteration starts again from the first page.
+    """
+
+    def __init__(self, client: WhopClient, query: tuple[tuple[str, str], ...]) -> None:
+        self._client = client
+        self._query = query
+
+    def __aiter__(self) -> AsyncIterator[AdGroup]:
+        return self._groups()
+
+    async def _groups(self) -> AsyncIterator[AdGroup]:
+        async for page in self.pages():
+            for group in page.data:
+                yield group
+
+    async def pages(self) -> AsyncIterator[AdGroupPage]:
+        """Each page in turn, following ``page_info.end_cursor`` while
+        ``has_next_page``; the next request goes out only when it is asked for."""
+        after: str | None = None
+        while True:
+            query = self._query if after is None else (*self._query, ("after", after))
+            page = await self._client._send(
+                Request("GET", "/ad_groups", "ad_groups.list", query=query), AdGroupPage
+            )
+            yield page
+            after = page.page_info.end_cursor
+            if not page.page_info.has_next_page or after is None:
+                return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import itertools
 import json
 import math
 import random
@@ -287,24 +288,33 @@ class FakeWhop:
         query = request.query
         try:
             size = min(_MAX_PAGE, int(query.get("first", "20")))
-            start = int(base64.urlsafe_b64decode(query["after"])) if "after" in query else 0
+            # Keyset cursors: "older than the group at this position", so a page stays
+            # right while the groups before it change status.
+            before = int(base64.urlsafe_b64decode(query["after"])) if "after" in query else None
         except ValueError:
             return _error(400, "invalid_request", "first and after must be valid")
-        matching = [
-            group
-            for group in reversed(self._groups.values())  # newest first
-            if query.get("ad_campaign_id") in (None, group["ad_campaign"]["id"])
-            and query.get("status") in (None, group["status"])
-        ]
-        page = matching[start : start + size]
-        end = start + len(page)
+        positions = (
+            range(len(self._groups) - 1, -1, -1)
+            if before is None
+            else range(min(before, len(self._groups)) - 1, -1, -1)
+        )
+        groups = list(self._groups.values())
+        matching = (
+            position
+            for position in positions
+            if query.get("ad_campaign_id") in (None, groups[position]["ad_campaign"]["id"])
+            and query.get("status") in (None, groups[position]["status"])
+        )
+        page = list(itertools.islice(matching, size + 1))
+        has_next = len(page) > size
+        page = page[:size]
         body = {
-            "data": page,
+            "data": [groups[position] for position in page],
             "page_info": {
-                "start_cursor": _cursor(start) if page else None,
-                "end_cursor": _cursor(end) if page else None,
-                "has_next_page": end < len(matching),
-                "has_previous_page": start > 0,
+                "start_cursor": _cursor(page[0]) if page else None,
+                "end_cursor": _cursor(page[-1]) if page else None,
+                "has_next_page": has_next,
+                "has_previous_page": before is not None,
             },
         }
         return _json(200, json.dumps(body))
