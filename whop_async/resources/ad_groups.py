@@ -136,10 +136,11 @@ class AdGroups:
             TypeError: ``ids`` is a single string (it would be read letter by letter).
             ValueError: ``concurrency`` is not a positive whole number.
         """
-        call = self._bulk_call("unpause", max_retries, idempotency_key)
-        return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
+        return await self._many(
+            "unpause", ids, concurrency, max_retries, on_outcome, idempotency_key
+        )
 
-    async def iter_unpause(
+    def iter_unpause(
         self,
         ids: Ids,
         *,
@@ -154,11 +155,7 @@ class AdGroups:
         read only as calls finish, and nothing is kept per id once it is yielded
         (beyond the latest 100,000 ids, remembered to skip duplicates).
         """
-        call = self._bulk_call("unpause", max_retries, idempotency_key)
-        async for outcome in iter_outcomes(
-            call, ids, concurrency=concurrency, on_outcome=on_outcome
-        ):
-            yield outcome
+        return self._iter("unpause", ids, concurrency, max_retries, on_outcome, idempotency_key)
 
     async def pause_many(
         self,
@@ -170,10 +167,9 @@ class AdGroups:
         idempotency_key: KeyFor | None = None,
     ) -> BulkResult:
         """Pause every id: the mirror of ``unpause_many``, under the pause budget."""
-        call = self._bulk_call("pause", max_retries, idempotency_key)
-        return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
+        return await self._many("pause", ids, concurrency, max_retries, on_outcome, idempotency_key)
 
-    async def iter_pause(
+    def iter_pause(
         self,
         ids: Ids,
         *,
@@ -184,11 +180,7 @@ class AdGroups:
     ) -> AsyncIterator[Outcome]:
         """Pause every id, yielding each Outcome as it completes: the mirror of
         ``iter_unpause``."""
-        call = self._bulk_call("pause", max_retries, idempotency_key)
-        async for outcome in iter_outcomes(
-            call, ids, concurrency=concurrency, on_outcome=on_outcome
-        ):
-            yield outcome
+        return self._iter("pause", ids, concurrency, max_retries, on_outcome, idempotency_key)
 
     def list(
         self,
@@ -245,6 +237,30 @@ class AdGroups:
             timeout=timeout,
             max_retries=max_retries,
         )
+
+    async def _many(
+        self,
+        verb: str,
+        ids: Ids,
+        concurrency: int,
+        max_retries: int,
+        on_outcome: OnOutcome | None,
+        idempotency_key: KeyFor | None,
+    ) -> BulkResult:
+        call = self._bulk_call(verb, max_retries, idempotency_key)
+        return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
+
+    def _iter(
+        self,
+        verb: str,
+        ids: Ids,
+        concurrency: int,
+        max_retries: int,
+        on_outcome: OnOutcome | None,
+        idempotency_key: KeyFor | None,
+    ) -> AsyncIterator[Outcome]:
+        call = self._bulk_call(verb, max_retries, idempotency_key)
+        return iter_outcomes(call, ids, concurrency=concurrency, on_outcome=on_outcome)
 
     def _bulk_call(
         self, verb: str, max_retries: int, idempotency_key: KeyFor | None
