@@ -84,7 +84,7 @@ async def test_without_a_limit_nothing_is_paced_until_a_429_then_it_adapts() -> 
     for _ in range(50):
         clock.now += 0.01  # 100 accepted per second
         pacer.on_success()
-    pacer.on_rate_limited(sent_at=clock.now)
+    await pacer.on_rate_limited(sent_at=clock.now)
     assert pacer.rate == pytest.approx(90.0, rel=0.05)
 
 
@@ -95,11 +95,11 @@ async def test_a_429_lowers_the_rate_once_per_round_and_successes_raise_it_again
     for _ in range(100):
         clock.now += 0.02  # the server accepts 50 per second
         pacer.on_success()
-    pacer.on_rate_limited(sent_at=sent)
+    await pacer.on_rate_limited(sent_at=sent)
     cut = pacer.rate
     assert cut is not None
     assert cut == pytest.approx(45.0, rel=0.05)
-    pacer.on_rate_limited(sent_at=sent)  # sent before the cut: says nothing new
+    await pacer.on_rate_limited(sent_at=sent)  # sent before the cut: says nothing new
     assert pacer.rate == cut
     for _ in range(10):
         clock.now += 1.0

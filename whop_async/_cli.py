@@ -343,7 +343,11 @@ def api_key_from_environment() -> str:
 
 
 def client_from(options: argparse.Namespace) -> WhopClient:
-    rate_limit = RateLimit(options.rate, per=60.0) if options.rate else None
+    if options.redis_url and not options.rate:
+        raise UsageError("--redis-url shares the --rate budget; it needs a --rate above 0")
+    rate_limit = (
+        RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
+    )
     return WhopClient(api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit)
 
 
@@ -524,6 +528,10 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests per minute per operation (600; 0: no pacing)",
     )
     parser.add_argument("--base-url", help="API base URL (default: WHOP_BASE_URL, then Whop's)")
+    parser.add_argument(
+        "--redis-url",
+        help="share the rate budget with every process using this Redis (the redis extra)",
+    )
 
 
 def _add_change_status_parser(commands: Any, verb: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -97,7 +98,12 @@ class WhopClient:
             api_key, api_version=api_version, default_headers=default_headers
         )
         clock = _clock or Clock()
-        self._engine = Engine(rate_limit, clock, max_in_flight=CONNECTION_LIMIT)
+        self._engine = Engine(
+            rate_limit,
+            clock,
+            max_in_flight=CONNECTION_LIMIT,
+            budget_key=_budget_key(api_key, self.base_url),
+        )
         self._retry_policy = RetryPolicy(
             max_retries=_checked_max_retries(max_retries),
             max_server_wait=_checked_non_negative("max_server_wait", max_server_wait),
@@ -136,9 +142,11 @@ class WhopClient:
         return self._closed
 
     async def close(self) -> None:
-        """Close the owned HTTP session (a borrowed one stays open). Safe to call twice."""
+        """Close the owned HTTP session (a borrowed one stays open) and any connection
+        to a shared budget. Safe to call twice."""
         self._closed = True
         await self._transport.close()
+        await self._engine.close()
 
     async def _send(
         self,
@@ -175,7 +183,7 @@ class WhopClient:
             try:
                 data = _sansio.decode(request, url, response, now=policy.clock.time())
             except APIStatusError as error:
-                engine.on_error(request.operation, sent_at, error)
+                await engine.on_error(request.operation, sent_at, error)
                 raise
             engine.on_success(request.operation)
             return response, data
@@ -189,6 +197,11 @@ class WhopClient:
     def _ensure_open(self) -> None:
         if self._closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
+
+
+def _budget_key(api_key: str, base_url: str) -> str:
+    """A name for this key's budget that does not reveal the key."""
+    return hashlib.sha256(f"{api_key}\n{base_url}".encode()).hexdigest()[:24]
 
 
 def _checked_base_url(base_url: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+from typing import Any
 
 import attrs
 
@@ -19,10 +20,10 @@ from ._exceptions import APIStatusError
 # After a cut, the rate climbs back by this share of the rate that was refused, per second:
 # slow enough to sit just under the server's limit for long stretches, fast enough to
 # recover from a cut caused by someone else's burst within a minute.
-_RECOVERY_PER_SECOND = 0.02
+RECOVERY_PER_SECOND = 0.02
 # A cut lands at this share of the rate the server was seen to accept.
-_CUT_FACTOR = 0.9
-_MIN_RATE = 0.5
+CUT_FACTOR = 0.9
+MIN_RATE = 0.5
 _ACCEPTED_WINDOW = 2.0
 
 
@@ -33,18 +34,30 @@ class RateLimit:
     Requests are spread evenly at ``requests / per`` per second, with at most ``burst``
     sent back to back after a quiet spell.
 
+    With ``redis_url``, the budget is shared through Redis by every client, process and
+    host that names the same budget (the ``redis`` extra): pacing, the pause after a
+    429 and the adapted rate.
+
     Attributes:
         requests: how many requests the budget allows...
         per: ...in this many seconds (60).
         burst: how many may go at once; defaults to ``min(10, requests)``.
+        redis_url: share the budget through this Redis, e.g. ``"redis://cache:6379/0"``.
+        key: the budget's name in Redis; defaults to a hash of the API key and base URL
+            (never the key itself), so clients with the same key share one budget.
+        fallback_share: while Redis cannot be reached, each client paces alone at this
+            share of the budget (0.25).
 
     Raises:
-        ValueError: a value is not positive.
+        ValueError: a value is out of range.
     """
 
     requests: int
     per: float = 60.0
     burst: int | None = attrs.field(default=None, kw_only=True)
+    redis_url: str | None = attrs.field(default=None, kw_only=True)
+    key: str | None = attrs.field(default=None, kw_only=True)
+    fallback_share: float = attrs.field(default=0.25, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if not (isinstance(self.requests, int) and self.requests > 0):
@@ -53,6 +66,8 @@ class RateLimit:
             raise ValueError(f"per must be a positive number of seconds, got {self.per!r}")
         if self.burst is not None and not (isinstance(self.burst, int) and self.burst > 0):
             raise ValueError(f"burst must be a positive whole number, got {self.burst!r}")
+        if not 0 < self.fallback_share <= 1:
+            raise ValueError(f"fallback_share must be in (0, 1], got {self.fallback_share!r}")
 
     @property
     def rate(self) -> float:
@@ -127,21 +142,22 @@ class Pacer:
         if self.rate is None or self.rate >= self._ceiling:
             return
         elapsed, self._last_raise = now - self._last_raise, now
-        step = self._refused_rate * _RECOVERY_PER_SECOND * elapsed
+        step = self._refused_rate * RECOVERY_PER_SECOND * elapsed
         self.rate = min(self._ceiling, self.rate + step)
 
-    def on_rate_limited(self, sent_at: float) -> None:
+    async def on_rate_limited(self, sent_at: float, pause: float | None = None) -> None:
         """A 429 came back: lower the rate to just under what the server accepted.
 
         Only a request sent after the last cut tells anything about the current rate.
+        (``pause`` concerns shared budgets; the client's own gate is closed by the engine.)
         """
         if sent_at < self._last_cut:
             return
         now = self._clock.monotonic()
         accepted = self._accepted_rate(now)
         current = self.rate if self.rate is not None else accepted
-        self._refused_rate = max(_MIN_RATE, min(current, accepted) if accepted else current)
-        self.rate = max(_MIN_RATE, _CUT_FACTOR * self._refused_rate)
+        self._refused_rate = max(MIN_RATE, min(current, accepted) if accepted else current)
+        self.rate = max(MIN_RATE, CUT_FACTOR * self._refused_rate)
         self._last_cut = self._last_raise = now
         # No burst straight after being refused: the next send waits a full interval.
         self._theoretical_arrival = now + self._burst / self.rate
@@ -208,11 +224,22 @@ class ClientStats:
 
 
 class Engine:
-    """Permits, gate, pacers per operation and the retry budget of one client."""
+    """Permits, gate, pacers per operation and the retry budget of one client.
 
-    def __init__(self, limit: RateLimit | None, clock: Clock, *, max_in_flight: int) -> None:
+    ``budget_key`` names the budget in Redis when the limit is shared.
+    """
+
+    def __init__(
+        self, limit: RateLimit | None, clock: Clock, *, max_in_flight: int, budget_key: str
+    ) -> None:
         self._limit = limit
         self._clock = clock
+        self._shared: Any = None
+        if limit is not None and limit.redis_url is not None:
+            # Imported only here: without a shared budget, redis is never needed.
+            from ._shared import RedisBudget
+
+            self._shared = RedisBudget(limit, limit.key or budget_key, clock)
         self.permits = asyncio.Semaphore(max_in_flight)
         self.gate = Gate(clock)
         self.retry_budget = RetryBudget()
@@ -229,8 +256,21 @@ class Engine:
         """The pacer of ``operation``, created on first use."""
         pacer = self._pacers.get(operation)
         if pacer is None:
-            pacer = self._pacers[operation] = Pacer(self._limit, self._clock)
+            pacer = self._pacers[operation] = self._new_pacer(operation)
         return pacer
+
+    def _new_pacer(self, operation: str) -> Pacer:
+        if self._shared is None:
+            return Pacer(self._limit, self._clock)
+        from ._shared import SharedPacer
+
+        # Same methods as a Pacer; typed as one so the hot path stays monomorphic.
+        return SharedPacer(self._shared, operation, self._clock)  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        """Release what the engine holds outside the process (a Redis connection)."""
+        if self._shared is not None:
+            await self._shared.close()
 
     def on_success(self, operation: str) -> None:
         """A 2xx answer."""
@@ -238,12 +278,15 @@ class Engine:
         self.pacer(operation).on_success()
         self.retry_budget.deposit()
 
-    def on_error(self, operation: str, sent_at: float, error: APIStatusError) -> None:
+    async def on_error(self, operation: str, sent_at: float, error: APIStatusError) -> None:
         """A 429, or a 503 with a wait, pauses everyone; a 429 also lowers the rate."""
         self._answered += 1
         rate_limited = error.status_code == 429
         self._rate_limited += rate_limited
-        if error.retry_after is not None and (rate_limited or error.status_code == 503):
-            self.gate.close_for(error.retry_after)
+        pause = error.retry_after if rate_limited or error.status_code == 503 else None
+        if pause is not None:
+            self.gate.close_for(pause)
         if rate_limited:
-            self.pacer(operation).on_rate_limited(sent_at)
+            await self.pacer(operation).on_rate_limited(sent_at, pause)
+        elif pause is not None and self._shared is not None:
+            await self._shared.rate_limited(operation, None, pause)

@@ -1,0 +1,263 @@
+"""The rate budget shared through a real redis-server, across clients and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio
+
+from whop_async import RateLimit, WhopClient
+from whop_async._clock import Clock
+from whop_async._shared import RedisBudget
+from whop_async.testing import FakeWhop
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1 that a test can stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            shutil.which("redis-server") or "redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no",
+        ]  # fmt: skip
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            import time
+
+            time.sleep(0.01)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait()
+            self._process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: .ci/run installs it")
+        pytest.skip("redis-server is not installed here (CI installs it)")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+def shared(
+    redis_server: RedisServer, requests: int, per: float = 1.0, **options: object
+) -> RateLimit:
+    return RateLimit(requests, per=per, redis_url=redis_server.url, **options)  # type: ignore[arg-type]
+
+
+async def test_two_clients_pace_on_one_budget(redis_server: RedisServer) -> None:
+    limit = shared(redis_server, 10, burst=1)
+    first, second = RedisBudget(limit, "budget", Clock()), RedisBudget(limit, "budget", Clock())
+    other = RedisBudget(limit, "another", Clock())
+    try:
+        assert (await first.take_turn("ad_groups.unpause"))[0] == 0  # type: ignore[index]
+        waited, _ = await second.take_turn("ad_groups.unpause")  # type: ignore[misc]
+        assert 0.05 < waited <= 0.1  # the same budget: its turn is a tenth of a second away
+        assert (await second.take_turn("ad_groups.pause"))[0] == 0  # type: ignore[index]
+        assert (await other.take_turn("ad_groups.unpause"))[0] == 0  # type: ignore[index]
+    finally:
+        for budget in (first, second, other):
+            await budget.close()
+
+
+async def test_the_budget_key_is_a_hash_never_the_api_key(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+) -> None:
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        limit = shared(redis_server, 100)
+        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+            await client.ad_groups.unpause_many(fake.ids)
+        keys = [key.decode() async for key in redis_client.scan_iter()]
+        assert keys
+        assert all(key.startswith("whop_async:{") for key in keys)
+        for key in keys:
+            assert fake.api_key not in key
+            assert fake.api_key not in str(await redis_client.hgetall(key))
+        named = shared(redis_server, 100, key="team-ads")
+        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=named) as client:
+            await client.ad_groups.unpause(fake.ids[0])
+        assert await redis_client.exists("whop_async:{team-ads}:ad_groups.unpause")
+
+
+async def test_a_429_pauses_and_slows_every_client_of_the_budget(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+) -> None:
+    async with FakeWhop(groups=3, rate_limit=1, per=60.0, retry_after=True) as fake:
+        limit = shared(redis_server, 100, key="b")
+        async with (
+            WhopClient(
+                fake.api_key, base_url=fake.base_url, rate_limit=limit, max_server_wait=0
+            ) as one,
+            WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as two,
+        ):
+            await one.ad_groups.unpause(fake.ids[0])
+            with pytest.raises(Exception, match="429"):
+                await one.ad_groups.unpause(fake.ids[1])  # refused: the minute's budget is used
+            assert await redis_client.pttl("whop_async:{b}:gate") > 1000
+            rate = float(await redis_client.hget("whop_async:{b}:ad_groups.unpause", "rate"))
+            assert rate == pytest.approx(90.0)  # cut for every client of the budget
+            other = RedisBudget(limit, "b", Clock())
+            waited, _ = await other.take_turn("ad_groups.retrieve")  # type: ignore[misc]
+            await other.close()
+            assert waited > 1  # the pause holds the other client back too
+            del two
+
+
+WORKER = """
+import asyncio, sys
+import whop_async
+
+async def main(base_url, key, redis_url, first, count, rate):
+    limit = whop_async.RateLimit(rate, per=1.0, redis_url=redis_url or None)
+    ids = [f"adgrp_{n:012d}" for n in range(first, first + count)]
+    async with whop_async.WhopClient(key, base_url=base_url, rate_limit=limit) as client:
+        result = await client.ad_groups.unpause_many(ids, concurrency=8)
+    sys.exit(0 if result.ok else 1)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+                 int(sys.argv[6])))
+"""
+
+
+async def start_worker(
+    fake: FakeWhop, redis_url: str, first: int, count: int, rate: int
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKER, fake.base_url, fake.api_key, redis_url,
+        str(first), str(count), str(rate),
+    )  # fmt: skip
+
+
+async def test_four_processes_share_one_budget_with_almost_no_429s(
+    redis_server: RedisServer,
+) -> None:
+    workers, each = 4, 40
+    async with FakeWhop(
+        groups=workers * each, rate_limit=100, per=1.0, limiter="bucket", burst=10, retry_after=True
+    ) as fake:
+        processes = [
+            await start_worker(fake, redis_server.url, 1 + n * each, each, 100)
+            for n in range(workers)
+        ]
+        codes = [await process.wait() for process in processes]
+        assert codes == [0] * workers
+        assert fake.statuses() == {"active": workers * each}
+        assert fake.stats.rate_limited <= 0.02 * fake.stats.requests
+
+
+async def wait_until_active(fake: FakeWhop, count: int) -> None:
+    for _ in range(2000):
+        if fake.statuses().get("active", 0) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {count} groups became active")
+
+
+async def test_a_killed_worker_leaves_nothing_that_holds_the_others_back(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+) -> None:
+    async with FakeWhop(groups=400, rate_limit=None, latency=0.01) as fake:
+        worker = await start_worker(fake, redis_server.url, 1, 400, 50)
+        await wait_until_active(fake, 30)
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+        seconds, micros = await redis_client.time()
+        keys = [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
+        [state_key] = keys
+        tat = float(await redis_client.hget(state_key, "tat"))
+        assert tat - (seconds + micros / 1e6) <= 1.0
+        assert await redis_client.pttl(state_key.decode().rsplit(":", 1)[0] + ":gate") < 0
+
+
+async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FakeWhop(groups=150, rate_limit=None) as fake:
+        limit = shared(redis_server, 400, key="outage")
+        finished = 0
+
+        def count(_: object) -> None:
+            nonlocal finished
+            finished += 1
+            if finished == 50:
+                redis_server.stop()
+
+        with caplog.at_level(logging.WARNING, logger="whop_async"):
+            async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+                result = await client.ad_groups.unpause_many(fake.ids, on_outcome=count)
+                assert result.ok
+                assert fake.statuses() == {"active": 150}
+                redis_server.start()
+                await asyncio.sleep(1.1)  # the client tries Redis again after a second
+                await client.ad_groups.pause(fake.ids[0])
+        unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert len(unreachable) == 1  # said once, not once per call
+        assert any("answers again" in r.getMessage() for r in caplog.records)
+        back = redis.asyncio.Redis.from_url(redis_server.url)
+        assert await back.exists("whop_async:{outage}:ad_groups.pause")
+        await back.aclose()
+
+
+async def test_the_command_line_shares_the_budget_too(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+) -> None:
+    from .test_cli import whop_async_cli
+
+    async with FakeWhop(groups=3) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", *fake.ids, "--redis-url", redis_server.url, fake=fake
+        )
+        assert code == 0, stderr
+        assert fake.statuses() == {"active": 3}
+    assert [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
+
+
+def test_without_a_shared_budget_redis_is_never_imported() -> None:
+    code = (
+        "import sys, asyncio, whop_async\n"
+        "async def main():\n"
+        "    async with whop_async.WhopClient('k', base_url='http://127.0.0.1:9'):\n"
+        "        pass\n"
+        "asyncio.run(main())\n"
+        "assert 'redis' not in sys.modules, 'redis was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
