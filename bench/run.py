@@ -217,9 +217,81 @@ async def run_memory(counts: list[int]) -> None:
                   f"| {int(peak_kib) / 1024:.0f} |")  # fmt: skip
 
 
+WORKER = """
+import asyncio, sys
+import whop_async
+
+async def main(base_url, key, redis_url, first, count):
+    limit = whop_async.RateLimit(100, per=1.0, redis_url=redis_url or None)
+    ids = [f"adgrp_w{index:09d}" for index in range(first, first + count)]
+    async with whop_async.WhopClient(key, base_url=base_url, rate_limit=limit) as client:
+        result = await client.ad_groups.unpause_many(ids, concurrency=16)
+    print(len(result.succeeded))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+@contextlib.asynccontextmanager
+async def redis_server() -> AsyncIterator[str]:
+    """A throwaway redis-server on a free port."""
+    probe = await asyncio.start_server(lambda *_: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    server = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(0.3)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def run_workers(workers: int, each: int) -> None:
+    """``workers`` processes, one key, disjoint ids, a server limited to 100/s: each
+    pacing alone at 100/s, then all sharing one budget through Redis."""
+    print(f"\n## shared budget: {workers} processes x {each} ids, one key, server 100/s burst 10")
+    print("| budget | seconds | lost | requests | 429s | vs ideal |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    ideal = (workers * each - 10) / 100
+    async with standin("bucket") as base, redis_server() as redis_url:
+        for label, url in (
+            ("each process alone (100/s each)", ""),
+            ("shared through Redis", redis_url),
+        ):
+            await server_call(base, "POST", "/_fake/reset")
+            started = time.perf_counter()
+            processes = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-c",
+                    WORKER,
+                    f"{base}/api/v1",
+                    KEY,
+                    url,
+                    str(n * each),
+                    str(each),
+                    stdout=asyncio.subprocess.DEVNULL,
+                )
+                for n in range(workers)
+            ]
+            for process in processes:
+                await process.wait()
+            seconds = time.perf_counter() - started
+            stats = await server_call(base, "GET", "/_fake/stats")
+            share = stats["rate_limited"] / max(stats["requests"], 1)
+            print(f"| {label} | {seconds:.2f} | {workers * each - len(stats['attempts'])} "
+                  f"| {stats['requests']} | {stats['rate_limited']} ({share:.1%}) "
+                  f"| {seconds / ideal:.2f} x |")  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scenarios", default="open,bucket,window,faults,memory")
+    parser.add_argument("--scenarios", default="open,bucket,window,faults,shared,memory")
     parser.add_argument("--memory-ids", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
@@ -228,6 +300,8 @@ async def main() -> None:
     for name in options.scenarios.split(","):
         if name == "memory":
             await run_memory(options.memory_ids)
+        elif name == "shared":
+            await run_workers(4, 300)
         else:
             await run_scenario(name, options.rounds)
 
