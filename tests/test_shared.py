@@ -41,7 +41,7 @@ class RedisServer:
         command = [
             shutil.which("redis-server") or "redis-server",
             "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no",
+            "--save", "", "--appendonly", "no", "--enable-debug-command", "yes",
         ]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         for _ in range(200):
@@ -261,3 +261,29 @@ def test_without_a_shared_budget_redis_is_never_imported() -> None:
         "assert 'redis' not in sys.modules, 'redis was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_stalled_redis_is_given_up_on_without_holding_calls(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    stalled = asyncio.Event()
+
+    async def stall_redis() -> None:
+        blocker = redis.asyncio.Redis.from_url(redis_server.url)
+        stalled.set()
+        await blocker.execute_command("DEBUG", "SLEEP", "3")  # Redis answers nobody meanwhile
+        await blocker.aclose()
+
+    async with FakeWhop(groups=20, rate_limit=None) as fake:
+        limit = shared(redis_server, 400, key="stall")
+        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+            await client.ad_groups.unpause(fake.ids[0])  # connected and sharing
+            staller = asyncio.create_task(stall_redis())
+            await stalled.wait()
+            await asyncio.sleep(0.05)
+            with caplog.at_level(logging.WARNING, logger="whop_async"):
+                result = await client.ad_groups.unpause_many(fake.ids[1:])
+            assert result.ok
+            assert not staller.done()  # the calls finished while Redis was still asleep
+            await staller
+    assert any("unreachable" in record.getMessage() for record in caplog.records)
