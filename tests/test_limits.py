@@ -38,6 +38,7 @@ async def send_times(pacer: Pacer, gate: Gate, clock: FakeClock, count: int) -> 
     for _ in range(count):
         await pacer.wait_turn(gate)
         times.append(clock.now)
+        pacer.release()
     return times
 
 
@@ -57,6 +58,7 @@ async def test_pacing_is_shared_by_concurrent_tasks_in_arrival_order() -> None:
     async def call(number: int) -> None:
         await pacer.wait_turn(gate)
         order.append(number)
+        pacer.release()
 
     await asyncio.gather(*(call(number) for number in range(5)))
     assert order == [0, 1, 2, 3, 4]
@@ -185,3 +187,33 @@ async def test_an_outage_spends_the_retry_budget_then_fails_fast(
         )
     assert all(isinstance(outcome, whop_async.InternalServerError) for outcome in outcomes)
     assert len(mock_api.sent("POST", UNPAUSE_URL)) <= 1.1 * calls
+
+
+async def test_without_a_limit_a_slow_start_window_bounds_the_opening_wave() -> None:
+    clock = FakeClock()
+    pacer, gate = Pacer(None, clock.clock()), Gate(clock.clock())
+    taken = [pacer.try_turn(gate) for _ in range(6)]
+    assert [turn is not None for turn in taken] == [True] * 4 + [False] * 2
+    waiting = asyncio.create_task(pacer.wait_turn(gate))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # the window is full
+    pacer.on_success()  # an answer: the window grows by one...
+    pacer.release()  # ...and its slot is free again
+    await waiting
+    for _ in range(200):  # answers keep coming: the window outgrows every permit
+        pacer.on_success()
+        pacer.release()
+    assert all(pacer.try_turn(gate) is not None for _ in range(500))
+
+
+async def test_a_429_during_slow_start_switches_to_a_paced_rate() -> None:
+    clock = FakeClock()
+    pacer, gate = Pacer(None, clock.clock()), Gate(clock.clock())
+    sent = await pacer.wait_turn(gate)
+    for _ in range(3):
+        clock.now += 0.1
+        pacer.on_success()
+        pacer.release()
+    await pacer.on_rate_limited(sent_at=sent)
+    assert pacer.rate is not None
+    await send_times(pacer, gate, clock, 20)  # no window holds anything back any more

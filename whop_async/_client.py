@@ -177,9 +177,12 @@ class WhopClient:
                 sent_at = pacer.try_turn(engine.gate)
                 if sent_at is None:
                     sent_at = await pacer.wait_turn(engine.gate)
-                response = await self._transport.send(
-                    request.method, request.path, headers, attempt_timeout, query_string
-                )
+                try:
+                    response = await self._transport.send(
+                        request.method, request.path, headers, attempt_timeout, query_string
+                    )
+                finally:
+                    pacer.release()
             try:
                 data = _sansio.decode(request, url, response, now=policy.clock.time())
             except APIStatusError as error:

@@ -80,10 +80,19 @@ class RateLimit:
         return self.burst if self.burst is not None else min(10, self.requests)
 
 
+# With no known limit, an operation starts with this many requests in flight and one
+# more for each answer (doubling every round trip, as TCP's slow start does), so an
+# opening wave never meets a small burst allowance all at once; past the last size no
+# permit count reaches, the window has done its job and costs nothing more.
+SLOW_START_WINDOW = 4
+SLOW_START_END = 128
+
+
 class Pacer:
     """GCRA pacing for one operation, with an adaptive rate.
 
-    ``rate`` None means unpaced: no proactive limit was given and no 429 seen yet.
+    ``rate`` None means unpaced: no proactive limit was given and no 429 seen yet; then
+    a slow-start window bounds the requests in flight until it outgrows every permit.
     """
 
     def __init__(self, limit: RateLimit | None, clock: Clock) -> None:
@@ -98,6 +107,9 @@ class Pacer:
         self._last_raise = -math.inf
         self._first_send = math.inf
         self._accepted: collections.deque[float] = collections.deque()
+        self._window: int | None = SLOW_START_WINDOW if limit is None else None
+        self._in_flight = 0
+        self._slot_freed = asyncio.Event()
 
     def try_turn(self, gate: Gate) -> float | None:
         """Take a turn at once if nothing stands in the way; the moment taken, else None."""
@@ -109,6 +121,10 @@ class Pacer:
             if now < self._theoretical_arrival - (self._burst - 1) * interval:
                 return None
             self._theoretical_arrival = max(self._theoretical_arrival, now) + interval
+        elif self._window is not None:
+            if self._in_flight >= self._window:
+                return None
+            self._in_flight += 1
         return self._sent_now(now)
 
     async def wait_turn(self, gate: Gate) -> float:
@@ -118,7 +134,14 @@ class Pacer:
                 await gate.wait()
                 now = self._clock.monotonic()
                 if self.rate is None:
-                    return self._sent_now(now)
+                    if self._window is None:
+                        return self._sent_now(now)
+                    if self._in_flight < self._window:
+                        self._in_flight += 1
+                        return self._sent_now(now)
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
                 interval = 1.0 / self.rate
                 earliest = self._theoretical_arrival - (self._burst - 1) * interval
                 if now >= earliest:
@@ -132,8 +155,22 @@ class Pacer:
             self._first_send = now
         return now
 
+    def release(self) -> None:
+        """An attempt let go by this pacer has ended, answered or not."""
+        if self._window is not None and self._in_flight:
+            self._in_flight -= 1
+            self._slot_freed.set()
+
+    def _end_slow_start(self) -> None:
+        self._window = None
+        self._slot_freed.set()
+
     def on_success(self) -> None:
         """An answer came back accepted: remember it, and climb back after a cut."""
+        if self._window is not None:
+            self._window += 1
+            if self._window >= SLOW_START_END:
+                self._end_slow_start()
         now = self._clock.monotonic()
         accepted = self._accepted
         accepted.append(now)
@@ -153,6 +190,7 @@ class Pacer:
         """
         if sent_at < self._last_cut:
             return
+        self._end_slow_start()
         now = self._clock.monotonic()
         accepted = self._accepted_rate(now)
         current = self.rate if self.rate is not None else accepted

@@ -226,6 +226,9 @@ class SharedPacer:
                     return now
                 await self._clock.sleep(min(wait, _LONGEST_NAP))
 
+    def release(self) -> None:
+        """Nothing is held per attempt: turns are taken, never reserved."""
+
     def on_success(self) -> None:
         """Recovery after a cut is computed in Redis, when a turn is taken."""
         self._fallback.on_success()
