@@ -111,6 +111,7 @@ class WhopClient:
             budget=self._engine.retry_budget,
             clock=clock,
         )
+        self._policies: dict[int, RetryPolicy] = {}
         self._transport = Transport(self.base_url, session)
         self._closed = False
         self.ad_groups = AdGroups(self)
@@ -162,9 +163,7 @@ class WhopClient:
         query_string = request.query_string
         headers = _sansio.request_headers(self._headers, request)
         attempt_timeout = self.timeout if timeout is None else _checked_timeout(timeout)
-        policy = self._retry_policy
-        if max_retries is not None:
-            policy = attrs.evolve(policy, max_retries=_checked_max_retries(max_retries))
+        policy = self._retry_policy if max_retries is None else self._policy_for(max_retries)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s %s", request.method, url, _sansio.redact_headers(headers))
 
@@ -196,6 +195,14 @@ class WhopClient:
             return structure(data, cast_to)
         except ShapeError as problem:
             raise _sansio.validation_error(request, url, response, str(problem)) from None
+
+    def _policy_for(self, max_retries: int) -> RetryPolicy:
+        # Bulk calls pass max_retries on every call: build each variant once.
+        checked = _checked_max_retries(max_retries)
+        policy = self._policies.get(checked)
+        if policy is None:
+            policy = self._policies[checked] = attrs.evolve(self._retry_policy, max_retries=checked)
+        return policy
 
     def _ensure_open(self) -> None:
         if self._closed:

@@ -10,6 +10,7 @@ import datetime
 import enum
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import cattrs
@@ -51,6 +52,30 @@ def _open_enum_hook(annotation: Any) -> StructureHook:
     return structure_open_enum
 
 
+def _optional_of(annotation: Any) -> Any:
+    """``X`` of an ``X | None`` annotation that is not an open enum, else None."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    members = [m for m in typing.get_args(annotation) if m is not _NONE_TYPE]
+    if len(members) != 1 or len(typing.get_args(annotation)) != 2:
+        return None
+    return members[0]
+
+
+def _optional_hook_factory(converter: cattrs.Converter) -> Callable[[Any], StructureHook]:
+    def make(annotation: Any) -> StructureHook:
+        inner = _optional_of(annotation)
+        inner_hook = converter.get_structure_hook(inner)
+
+        # cattrs' own Optional handling dispatches on every value; this resolves once.
+        def structure_optional(value: object, _: object) -> object:
+            return None if value is None else inner_hook(value, inner)
+
+        return structure_optional
+
+    return make
+
+
 def _structure_str(value: object, _: object) -> str:
     if isinstance(value, str):
         return value
@@ -87,6 +112,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(
         lambda annotation: _open_enum_of(annotation) is not None, _open_enum_hook
     )
+    converter.register_structure_hook_factory(
+        lambda annotation: _optional_of(annotation) is not None, _optional_hook_factory(converter)
+    )
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(bool, _structure_bool)
@@ -95,6 +123,7 @@ def _make_converter() -> cattrs.Converter:
 
 
 _converter = _make_converter()
+_hooks: dict[type, StructureHook] = {}
 
 
 def structure(data: object, cls: type[T]) -> T:
@@ -105,7 +134,10 @@ def structure(data: object, cls: type[T]) -> T:
     """
     if not isinstance(data, dict):
         raise ShapeError(f"expected a JSON object, got {type(data).__name__} @ $")
+    hook = _hooks.get(cls)
+    if hook is None:
+        hook = _hooks[cls] = _converter.get_structure_hook(cls)
     try:
-        return cast(T, _converter.get_structure_hook(cls)(data, cls))
+        return cast(T, hook(data, cls))
     except cattrs.BaseValidationError as exc:
         raise ShapeError("; ".join(cattrs.transform_error(exc, path="$"))) from None

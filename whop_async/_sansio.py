@@ -60,7 +60,7 @@ class Request:
     @property
     def query_string(self) -> str:
         """The query, percent-encoded ("" when there is none)."""
-        return urlencode(self.query)
+        return urlencode(self.query) if self.query else ""
 
     @property
     def target(self) -> str:
