@@ -217,3 +217,17 @@ async def test_a_429_during_slow_start_switches_to_a_paced_rate() -> None:
     await pacer.on_rate_limited(sent_at=sent)
     assert pacer.rate is not None
     await send_times(pacer, gate, clock, 20)  # no window holds anything back any more
+
+
+async def test_the_servers_wait_counts_in_the_rate_estimate() -> None:
+    """A fixed window accepts a burst of 50 in milliseconds, then says "1 second": the
+    rate it allows is 50 a second, not thousands."""
+    clock = FakeClock()
+    pacer, gate = Pacer(None, clock.clock()), Gate(clock.clock())
+    sent = await pacer.wait_turn(gate)
+    for _ in range(50):
+        clock.now += 0.0002
+        pacer.on_success()
+        pacer.release()
+    await pacer.on_rate_limited(sent_at=sent, pause=1.0)
+    assert pacer.rate == pytest.approx(0.9 * 50 / 1.01, rel=0.01)

@@ -186,13 +186,14 @@ class Pacer:
         """A 429 came back: lower the rate to just under what the server accepted.
 
         Only a request sent after the last cut tells anything about the current rate.
-        (``pause`` concerns shared budgets; the client's own gate is closed by the engine.)
+        ``pause`` is the server's wait: what it accepted lately, it accepted over that
+        span and this wait, which keeps an opening burst from passing for a rate.
         """
         if sent_at < self._last_cut:
             return
         self._end_slow_start()
         now = self._clock.monotonic()
-        accepted = self._accepted_rate(now)
+        accepted = self._accepted_rate(now, pause or 0.0)
         current = self.rate if self.rate is not None else accepted
         self._refused_rate = max(MIN_RATE, min(current, accepted) if accepted else current)
         self.rate = max(MIN_RATE, CUT_FACTOR * self._refused_rate)
@@ -200,10 +201,11 @@ class Pacer:
         # No burst straight after being refused: the next send waits a full interval.
         self._theoretical_arrival = now + self._burst / self.rate
 
-    def _accepted_rate(self, now: float) -> float:
+    def _accepted_rate(self, now: float, pause: float) -> float:
         since = max(now - _ACCEPTED_WINDOW, self._first_send)
         count = sum(1 for moment in self._accepted if moment >= since)
-        return count / (now - since) if count and now > since else 0.0
+        span = now - since + pause
+        return count / span if count and span > 0 else 0.0
 
 
 class Gate:
