@@ -106,6 +106,7 @@ async def test_failures_are_journaled_and_exit_1(tmp_path: Path) -> None:
         (["unpause", "--resume", "adgrp_1"], {"WHOP_API_KEY": "k"}, "--resume needs --output"),
         (["unpause", "--base-url", "nope", "adgrp_1"], {"WHOP_API_KEY": "k"}, "base_url"),
         ([], {}, "the following arguments are required"),
+        (["fake-server", "--per", "0"], {}, "must be more than 0 seconds"),
     ],
 )
 async def test_bad_usage_is_one_line_and_exit_2(

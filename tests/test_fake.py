@@ -165,3 +165,13 @@ async def test_the_fixture_points_a_default_client_at_the_fake(fake_whop: FakeWh
         result = await client.ad_groups.unpause_many(fake_whop.ids)
     assert result.ok
     assert fake_whop.statuses() == {"active": 3}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"rate_limit": 0}, {"per": 0.0}, {"fault_rate": 1.5}, {"fault_rate": 0.6, "drop_rate": 0.6},
+     {"latency": -1.0}],
+)  # fmt: skip
+def test_out_of_range_options_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"must be|shares"):
+        FakeWhop(**options)

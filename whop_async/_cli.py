@@ -9,6 +9,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import math
 import os
 import secrets
 import sys
@@ -513,6 +514,20 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text}")
+    return value
+
+
+def _window_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -593,7 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=600,
         help="requests per --per seconds per operation (600; 0: no limit)",
     )
-    fake.add_argument("--per", type=float, default=60.0, help="the rate's window in seconds (60)")
+    fake.add_argument(
+        "--per", type=_window_seconds, default=60.0, help="the rate's window in seconds (60)"
+    )
     fake.add_argument(
         "--limiter",
         choices=["window", "bucket"],
@@ -604,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--retry-after", action="store_true", help="send Retry-After on 429s")
     fake.add_argument("--fault-rate", type=_share, default=0.0, help="share answered 500/502/503")
     fake.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
-    fake.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    fake.add_argument("--latency", type=_seconds, default=0.0, help="seconds added to each answer")
     fake.add_argument("--seed", type=int, default=0, help="seeds the faults")
     fake.add_argument(
         "--accept-any-id",

@@ -121,6 +121,9 @@ class FakeWhop:
             tests over more ids than are worth holding); unknown ids get 404 otherwise.
         host: the address to listen on ("127.0.0.1").
         port: the port; 0 picks a free one.
+
+    Raises:
+        ValueError: an option is out of range.
     """
 
     def __init__(
@@ -144,6 +147,12 @@ class FakeWhop:
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if rate_limit is not None and not (rate_limit > 0 and per > 0 and burst > 0):
+            raise ValueError("rate_limit, per and burst must be positive")
+        if not (0 <= fault_rate <= 1 and 0 <= drop_rate <= 1 and fault_rate + drop_rate <= 1):
+            raise ValueError("fault_rate and drop_rate are shares: together at most 1")
+        if latency < 0:
+            raise ValueError(f"latency must be 0 or more seconds, got {latency!r}")
         self.api_key = api_key
         self.stats = FakeStats()
         self._starting_status = status
