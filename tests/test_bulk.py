@@ -146,19 +146,20 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
     leaving a margin for those already on their way when it answered.
     """
     tokens, refill_at, refused_at, refused_until = 5.0, 0.0, 0.0, 0.0
-    early_requests = 0
+    early_requests = refusals = 0
     unpaused: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
 
     async def unpause(request: web.Request) -> web.Response:
-        nonlocal tokens, refill_at, refused_at, refused_until, early_requests
+        nonlocal tokens, refill_at, refused_at, refused_until, early_requests, refusals
         now = loop.time()
-        early_requests += refused_at + 0.03 < now < refused_until - 0.01
+        early_requests += refused_at + 0.06 < now < refused_until - 0.01
         tokens = min(5.0, tokens + (now - refill_at) * 40) if refill_at else tokens
         refill_at = now
         if tokens < 1:
+            refusals += 1
             if now >= refused_until:
-                refused_at, refused_until = now, now + 0.15
+                refused_at, refused_until = now, now + 0.25
             return web.json_response(
                 {"error": {"type": "rate_limit_exceeded", "message": "slow down"}},
                 status=429,
@@ -175,6 +176,7 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
         result = await client.ad_groups.unpause_many(ids, concurrency=16)
     assert result.ok
     assert sorted(unpaused) == sorted(ids)
+    assert refusals > 0  # the gate was put to the test
     assert early_requests == 0
 
 

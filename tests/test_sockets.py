@@ -202,18 +202,22 @@ async def test_leaving_the_block_by_cancellation_closes_the_session() -> None:
 
 
 async def test_waiting_for_a_permit_does_not_count_against_the_timeout() -> None:
-    """250 calls, 100 sockets: the third wave waits two answers' time for a permit, which
-    would exceed its 0.25 s timeout if the wait were timed."""
+    """250 calls, 100 sockets: the third wave waits two answers' time (0.4 s) for a permit,
+    which with its own answer (0.2 s) would exceed the 0.5 s timeout if the wait were
+    timed."""
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
         return web.json_response(ad_group_json(request.match_info["id"]))
 
     app = web.Application()
     app.router.add_post("/api/v1/ad_groups/{id}/unpause", slow)
+    # A limit far above the load: no pacing and no slow-start window hold calls back,
+    # so only the permit stands between them and the pool.
+    unlimited = whop_async.RateLimit(1_000_000, per=1.0, burst=1000)
     async with (
         serve(app) as base_url,
-        WhopClient(base_url=base_url, timeout=0.25, max_retries=0, rate_limit=None) as client,
+        WhopClient(base_url=base_url, timeout=0.5, max_retries=0, rate_limit=unlimited) as client,
     ):
         groups = await asyncio.gather(*(client.ad_groups.unpause(f"adgrp_{n}") for n in range(250)))
     assert len(groups) == 250
