@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -17,20 +15,18 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from whop_async._clock import Clock
+from whop_async.testing import Shape, example_ad_group
 
 API_KEY = "sk_test_secret_0123456789abcdef"
 BASE_URL = "https://api.test.whop.example/api/v1"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def load_fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
-    return data
-
-
-def ad_group_json(ad_group_id: str = "adgrp_xxxxxxxxxxxx", **changes: Any) -> dict[str, Any]:
-    """The documented unpause answer, with some fields changed."""
-    return {**load_fixture("ad_group.json"), "id": ad_group_id, **changes}
+def ad_group_json(
+    ad_group_id: str = "adgrp_xxxxxxxxxxxx", *, shape: Shape = "seed", **changes: Any
+) -> dict[str, Any]:
+    """An ad group in one of Whop's real shapes (the documented unpause answer by
+    default), with some fields changed."""
+    return {**example_ad_group(shape), "id": ad_group_id, **changes}
 
 
 class _ShimResponse(aiohttp.ClientResponse):

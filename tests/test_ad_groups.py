@@ -8,7 +8,7 @@ import whop_async
 from whop_async import AdGroupStatus, RateLimit, WhopClient
 from whop_async.testing import FakeWhop
 
-from .helpers import BASE_URL, FakeClock, MockAPI, ad_group_json, load_fixture
+from .helpers import BASE_URL, FakeClock, MockAPI, ad_group_json
 
 CAMPAIGN_2 = "adcamp_00000000002"
 
@@ -88,7 +88,7 @@ async def test_list_refuses_bad_arguments_before_sending(env: pytest.MonkeyPatch
 
 async def test_list_reads_the_2026_shape(env: pytest.MonkeyPatch, mock_api: MockAPI) -> None:
     page = {
-        "data": [load_fixture("ad_group_2026_shape.json")],
+        "data": [ad_group_json("adgrp_2026shape0001", shape="sdk-2026")],
         "page_info": {"end_cursor": "c1", "start_cursor": "c1", "has_next_page": False,
                       "has_previous_page": False, "total": 1},
     }  # fmt: skip

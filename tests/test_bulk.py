@@ -203,3 +203,43 @@ async def test_a_single_string_is_refused_rather_than_read_letter_by_letter() ->
     async with WhopClient(rate_limit=None) as client:
         with pytest.raises(TypeError, match="wrap it in a list"):
             await client.ad_groups.unpause_many("adgrp_1")
+
+
+async def test_bulk_unpausing_todays_shape_ends_with_every_id_succeeded() -> None:
+    async with (
+        FakeWhop(groups=40, shape="docs-2026-11") as fake,
+        WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=None) as client,
+    ):
+        result = await client.ad_groups.unpause_many(fake.ids, concurrency=8)
+        assert fake.statuses() == {"active": 40}
+    assert result.ok
+    assert [group.id for group in result.succeeded] == fake.ids
+    assert {group.platform for group in result.succeeded} == {None}
+
+
+@pytest.mark.usefixtures("env")
+async def test_accepted_answers_that_cannot_be_read_are_kept_apart_from_failures() -> None:
+    async def unpause(request: web.Request) -> web.StreamResponse:
+        ad_group_id = request.match_info["id"]
+        if ad_group_id == "adgrp_garbled":
+            return web.Response(text="<html>done</html>", content_type="text/html")
+        if ad_group_id == "adgrp_missing":
+            return web.json_response({"error": {"message": "not found"}}, status=404)
+        return web.json_response(ad_group_json(ad_group_id, shape="docs-2026-11"))
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    outcomes: list[Outcome] = []
+    async with serve(app) as base_url, WhopClient(base_url=base_url, rate_limit=None) as client:
+        ids = ["adgrp_good", "adgrp_garbled", "adgrp_missing"]
+        result = await client.ad_groups.unpause_many(ids, on_outcome=outcomes.append)
+    assert [group.id for group in result.succeeded] == ["adgrp_good"]
+    assert set(result.failed) == {"adgrp_missing"}
+    assert set(result.unreadable) == {"adgrp_garbled"}
+    assert result.unreadable["adgrp_garbled"].body == "<html>done</html>"
+    assert not result.ok
+    records = {outcome.id: outcome.to_dict() for outcome in outcomes}
+    assert records["adgrp_garbled"]["accepted"] is True
+    assert records["adgrp_garbled"]["status_code"] == 200
+    assert records["adgrp_missing"]["accepted"] is False
+    assert records["adgrp_good"]["ad_group"]["budget_amount"] == 100

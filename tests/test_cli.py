@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from whop_async.testing import FakeWhop
+from whop_async.testing import FakeWhop, example_ad_group
+
+from .helpers import serve
 
 CLI = [sys.executable, "-m", "whop_async"]
 
@@ -50,9 +53,15 @@ async def test_unpause_ids_writes_a_journal_and_exits_0(tmp_path: Path) -> None:
         )
         assert fake.statuses() == {"active": 3}
     assert code == 0, stderr
-    assert sorted(journal(output), key=lambda r: r["id"]) == [
-        {"id": ad_group_id, "ok": True, "status": "active"} for ad_group_id in fake.ids
-    ]
+    records = sorted(journal(output), key=lambda r: r["id"])
+    assert [(r["id"], r["ok"]) for r in records] == [(i, True) for i in fake.ids]
+    # The whole answer, as the server sent it (today's shape: no platform, budget_amount).
+    assert records[0]["ad_group"] == {
+        **example_ad_group("docs-2026-11"),
+        **{key: records[0]["ad_group"][key] for key in ("id", "title", "updated_at",
+                                                         "created_at", "ad_campaign")},
+    }  # fmt: skip
+    assert records[0]["ad_group"]["status"] == "active"
     assert "unpaused" in stderr
 
 
@@ -273,7 +282,7 @@ async def test_pause_mirrors_unpause_with_journal_and_resume(tmp_path: Path) -> 
         code, _, stderr = await whop_async_cli(*args, "--resume", fake=fake)
         assert max(fake.stats.attempts.values()) == 1  # the resumed run had nothing left
     assert code == 0
-    assert {record["status"] for record in journal(output)} == {"paused"}
+    assert {record["ad_group"]["status"] for record in journal(output)} == {"paused"}
     assert "whop-async pause" in stderr
 
 
@@ -290,8 +299,7 @@ async def test_list_prints_ids_or_json_lines_for_piping() -> None:
     assert code == 0
     assert [line["id"] for line in lines] == list(reversed(fake.ids))
     assert lines[0]["status"] == "active"
-    assert set(lines[0]) == {"id", "title", "status", "platform", "budget", "budget_type",
-                             "ad_campaign_id", "created_at", "updated_at"}  # fmt: skip
+    assert set(lines[0]) == set(example_ad_group("docs-2026-11"))  # every field, as sent
 
 
 async def test_list_then_unpause_through_a_pipe(tmp_path: Path) -> None:
@@ -302,3 +310,35 @@ async def test_list_then_unpause_through_a_pipe(tmp_path: Path) -> None:
         )
         assert code == 0
         assert fake.statuses() == {"active": 5}
+
+
+async def test_an_accepted_answer_that_cannot_be_read_is_journaled_apart_and_not_redone(
+    tmp_path: Path,
+) -> None:
+    sent: list[str] = []
+
+    async def unpause(request: web.Request) -> web.StreamResponse:
+        ad_group_id = request.match_info["id"]
+        sent.append(ad_group_id)
+        if ad_group_id == "adgrp_garbled":
+            return web.Response(text="<html>done</html>", content_type="text/html")
+        return web.json_response({**example_ad_group(), "id": ad_group_id})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    output = tmp_path / "results.jsonl"
+    args = ["unpause", "adgrp_good", "adgrp_garbled", "--output", str(output), "--rate", "0"]
+    async with serve(app) as base_url:
+        environment = {"WHOP_API_KEY": "k", "WHOP_BASE_URL": base_url}
+        code, _, stderr = await whop_async_cli(*args, environment=environment)
+        assert code == 0, stderr  # the server carried out both
+        assert "answer unreadable" in stderr
+        records = {record["id"]: record for record in journal(output)}
+        garbled = records["adgrp_garbled"]
+        assert (garbled["ok"], garbled["accepted"], garbled["status_code"]) == (False, True, 200)
+        assert "the server accepted" in garbled["message"]
+        code, _, stderr = await whop_async_cli(*args, "--resume", environment=environment)
+    assert code == 0, stderr
+    assert sorted(sent) == ["adgrp_garbled", "adgrp_good"]  # the resumed run sent nothing
+    assert "1 ids in" in stderr
+    assert "not sent again" in stderr

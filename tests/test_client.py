@@ -10,6 +10,7 @@ import pytest
 
 import whop_async
 from whop_async import AdGroupStatus, WhopClient
+from whop_async.testing import SHAPES, Shape
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json
 
@@ -151,18 +152,14 @@ async def test_a_bad_id_is_refused_before_anything_is_sent(
     assert mock_api.requests == {}
 
 
-async def test_the_2026_shape_is_read_with_the_nine_documented_fields(
-    client: WhopClient, mock_api: MockAPI
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_every_real_shape_is_read(
+    client: WhopClient, mock_api: MockAPI, shape: Shape
 ) -> None:
-    from .helpers import load_fixture
-
-    answer_in_turn(
-        mock_api,
-        {"payload": load_fixture("ad_group_2026_shape.json")},
-        url=f"{BASE_URL}/ad_groups/adgrp_2026shape0001/unpause",
-    )
-    group = await client.ad_groups.unpause("adgrp_2026shape0001")
-    assert group.title == "Spring retargeting"
+    answer_in_turn(mock_api, {"payload": ad_group_json(shape=shape)})
+    group = await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert group.status is whop_async.AdGroupStatus.ACTIVE
+    assert group.to_dict() == ad_group_json(shape=shape)
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -203,17 +200,41 @@ async def test_errors_that_are_not_retried_surface_after_one_request(
     assert fake_clock.sleeps == []
 
 
-async def test_a_2xx_that_is_not_an_ad_group_is_a_validation_error(
-    client: WhopClient, mock_api: MockAPI
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"body": "<html>OK</html>"}, "the body is not JSON: <html>OK</html>"),
+        ({"payload": [ad_group_json()]}, "expected a JSON object, got list @ $"),
+        ({"payload": {"status": "active"}}, "required field missing @ $.id"),
+        ({"payload": {"id": "adgrp_xxxxxxxxxxxx"}}, "required field missing @ $.status"),
+        ({"body": "[" * 5_000 + "]" * 5_000}, "nested deeper than the parser allows"),
+    ],
+)
+async def test_a_2xx_that_is_not_an_ad_group_says_the_server_accepted_it(
+    client: WhopClient, mock_api: MockAPI, answer: dict[str, Any], problem: str
 ) -> None:
-    data = ad_group_json()
-    del data["updated_at"]
-    answer_in_turn(mock_api, {"payload": data, "headers": {"X-Request-Id": "req_2"}})
+    answer_in_turn(mock_api, {**answer, "status": 201, "headers": {"X-Request-Id": "req_2"}})
     with pytest.raises(whop_async.APIResponseValidationError) as caught:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    assert "required field missing @ $.updated_at" in str(caught.value)
-    assert (caught.value.status_code, caught.value.request_id) == (200, "req_2")
-    assert caught.value.body == data
+    error = caught.value
+    assert str(error).startswith(
+        "the server accepted POST /ad_groups/adgrp_xxxxxxxxxxxx/unpause (201) but its answer"
+        " could not be read: "
+    )
+    assert problem in str(error)
+    assert (error.status_code, error.request_id, error.accepted) == (201, "req_2", True)
+    assert error.body == answer.get("payload", answer.get("body"))
+    assert len(sent_headers(mock_api)) == 1  # carried out: never sent again
+
+
+async def test_an_error_body_nested_too_deep_is_kept_as_text(
+    client: WhopClient, mock_api: MockAPI
+) -> None:
+    deep = "[" * 5_000 + "]" * 5_000
+    answer_in_turn(mock_api, {"status": 404, "body": deep})
+    with pytest.raises(whop_async.NotFoundError) as caught:
+        await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert caught.value.body == deep
 
 
 # --- retries ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 
 import whop_async
 from whop_async import AdGroupStatus, WhopClient
-from whop_async.testing import FakeWhop
+from whop_async.testing import SHAPES, FakeWhop, Shape, example_ad_group
 
 
 async def raw(
@@ -30,19 +30,34 @@ def client_for(fake: FakeWhop, **options: Any) -> WhopClient:
     return WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=None, **options)
 
 
-async def test_unpause_and_pause_change_state_and_answer_the_documented_shape() -> None:
+async def test_unpause_and_pause_change_state_and_answer_todays_shape() -> None:
     async with FakeWhop(groups=3) as fake, client_for(fake) as client:
         first = fake.ids[0]
         assert fake.status_of(first) == "paused"
         group = await client.ad_groups.unpause(first)
         assert group.status is AdGroupStatus.ACTIVE
+        assert (group.platform, group.budget, group.budget_amount) == (None, None, 100.0)
         assert fake.status_of(first) == "active"
         status, _, body = await raw(fake, "POST", f"/ad_groups/{first}/pause")
         assert (status, body["status"]) == (200, "paused")
-        assert set(body) == {"id", "title", "status", "platform", "created_at", "updated_at",
-                             "budget", "budget_type", "ad_campaign"}  # fmt: skip
+        assert set(body) == set(example_ad_group("docs-2026-11"))
         assert fake.statuses() == {"paused": 3}
         assert fake.stats.attempts[first] == 2
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_each_real_shape_can_be_played(shape: Shape) -> None:
+    async with FakeWhop(groups=2, shape=shape) as fake, client_for(fake) as client:
+        group = await client.ad_groups.unpause(fake.ids[0])
+        listed = [group async for group in client.ad_groups.list()]
+        _, _, body = await raw(fake, "GET", f"/ad_groups/{fake.ids[1]}")
+    expected_fields = set(example_ad_group(shape))
+    assert set(group.to_dict()) == expected_fields
+    assert {frozenset(group.to_dict()) for group in listed} == {frozenset(expected_fields)}
+    assert set(body) == expected_fields
+    assert group.id == fake.ids[0]
+    with pytest.raises(ValueError, match="shape must be one of seed, sdk-2026, docs-2026-11"):
+        FakeWhop(shape="v3")  # type: ignore[arg-type]
 
 
 async def test_retrieve_and_unknown_ids() -> None:

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import cast
 
-from ._exceptions import WhopError
+from ._exceptions import APIResponseValidationError, WhopError
 from ._models import AdGroup, BulkResult, Outcome
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
@@ -131,17 +131,23 @@ async def run_all(
     """Every outcome, gathered: successes in input order, failures by id."""
     succeeded: list[tuple[int, AdGroup]] = []
     failed: dict[str, WhopError] = {}
+    unreadable: dict[str, APIResponseValidationError] = {}
 
     def record(index: int, outcome: Outcome) -> Awaitable[object] | None:
-        if outcome.error is not None:
-            failed[outcome.id] = outcome.error
+        error = outcome.error
+        if isinstance(error, APIResponseValidationError):
+            unreadable[outcome.id] = error
+        elif error is not None:
+            failed[outcome.id] = error
         elif outcome.ad_group is not None:
             succeeded.append((index, outcome.ad_group))
         return _callback(on_outcome, outcome)
 
     await _run(call, ids, concurrency=concurrency, deliver=record)
     succeeded.sort(key=lambda numbered: numbered[0])
-    return BulkResult(succeeded=[group for _, group in succeeded], failed=failed)
+    return BulkResult(
+        succeeded=[group for _, group in succeeded], failed=failed, unreadable=unreadable
+    )
 
 
 async def iter_outcomes(

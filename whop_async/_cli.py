@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from . import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
+from . import AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
 from ._bulk import Ids
 from ._version import __version__
-from .testing import FakeWhop
+from .testing import SHAPES, FakeWhop
 
 try:
     from rich.console import Console
@@ -106,31 +106,22 @@ class IdFile:
 # --- the journal: one JSON line per finished id ----------------------------------------
 
 
-def outcome_record(outcome: Outcome) -> dict[str, Any]:
-    """The JSON line written for one finished id."""
-    if outcome.ad_group is not None:
-        return {"id": outcome.id, "ok": True, "status": str(outcome.ad_group.status)}
-    error = outcome.error
-    record: dict[str, Any] = {"id": outcome.id, "ok": False, "error": type(error).__name__}
-    status_code = getattr(error, "status_code", None)
-    if status_code is not None:
-        record["status_code"] = status_code
-    record["message"] = str(error)
-    return record
-
-
-def already_done(path: Path) -> set[str]:
-    """Ids recorded ok in a journal; a line cut short by a kill is ignored."""
+def already_done(path: Path) -> tuple[set[str], int]:
+    """Ids a journal records as accepted by the server, and how many of those had an
+    answer that could not be read (the change was made; sending again would only
+    replay it). A line cut short by a kill is ignored."""
     done: set[str] = set()
+    unreadable = 0
     if not path.exists():
-        return done
+        return done, unreadable
     with path.open(encoding="utf-8") as journal:
         for line in journal:
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 record = json.loads(line)
-                if record["ok"] is True:
+                if record["ok"] is True or record.get("accepted") is True:
                     done.add(record["id"])
-    return done
+                    unreadable += record["ok"] is not True
+    return done, unreadable
 
 
 def journal_keys(path: Path, *, resume: bool) -> Callable[[str], str]:
@@ -180,6 +171,7 @@ class Run:
         self.verb = verb
         self.total = total
         self.done = 0
+        self.unreadable = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self.failed_examples: list[str] = []
         self.skipped = skipped
@@ -204,6 +196,8 @@ class Run:
     def record(self, outcome: Outcome) -> None:
         if outcome.ok:
             self.done += 1
+        elif outcome.accepted:
+            self.unreadable += 1
         else:
             self.failures[type(outcome.error).__name__] += 1
             if len(self.failed_examples) < 10:
@@ -220,12 +214,17 @@ class Run:
 
     @property
     def finished(self) -> int:
-        return self.done + sum(self.failures.values())
+        return self.done + self.unreadable + sum(self.failures.values())
 
     def summary(self, *, interrupted: bool) -> None:
         elapsed = time.monotonic() - self.started
         rows = [
             (f"{self.verb}d", f"{self.done:,}"),
+            *(
+                [(f"{self.verb}d, answer unreadable", f"{self.unreadable:,}")]
+                if self.unreadable
+                else []
+            ),
             *((f"failed: {name}", f"{count:,}") for name, count in self.failures.most_common()),
             ("skipped (already done)", f"{self.skipped():,}"),
             ("rate-limit waits (429)", f"{self.client.stats.rate_limited:,}"),
@@ -239,6 +238,7 @@ class Run:
             print(f"  {example}", file=sys.stderr)
 
     def exit_code(self) -> int:
+        # An unreadable 2xx was still carried out: it does not make the run fail.
         return EXIT_FAILED if self.failures else EXIT_OK
 
 
@@ -291,7 +291,7 @@ async def run_bulk(
 
     def finished(outcome: Outcome) -> None:
         if journal is not None:
-            journal.write(json.dumps(outcome_record(outcome)) + "\n")
+            journal.write(outcome.to_json() + "\n")
             journal.flush()
         run.record(outcome)
 
@@ -366,7 +366,13 @@ async def change_status_command(options: argparse.Namespace) -> int:
         raise UsageError("--resume needs --output, the journal to resume from")
     client = client_from(options)
     output = Path(options.output) if options.output else None
-    done = already_done(output) if options.resume and output is not None else set()
+    done, unreadable = already_done(output) if options.resume and output is not None else (set(), 0)
+    if unreadable:
+        print(
+            f"whop-async: {unreadable:,} ids in {output} were accepted by the server with an"
+            " answer that could not be read; they count as done and are not sent again",
+            file=sys.stderr,
+        )
     total: int | None = sum(1 for ad_group_id in options.ids if ad_group_id not in done)
     sources: list[Iterable[str] | AdGroupList] = [options.ids]
     id_file = IdFile(options.file) if options.file is not None else None
@@ -407,26 +413,11 @@ async def list_command(options: argparse.Namespace) -> int:
         )
         try:
             async for group in listing:
-                print(json.dumps(group_record(group)) if options.json else group.id, flush=True)
+                print(group.to_json() if options.json else group.id, flush=True)
         except WhopError as error:
             print(f"whop-async: listing failed: {error}", file=sys.stderr)
             return EXIT_FAILED
     return EXIT_OK
-
-
-def group_record(group: AdGroup) -> dict[str, Any]:
-    """An ad group as one JSON line: its fields, dates in ISO 8601, enums as strings."""
-    return {
-        "id": group.id,
-        "title": group.title,
-        "status": str(group.status),
-        "platform": str(group.platform),
-        "budget": group.budget,
-        "budget_type": None if group.budget_type is None else str(group.budget_type),
-        "ad_campaign_id": group.ad_campaign.id,
-        "created_at": group.created_at.isoformat(),
-        "updated_at": group.updated_at.isoformat(),
-    }
 
 
 async def demo_command(options: argparse.Namespace) -> int:
@@ -471,6 +462,7 @@ async def demo_command(options: argparse.Namespace) -> int:
 async def fake_server_command(options: argparse.Namespace) -> int:
     fake = FakeWhop(
         groups=options.groups,
+        shape=options.shape,
         api_key=options.api_key,
         rate_limit=options.rate or None,
         per=options.per,
@@ -601,6 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_non_negative, default=8080, help="port (8080; 0: any free one)"
     )
     fake.add_argument("--groups", type=_non_negative, default=100, help="paused ad groups (100)")
+    fake.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="docs-2026-11",
+        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)",
+    )
     fake.add_argument("--api-key", default="sk_test_fake_whop", help="the key it accepts")
     fake.add_argument(
         "--rate",

@@ -1,7 +1,10 @@
-"""The one cattrs converter: JSON data -> frozen attrs models.
+"""The one cattrs converter: JSON data -> frozen attrs models, and back.
 
-Lenient where the API grows (extra keys, new enum values), strict where a wrong type
-would silently corrupt data (a number where a string belongs, a naive date).
+Lenient where the API grows or drifts: extra keys are ignored (and kept, see below),
+new enum values stay plain strings, and an optional field of the wrong type becomes its
+default. Strict where a wrong type would silently corrupt data: a required field, a
+number where a string belongs, a naive date. A model class with a ``_raw`` field keeps
+the mapping it was read from there.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import attrs
 import cattrs
 from cattrs.dispatch import StructureHook
+from cattrs.gen import make_dict_structure_fn, override
 
 T = TypeVar("T")
 
@@ -105,6 +110,67 @@ def _structure_bool(value: object, _: object) -> bool:
     raise TypeError(f"expected true or false, got {type(value).__name__}")
 
 
+def _structure_list_as_tuple_factory(converter: cattrs.Converter) -> Callable[[Any], StructureHook]:
+    def make(annotation: Any) -> StructureHook:
+        (item_type, _) = typing.get_args(annotation)
+        item_hook = converter.get_structure_hook(item_type)
+
+        # cattrs would take any iterable, a string or an object's keys included.
+        def structure_tuple(value: object, _: object) -> tuple[Any, ...]:
+            if not isinstance(value, list):
+                raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+            return tuple(item_hook(item, item_type) for item in value)
+
+        return structure_tuple
+
+    return make
+
+
+def _is_homogeneous_tuple(annotation: Any) -> bool:
+    arguments = typing.get_args(annotation)
+    return typing.get_origin(annotation) is tuple and len(arguments) == 2 and arguments[1] is ...
+
+
+def _keeps_raw(cls: Any) -> bool:
+    return isinstance(cls, type) and attrs.has(cls) and "_raw" in attrs.fields_dict(cls)
+
+
+def _tolerant(hook: StructureHook, annotation: Any, default: object) -> StructureHook:
+    def structure_or_default(value: object, _: object) -> object:
+        try:
+            return hook(value, annotation)
+        except (TypeError, ValueError, cattrs.BaseValidationError):
+            return default
+
+    return structure_or_default
+
+
+def _model_hook_factory(converter: cattrs.Converter) -> Callable[[Any], StructureHook]:
+    def make(cls: Any) -> StructureHook:
+        overrides: dict[str, Any] = {
+            field.name: override(
+                struct_hook=_tolerant(
+                    converter.get_structure_hook(field.type), field.type, field.default
+                )
+            )
+            for field in attrs.fields(attrs.resolve_types(cls))
+            if field.init and field.default is not attrs.NOTHING
+        }
+        structure_fields = make_dict_structure_fn(cls, converter, **overrides)
+
+        def structure_model(value: object, _: object) -> object:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+            model = structure_fields(value, cls)
+            # The model is frozen to its users; this is the one write, at birth.
+            object.__setattr__(model, "_raw", value)
+            return model
+
+        return structure_model
+
+    return make
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False)
     # Registered per type, before any use: cattrs would otherwise take str-mixin enums
@@ -115,10 +181,15 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(
         lambda annotation: _optional_of(annotation) is not None, _optional_hook_factory(converter)
     )
+    converter.register_structure_hook_factory(
+        _is_homogeneous_tuple, _structure_list_as_tuple_factory(converter)
+    )
+    converter.register_structure_hook_factory(_keeps_raw, _model_hook_factory(converter))
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(datetime.datetime, _structure_datetime)
+    converter.register_unstructure_hook(datetime.datetime, datetime.datetime.isoformat)
     return converter
 
 
@@ -141,3 +212,8 @@ def structure(data: object, cls: type[T]) -> T:
         return cast(T, hook(data, cls))
     except cattrs.BaseValidationError as exc:
         raise ShapeError("; ".join(cattrs.transform_error(exc, path="$"))) from None
+
+
+def unstructure(model: object) -> Any:
+    """A model's own fields as JSON-ready data: dates in ISO 8601, enums as their value."""
+    return _converter.unstructure(model)

@@ -123,8 +123,15 @@ class APITimeoutError(APIConnectionError):
 class APIResponseValidationError(ResponseError):
     """A 2xx answer whose body is not JSON or not the expected shape.
 
-    The message names the offending paths, e.g. ``required field missing @ $.updated_at``.
+    The server accepted the request (``status_code`` is 2xx): an unpause it answers
+    this way was carried out. The message says so and names what could not be read,
+    e.g. ``required field missing @ $.id``; ``body`` holds the answer.
     """
+
+    @property
+    def accepted(self) -> bool:
+        """True: the server answered 2xx, so it did what was asked."""
+        return 200 <= self.status_code < 300
 
 
 _CLASS_BY_STATUS: dict[int, type[APIStatusError]] = {

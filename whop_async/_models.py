@@ -1,21 +1,27 @@
 """The shapes the API answers with, as frozen attrs classes.
 
-Enum fields are open: a value the API added after this release is kept as a plain
-``str`` instead of failing, so a newer API never breaks an older client.
+Whop's ad group has changed shape several times, and its own sources disagree on it, so
+a model requires only what every shape has (an ad group's ``id`` and ``status``). Every
+other field is optional, and everything the server sent stays reachable through
+``to_dict()``. Enum fields are open: a value newer than this release is kept as a
+plain ``str`` instead of failing.
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
+import json
+from typing import Any
 
 import attrs
 
-from ._exceptions import WhopError
+from ._converter import unstructure
+from ._exceptions import APIResponseValidationError, WhopError
 
 
 class AdGroupStatus(enum.StrEnum):
-    """Documented ad-group statuses. Newer values (e.g. ``"duplicating"``) arrive as str."""
+    """Ad-group statuses seen in Whop's sources. Newer values arrive as str."""
 
     ACTIVE = "active"
     PAUSED = "paused"
@@ -23,60 +29,139 @@ class AdGroupStatus(enum.StrEnum):
     IN_REVIEW = "in_review"
     REJECTED = "rejected"
     FLAGGED = "flagged"
+    DUPLICATING = "duplicating"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Why an ad group is or is not delivering, as the 2026 shapes report it.
+
+    Newer values arrive as str.
+    """
+
+    ALL_ADS_REJECTED = "all_ads_rejected"
+    REJECTED = "rejected"
+    DRAFT = "draft"
+    NO_ADS = "no_ads"
+    CAMPAIGN_PAUSED = "campaign_paused"
+    PAUSED = "paused"
+    PROCESSING = "processing"
+    ISSUES = "issues"
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    ADS_OFF = "ads_off"
+    LEARNING_LIMITED = "learning_limited"
+    LEARNING = "learning"
+    ACTIVE = "active"
 
 
 class AdPlatform(enum.StrEnum):
-    """Documented ad platforms. Newer values (e.g. ``"google"``) arrive as str."""
+    """Ad platforms seen in Whop's sources. Newer values arrive as str."""
 
     META = "meta"
     TIKTOK = "tiktok"
+    GOOGLE = "google"
 
 
 class BudgetType(enum.StrEnum):
-    """How ``budget`` is spent: per day or over the ad group's lifetime."""
+    """How a budget is spent: per day or over the ad group's lifetime."""
 
     DAILY = "daily"
     LIFETIME = "lifetime"
 
 
 @attrs.frozen(kw_only=True)
-class AdCampaignRef:
+class _Model:
+    """What every model answers with: the JSON the server sent.
+
+    A model read from an answer keeps that answer; ``to_dict()`` returns a copy of it,
+    unknown fields included. A model built (or ``attrs.evolve``-d) in code has no
+    answer behind it, and ``to_dict()`` returns its own fields instead.
+    """
+
+    # Set once, right after structuring; left out of eq, hash and repr, so two groups
+    # that agree on every field are equal whatever else the server sent.
+    _raw: Any = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as plain JSON values (a fresh copy: changing it changes nothing)."""
+        copy: dict[str, Any] = json.loads(self.to_json())
+        return copy
+
+    def to_json(self) -> str:
+        """The answer as one line of JSON."""
+        data = self._raw if self._raw is not None else unstructure(self)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@attrs.frozen(kw_only=True)
+class AdCampaignRef(_Model):
     """A reference to the campaign an ad group belongs to."""
 
     id: str
 
 
 @attrs.frozen(kw_only=True)
-class AdGroup:
-    """An ad group, as the unpause endpoint answers it.
+class AdGroupIssue(_Model):
+    """A problem the ad platform reports on an ad group (the 2026 shapes' ``issues``)."""
 
-    Fields the API sends beyond these (the 2026 shape has about 80) are ignored.
-
-    Attributes:
-        id: e.g. ``"adgrp_xxxxxxxxxxxx"``.
-        title: the name shown on the ad platform, or None.
-        status: an AdGroupStatus member, or the raw str of a status newer than this release.
-        platform: an AdPlatform member, or the raw str of a newer platform.
-        created_at: timezone-aware (UTC when the API sends no offset).
-        updated_at: timezone-aware (UTC when the API sends no offset).
-        budget: in dollars, or None.
-        budget_type: a BudgetType member, a newer value as str, or None.
-        ad_campaign: the campaign it belongs to.
-    """
-
-    id: str
-    title: str | None = None
-    status: AdGroupStatus | str
-    platform: AdPlatform | str
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-    budget: float | None = None
-    budget_type: BudgetType | str | None = None
-    ad_campaign: AdCampaignRef
+    id: str | None = None
+    message: str | None = None
+    resource_id: str | None = None
+    resource_type: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class PageInfo:
+class AdGroup(_Model):
+    """An ad group, in any of the shapes Whop has answered with.
+
+    Only ``id`` and ``status`` are required: they are the only fields every source
+    agrees on. Every other field is None when the answer lacks it, and also when it
+    holds a value of the wrong type (the raw value stays in ``to_dict()``): the answer
+    to an unpause that the server carried out is never turned into a failure by a
+    field the caller may not even read. Fields the model does not name (the 2026
+    shapes have about 80) are kept and reachable through ``to_dict()``.
+
+    Attributes:
+        id: e.g. ``"adgrp_xxxxxxxxxxxx"``.
+        status: an AdGroupStatus member, or the raw str of a status newer than this release.
+        title: the name shown on the ad platform.
+        delivery_status: a DeliveryStatus member, or a newer value as str.
+        platform: an AdPlatform member, or a newer value as str (the late-2026 object
+            page has no platform).
+        created_at: timezone-aware (UTC when the API sends no offset).
+        updated_at: timezone-aware (UTC when the API sends no offset).
+        starts_at: when delivery starts, timezone-aware.
+        ends_at: when delivery ends, timezone-aware.
+        budget: in dollars (the documented shape and whop-sdk 2.6.0's).
+        budget_amount: in the ad account's currency; None when the campaign holds the
+            budget (the late-2026 shape). Never merged into ``budget``: the units differ.
+        budget_amount_local: the budget in the local currency, where sent.
+        budget_currency: the currency of the budget, e.g. ``"usd"``.
+        budget_type: a BudgetType member, or a newer value as str.
+        ad_campaign: the campaign it belongs to.
+        issues: the problems the ad platform reports, when the shape has them.
+    """
+
+    id: str
+    status: AdGroupStatus | str
+    title: str | None = None
+    delivery_status: DeliveryStatus | str | None = None
+    platform: AdPlatform | str | None = None
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+    starts_at: datetime.datetime | None = None
+    ends_at: datetime.datetime | None = None
+    budget: float | None = None
+    budget_amount: float | None = None
+    budget_amount_local: float | None = None
+    budget_currency: str | None = None
+    budget_type: BudgetType | str | None = None
+    ad_campaign: AdCampaignRef | None = None
+    issues: tuple[AdGroupIssue, ...] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PageInfo(_Model):
     """Where a page of a list sits: the cursors around it and whether more follow."""
 
     end_cursor: str | None = None
@@ -86,11 +171,11 @@ class PageInfo:
 
 
 @attrs.frozen(kw_only=True)
-class AdGroupPage:
+class AdGroupPage(_Model):
     """One page of ``GET /ad_groups``: its ad groups (newest first) and ``page_info``."""
 
-    data: list[AdGroup]
-    page_info: PageInfo
+    data: tuple[AdGroup, ...]
+    page_info: PageInfo = PageInfo()
 
 
 @attrs.frozen(kw_only=True)
@@ -103,8 +188,37 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """True when the id was unpaused (or paused)."""
+        """True when the call returned an ad group."""
         return self.error is None
+
+    @property
+    def accepted(self) -> bool:
+        """True when the server accepted the request: ``ok``, or an answer of 2xx that
+        could not be read (``APIResponseValidationError``), so the change was made."""
+        return self.error is None or isinstance(self.error, APIResponseValidationError)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record: ``{"id", "ok": true, "ad_group": {...as sent}}``, or
+        ``{"id", "ok": false, "accepted", "error", "message"}`` plus ``status_code``
+        and ``request_id`` when the error has them."""
+        if self.ad_group is not None:
+            return {"id": self.id, "ok": True, "ad_group": self.ad_group.to_dict()}
+        record: dict[str, Any] = {
+            "id": self.id,
+            "ok": False,
+            "accepted": self.accepted,
+            "error": type(self.error).__name__,
+        }
+        for name in ("status_code", "request_id"):
+            value = getattr(self.error, name, None)
+            if value is not None:
+                record[name] = value
+        record["message"] = str(self.error)
+        return record
+
+    def to_json(self) -> str:
+        """``to_dict()`` as one line of JSON."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -113,13 +227,17 @@ class BulkResult:
 
     Attributes:
         succeeded: the ad groups as the API answered them, in input order.
-        failed: id -> the typed error that ended its call.
+        failed: id -> the typed error that ended its call, for ids the server did not
+            accept (refused, never answered, or never sent).
+        unreadable: id -> the APIResponseValidationError of ids the server accepted
+            (2xx) but whose answer was not an ad group: the change was made.
     """
 
     succeeded: list[AdGroup]
     failed: dict[str, WhopError]
+    unreadable: dict[str, APIResponseValidationError] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed."""
-        return not self.failed
+        """True when every id returned an ad group."""
+        return not self.failed and not self.unreadable

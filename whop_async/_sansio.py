@@ -186,19 +186,22 @@ def decode(request: Request, url: str, response: Response, *, now: float) -> obj
             # JSON is UTF-8 (RFC 8259); decoding first skips json's encoding sniffing.
             return json.loads(response.body.decode("utf-8"))
         except ValueError:
-            raise validation_error(
-                request, url, response, f"the body is not JSON: {_excerpt(response.body)}"
-            ) from None
+            problem = f"the body is not JSON: {_excerpt(response.body)}"
+        except RecursionError:
+            problem = "the body is JSON nested deeper than the parser allows"
+        raise validation_error(request, url, response, problem)
     raise status_error(request, url, response, now=now)
 
 
 def validation_error(
     request: Request, url: str, response: Response, problem: str
 ) -> APIResponseValidationError:
-    """The error for a 2xx answer that does not have the expected shape."""
+    """The error for a 2xx answer that does not have the expected shape: the server
+    accepted the request, so the message says so before what could not be read."""
     return _response_error(
         APIResponseValidationError,
-        f"{response.status} answer to {request.method} {request.path} could not be read: {problem}",
+        f"the server accepted {request.method} {request.path} ({response.status}) but its"
+        f" answer could not be read: {problem}",
         request,
         url,
         response,
@@ -295,7 +298,7 @@ def _finite_number(value: str | None) -> float | None:
 def _body_for_error(body: bytes) -> object:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body.decode("utf-8", errors="replace")
 
 

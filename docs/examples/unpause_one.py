@@ -21,7 +21,9 @@ async def unpause_all(ad_group_ids: list[str]) -> int:
                 failures += 1
                 print(f"{ad_group_id}: not unpaused: {error}", file=sys.stderr)
             else:
-                print(f"{group.id}: {group.status} (updated {group.updated_at:%Y-%m-%d %H:%M %Z})")
+                # Only id and status are in every shape Whop answers with.
+                updated = f"{group.updated_at:%Y-%m-%d %H:%M %Z}" if group.updated_at else "?"
+                print(f"{group.id}: {group.status} (updated {updated})")
     return 1 if failures else 0
 
 

@@ -12,6 +12,6 @@ and yields it:
 Options go in a marker: ``@pytest.mark.fake_whop(groups=50, fault_rate=0.1)``.
 """
 
-from ._fake import DEFAULT_API_KEY, FakeStats, FakeWhop
+from ._fake import DEFAULT_API_KEY, SHAPES, FakeStats, FakeWhop, Shape, example_ad_group
 
-__all__ = ["DEFAULT_API_KEY", "FakeStats", "FakeWhop"]
+__all__ = ["DEFAULT_API_KEY", "SHAPES", "FakeStats", "FakeWhop", "Shape", "example_ad_group"]

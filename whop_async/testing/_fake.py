@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from importlib import resources
 from types import TracebackType
 from typing import Any, Literal
 
@@ -20,19 +21,27 @@ from aiohttp import web
 
 DEFAULT_API_KEY = "sk_test_fake_whop"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Shape = Literal["seed", "sdk-2026", "docs-2026-11"]
+SHAPES: tuple[Shape, ...] = ("seed", "sdk-2026", "docs-2026-11")
 _ID_WIDTH = 12
 _MAX_PAGE = 100
-# The documented shape, with the values every fake group starts from.
-_TEMPLATE: dict[str, Any] = {
-    "title": "Ad group",
-    "status": "active",
-    "platform": "meta",
-    "created_at": "2024-01-01T00:00:00.000Z",
-    "updated_at": "2024-01-01T00:00:00.000Z",
-    "budget": 25.0,
-    "budget_type": "daily",
-    "ad_campaign": {"id": "adcamp_00000000001"},
-}
+
+
+def example_ad_group(shape: Shape = "docs-2026-11") -> dict[str, Any]:
+    """An ad group as Whop has answered it, in one of its real shapes (a fresh copy).
+
+    - ``"seed"``: the unpause reference page's nine fields, ``budget`` in dollars;
+    - ``"sdk-2026"``: whop-sdk 2.6.0's dated version (``Api-Version-Date:
+      2026-10-15-1``), about 80 fields;
+    - ``"docs-2026-11"``: the example on Whop's Ad Group object page, late 2026: no
+      ``platform``, no ``budget`` but ``budget_amount``, ``delivery_status`` and
+      ``issues``.
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+    text = resources.files(__package__).joinpath("shapes", f"{shape}.json").read_text("utf-8")
+    example: dict[str, Any] = json.loads(text)
+    return example
 
 
 @attrs.define
@@ -94,17 +103,21 @@ class FakeWhop:
     """A stand-in Whop API on 127.0.0.1, for tests and demos.
 
     Ad groups live in memory with their state: ``POST /ad_groups/{id}/unpause`` and
-    ``/pause`` change it and answer the documented shape; ``GET /ad_groups/{id}`` and
-    ``GET /ad_groups`` (cursor paging, newest first) read it. It checks the bearer key
-    (401), knows only its ids (404), limits each operation like Whop (a 429 whose only
-    hint is "Try again in N seconds." unless ``retry_after`` is set), replays answers by
-    Idempotency-Key, and can inject seeded faults.
+    ``/pause`` change it and answer in one of Whop's real shapes (``shape``);
+    ``GET /ad_groups/{id}`` and ``GET /ad_groups`` (cursor paging, newest first) read
+    it. It checks the bearer key (401), knows only its ids (404), limits each operation
+    like Whop (a 429 whose only hint is "Try again in N seconds." unless
+    ``retry_after`` is set), replays answers by Idempotency-Key, and can inject seeded
+    faults.
 
     Use it as ``async with FakeWhop(groups=100) as fake:``, then point a client at
     ``fake.base_url`` with ``fake.api_key``.
 
     Args:
         groups: how many ad groups to create (ids ``adgrp_000000000001`` ...).
+        shape: the shape of every ad group it answers with (see ``example_ad_group``):
+            ``"docs-2026-11"`` (the default: what Whop documents today), ``"sdk-2026"``
+            or ``"seed"``.
         status: their starting status ("paused").
         campaigns: how many campaigns share them, round robin (1).
         api_key: the only key accepted.
@@ -130,6 +143,7 @@ class FakeWhop:
         self,
         groups: int = 0,
         *,
+        shape: Shape = "docs-2026-11",
         status: str = "paused",
         campaigns: int = 1,
         api_key: str = DEFAULT_API_KEY,
@@ -154,6 +168,8 @@ class FakeWhop:
         if latency < 0:
             raise ValueError(f"latency must be 0 or more seconds, got {latency!r}")
         self.api_key = api_key
+        self.shape = shape
+        self._template = example_ad_group(shape)
         self.stats = FakeStats()
         self._starting_status = status
         self._options = (rate_limit, per, limiter, burst)
@@ -180,7 +196,6 @@ class FakeWhop:
         """Create (or replace) an ad group."""
         stamp = _timestamp(len(self._groups))
         self._groups[ad_group_id] = {
-            **_TEMPLATE,
             "id": ad_group_id,
             "title": f"Ad group {ad_group_id[-4:]}",
             "status": status,
@@ -267,13 +282,13 @@ class FakeWhop:
             self.stats.attempts[ad_group_id] += 1
             group = self._groups.get(ad_group_id)
             if group is None and self._accept_any_id:
-                group = {**_TEMPLATE, "id": ad_group_id}
+                group = {"id": ad_group_id}
             if group is None:
                 answer = _error(404, "not_found", f"Ad group {ad_group_id} not found")
             else:
                 group["status"] = status
                 group["updated_at"] = _now()
-                answer = _json(200, json.dumps(group))
+                answer = _json(200, json.dumps(self._shaped(group)))
             if key is not None:
                 assert isinstance(answer.text, str)
                 self._replies[key] = (answer.status, answer.text)
@@ -288,7 +303,7 @@ class FakeWhop:
         group = self._groups.get(request.match_info["id"])
         if group is None:
             return _error(404, "not_found", f"Ad group {request.match_info['id']} not found")
-        return _json(200, json.dumps(group))
+        return _json(200, json.dumps(self._shaped(group)))
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         refusal = await self._admit(request, "list")
@@ -318,7 +333,7 @@ class FakeWhop:
         has_next = len(page) > size
         page = page[:size]
         body = {
-            "data": [groups[position] for position in page],
+            "data": [self._shaped(groups[position]) for position in page],
             "page_info": {
                 "start_cursor": _cursor(page[0]) if page else None,
                 "end_cursor": _cursor(page[-1]) if page else None,
@@ -327,6 +342,10 @@ class FakeWhop:
             },
         }
         return _json(200, json.dumps(body))
+
+    def _shaped(self, group: dict[str, Any]) -> dict[str, Any]:
+        """A group's state, in the shape this FakeWhop answers with."""
+        return {**self._template, **group}
 
     @web.middleware
     async def _request_id(self, request: web.Request, handler: Handler) -> web.StreamResponse:
