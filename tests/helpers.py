@@ -29,7 +29,7 @@ def ad_group_json(
     return {**example_ad_group(shape), "id": ad_group_id, **changes}
 
 
-class _ShimResponse(aiohttp.ClientResponse):
+class ShimResponse(aiohttp.ClientResponse):
     # aioresponses 0.7.9 does not pass stream_writer, which aiohttp 3.14 requires.
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", mock.Mock())
@@ -40,7 +40,7 @@ class MockAPI(aioresponses):
     """aioresponses with the aiohttp 3.14 shim applied to every mocked answer."""
 
     def add(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("response_class", _ShimResponse)
+        kwargs.setdefault("response_class", ShimResponse)
         super().add(*args, **kwargs)
 
     def sent(self, method: str, url: str) -> list[Any]:

@@ -317,10 +317,8 @@ async def test_jitter_scales_the_backoff(env: pytest.MonkeyPatch, mock_api: Mock
 @pytest.mark.parametrize(
     ("answer", "expected_wait"),
     [
-        ({"status": 429, "headers": {"retry-after-ms": "1500", "Retry-After": "9"}}, 1.5),
-        ({"status": 429, "headers": {"Retry-After": "9"}, "payload": RATE_LIMITED}, 9.0),
         ({"status": 503, "headers": {"Retry-After": "Thu, 01 Jan 2027 00:00:05 GMT"}}, 5.0),
-        ({"status": 429, "payload": RATE_LIMITED}, 12.0),
+        ({"status": 503, "headers": {"retry-after-ms": "1500"}}, 1.5),
         ({"status": 503, "headers": {"Retry-After": "-4"}}, 0.0),
     ],
 )
@@ -333,6 +331,30 @@ async def test_the_server_directed_wait_is_slept(
     async with WhopClient(base_url=BASE_URL, _clock=clock.clock()) as client:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
     assert clock.sleeps == [expected_wait]
+
+
+@pytest.mark.parametrize(
+    ("answer", "shortest", "longest"),
+    [
+        ({"status": 429, "headers": {"retry-after-ms": "1500", "Retry-After": "9"}}, 1.5, 1.5),
+        # Whole seconds are rounded up: the server may be willing up to a second sooner.
+        ({"status": 429, "headers": {"Retry-After": "9"}, "payload": RATE_LIMITED}, 8.0, 9.0),
+        ({"status": 429, "payload": RATE_LIMITED}, 11.0, 12.0),
+    ],
+)
+async def test_a_429_is_retried_within_the_wait_the_server_named(
+    env: pytest.MonkeyPatch,
+    mock_api: MockAPI,
+    answer: dict[str, Any],
+    shortest: float,
+    longest: float,
+) -> None:
+    clock = FakeClock()
+    answer_in_turn(mock_api, answer, OK)
+    async with WhopClient(base_url=BASE_URL, _clock=clock.clock()) as client:
+        await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert shortest <= sum(clock.sleeps) <= longest
+    assert len(sent_headers(mock_api)) == 2
 
 
 async def test_a_wait_above_the_cap_raises_at_once(

@@ -232,31 +232,40 @@ HTTP_DATE_PAST = format_datetime(datetime.fromtimestamp(NOW - 30, UTC), usegmt=T
 WHOP_429 = "Try again in 12 seconds."
 
 
+WHOLE, MS = _sansio.WHOLE_SECONDS, _sansio.MILLISECONDS
+
+
 @pytest.mark.parametrize(
     ("headers", "message", "expected"),
     [
-        ({"retry-after-ms": "1500"}, None, 1.5),
-        ({"retry-after-ms": "250", "retry-after": "9"}, WHOP_429, 0.25),
-        ({"retry-after-ms": "-5"}, None, 0.0),
-        ({"retry-after-ms": "soon", "retry-after": "7"}, None, 7.0),
-        ({"retry-after-ms": "nan", "retry-after": "7"}, None, 7.0),
-        ({"retry-after": "7"}, WHOP_429, 7.0),
-        ({"retry-after": "2.5"}, None, 2.5),
-        ({"retry-after": "-3"}, None, 0.0),
-        ({"retry-after": HTTP_DATE_IN_30_S}, None, 30.0),
-        ({"retry-after": HTTP_DATE_PAST}, None, 0.0),
-        ({"retry-after": "whenever"}, WHOP_429, 12.0),
-        ({}, WHOP_429, 12.0),
-        ({}, "Try again in 1 second.", 1.0),
-        ({}, "Rate limited. try again in 0.5 seconds", 0.5),
+        ({"retry-after-ms": "1500"}, None, (1.5, MS)),
+        ({"retry-after-ms": "250", "retry-after": "9"}, WHOP_429, (0.25, MS)),
+        ({"retry-after-ms": "-5"}, None, (0.0, MS)),
+        ({"retry-after-ms": "soon", "retry-after": "7"}, None, (7.0, WHOLE)),
+        ({"retry-after-ms": "nan", "retry-after": "7"}, None, (7.0, WHOLE)),
+        ({"retry-after": "7"}, WHOP_429, (7.0, WHOLE)),
+        ({"retry-after": "2.5"}, None, (2.5, MS)),
+        ({"retry-after": "-3"}, None, (0.0, MS)),
+        ({"retry-after": HTTP_DATE_IN_30_S}, None, (30.0, WHOLE)),
+        ({"retry-after": HTTP_DATE_PAST}, None, (0.0, WHOLE)),
+        ({"retry-after": "whenever"}, WHOP_429, (12.0, WHOLE)),
+        ({}, WHOP_429, (12.0, WHOLE)),
+        ({}, "Try again in 1 second.", (1.0, WHOLE)),
+        ({}, "Rate limited. try again in 0.5 seconds", (0.5, MS)),
+        ({"retry-after": "1" * 400}, None, None),
+        ({"retry-after": "1000000000"}, None, (86_400.0, WHOLE)),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, None, (86_400.0, WHOLE)),
+        ({}, "Try again in 99999 seconds.", (86_400.0, WHOLE)),
+        ({}, "Try again in " + "9" * 400 + " seconds.", None),
         ({}, "Slow down.", None),
         ({}, None, None),
     ],
 )
 def test_wait_hint_sources_in_order(
-    headers: dict[str, str], message: str | None, expected: float | None
+    headers: dict[str, str], message: str | None, expected: tuple[float, float] | None
 ) -> None:
-    assert _sansio.server_wait_hint(CIMultiDict(headers), message, now=NOW) == expected
+    wait = _sansio.server_wait_hint(CIMultiDict(headers), message, now=NOW)
+    assert (wait.seconds, wait.resolution) == expected if wait else expected is None
 
 
 def test_a_429_carries_the_wait_from_whops_message() -> None:
@@ -279,8 +288,8 @@ def test_header_names_are_matched_whatever_their_case() -> None:
 def test_wait_hints_never_raise_and_are_never_negative(
     headers: dict[str, str], message: str | None
 ) -> None:
-    hint = _sansio.server_wait_hint(CIMultiDict(headers), message, now=NOW)
-    assert hint is None or hint >= 0
+    wait = _sansio.server_wait_hint(CIMultiDict(headers), message, now=NOW)
+    assert wait is None or 0 <= wait.seconds <= _sansio.LONGEST_WAIT_HINT
 
 
 def test_idempotency_keys_from_a_forked_child_differ_from_the_parents() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -12,14 +13,18 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio
 
+import whop_async
 from whop_async import RateLimit, WhopClient
-from whop_async._clock import Clock
-from whop_async._shared import RedisBudget
 from whop_async.testing import FakeWhop
+
+from .helpers import MockAPI
+from .scenarios import Bucket, RealIO, Server, client, serve
+from .virtual_time import run_virtual
 
 
 def free_port() -> int:
@@ -59,8 +64,8 @@ class RedisServer:
             self._process = None
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+def redis_server_or_skip() -> Iterator[RedisServer]:
+    """A running redis-server for as long as the generator is not closed."""
     if shutil.which("redis-server") is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is missing: .ci/run installs it")
@@ -69,6 +74,11 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    yield from redis_server_or_skip()
 
 
 @pytest.fixture
@@ -84,19 +94,40 @@ def shared(
     return RateLimit(requests, per=per, redis_url=redis_server.url, **options)  # type: ignore[arg-type]
 
 
-async def test_two_clients_pace_on_one_budget(redis_server: RedisServer) -> None:
-    limit = shared(redis_server, 10, burst=1)
-    first, second = RedisBudget(limit, "budget", Clock()), RedisBudget(limit, "budget", Clock())
-    other = RedisBudget(limit, "another", Clock())
-    try:
-        assert (await first.take_turn("ad_groups.unpause"))[0] == 0  # type: ignore[index]
-        waited, _ = await second.take_turn("ad_groups.unpause")  # type: ignore[misc]
-        assert 0.05 < waited <= 0.1  # the same budget: its turn is a tenth of a second away
-        assert (await second.take_turn("ad_groups.pause"))[0] == 0  # type: ignore[index]
-        assert (await other.take_turn("ad_groups.unpause"))[0] == 0  # type: ignore[index]
-    finally:
-        for budget in (first, second, other):
-            await budget.close()
+def budget_in(stored: bytes | None) -> dict[str, Any]:
+    """An operation's budget as stored in Redis."""
+    assert stored is not None
+    state: dict[str, Any] = json.loads(stored)
+    return state
+
+
+async def redis_now(redis_client: redis.asyncio.Redis) -> float:
+    seconds, micros = await redis_client.time()
+    return float(seconds) + micros / 1e6
+
+
+def test_two_clients_share_one_budget_and_its_pauses(redis_server: RedisServer) -> None:
+    async def two_clients() -> tuple[Server, float]:
+        loop = asyncio.get_running_loop()
+        server = Server(Bucket(50, 5), "retry-after", strays=frozenset({20}))
+        limit = shared(redis_server, 50, burst=5, key="two")
+        with MockAPI() as mock:
+            serve(mock, server)
+            async with client(limit) as one, client(limit) as two:
+                start = loop.time()
+                ids = [[f"adgrp_{side}{n}" for n in range(150)] for side in "ab"]
+                await asyncio.gather(
+                    one.ad_groups.unpause_many(ids[0]), two.ad_groups.unpause_many(ids[1])
+                )
+                return server, loop.time() - start
+
+    io = RealIO()
+    with io.watching_redis():
+        server, seconds = run_virtual(two_clients(), io_pending=io.pending)
+    assert len(server.unpaused) == 300
+    assert seconds >= (300 - 5) / 50  # together, never faster than the one budget
+    assert seconds <= 1.3 * (300 - 5) / 50
+    assert server.refused <= 0.05 * server.requests
 
 
 async def test_the_budget_key_is_a_hash_never_the_api_key(
@@ -111,35 +142,31 @@ async def test_the_budget_key_is_a_hash_never_the_api_key(
         assert all(key.startswith("whop_async:{") for key in keys)
         for key in keys:
             assert fake.api_key not in key
-            assert fake.api_key not in str(await redis_client.hgetall(key))
+            assert fake.api_key not in str(await redis_client.get(key))
         named = shared(redis_server, 100, key="team-ads")
         async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=named) as client:
             await client.ad_groups.unpause(fake.ids[0])
         assert await redis_client.exists("whop_async:{team-ads}:ad_groups.unpause")
 
 
-async def test_a_429_pauses_and_slows_every_client_of_the_budget(
+async def test_nothing_longer_than_max_server_wait_is_written(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
-    async with FakeWhop(groups=3, rate_limit=1, per=60.0, retry_after=True) as fake:
-        limit = shared(redis_server, 100, key="b")
-        async with (
-            WhopClient(
-                fake.api_key, base_url=fake.base_url, rate_limit=limit, max_server_wait=0
-            ) as one,
-            WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as two,
-        ):
-            await one.ad_groups.unpause(fake.ids[0])
-            with pytest.raises(Exception, match="429"):
-                await one.ad_groups.unpause(fake.ids[1])  # refused: the minute's budget is used
-            assert await redis_client.pttl("whop_async:{b}:gate") > 1000
-            rate = float(await redis_client.hget("whop_async:{b}:ad_groups.unpause", "rate"))
-            assert rate == pytest.approx(90.0)  # cut for every client of the budget
-            other = RedisBudget(limit, "b", Clock())
-            waited, _ = await other.take_turn("ad_groups.retrieve")  # type: ignore[misc]
-            await other.close()
-            assert waited > 1  # the pause holds the other client back too
-            del two
+    async with FakeWhop(groups=2, rate_limit=1, per=86_400.0, retry_after=True) as fake:
+        limit = shared(redis_server, 100, key="long")
+        async with WhopClient(
+            fake.api_key, base_url=fake.base_url, rate_limit=limit, max_server_wait=30.0
+        ) as whop:
+            await whop.ad_groups.unpause(fake.ids[0])
+            with pytest.raises(whop_async.RateLimitError) as caught:
+                await whop.ad_groups.unpause(fake.ids[1])  # "come back tomorrow"
+        assert caught.value.retry_after is not None
+        assert caught.value.retry_after > 80_000
+    state = budget_in(await redis_client.get("whop_async:{long}:ad_groups.unpause"))
+    now = await redis_now(redis_client)
+    assert not state["gate"]["open"]
+    assert state["gate"]["probe_at"] - now <= 30.0
+    assert 0 < await redis_client.pttl("whop_async:{long}:ad_groups.unpause") <= 3_600_000
 
 
 WORKER = """
@@ -200,12 +227,11 @@ async def test_a_killed_worker_leaves_nothing_that_holds_the_others_back(
         await wait_until_active(fake, 30)
         worker.send_signal(signal.SIGKILL)
         await worker.wait()
-        seconds, micros = await redis_client.time()
-        keys = [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
-        [state_key] = keys
-        tat = float(await redis_client.hget(state_key, "tat"))
-        assert tat - (seconds + micros / 1e6) <= 1.0
-        assert await redis_client.pttl(state_key.decode().rsplit(":", 1)[0] + ":gate") < 0
+        now = await redis_now(redis_client)
+        [state_key] = [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
+        state = budget_in(await redis_client.get(state_key))
+        assert state["pacing"]["tat"] - now <= 1.0  # turns are taken, never booked ahead
+        assert state["gate"]["open"] or state["gate"]["lease_until"] - now <= 5.0
 
 
 async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(

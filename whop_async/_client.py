@@ -6,7 +6,7 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -16,8 +16,16 @@ import attrs
 from . import _sansio
 from ._clock import Clock
 from ._converter import ShapeError, structure
-from ._exceptions import APIStatusError, WhopError
-from ._limits import ClientStats, Engine, RateLimit
+from ._exceptions import APIError, APIStatusError, RateLimitError, WhopError
+from ._limits import (
+    ClientStats,
+    Engine,
+    OperationLimiter,
+    RateLimit,
+    Ticket,
+    WaitHint,
+    WaitTooLong,
+)
 from ._retry import RetryPolicy, call_with_retries
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
@@ -98,15 +106,17 @@ class WhopClient:
             api_key, api_version=api_version, default_headers=default_headers
         )
         clock = _clock or Clock()
+        max_server_wait = _checked_non_negative("max_server_wait", max_server_wait)
         self._engine = Engine(
             rate_limit,
             clock,
             max_in_flight=CONNECTION_LIMIT,
             budget_key=_budget_key(api_key, self.base_url),
+            max_server_wait=max_server_wait,
         )
         self._retry_policy = RetryPolicy(
             max_retries=_checked_max_retries(max_retries),
-            max_server_wait=_checked_non_negative("max_server_wait", max_server_wait),
+            max_server_wait=max_server_wait,
             rate_limit_timeout=_checked_non_negative("rate_limit_timeout", rate_limit_timeout),
             budget=self._engine.retry_budget,
             clock=clock,
@@ -168,33 +178,58 @@ class WhopClient:
             logger.debug("%s %s %s", request.method, url, _sansio.redact_headers(headers))
 
         engine = self._engine
-        pacer = engine.pacer(request.operation)
+        limiter = engine.limiter(request.operation)
+        clock = policy.clock
+        order = engine.next_order()
+        deadline = clock.monotonic() + policy.rate_limit_timeout
+        refusals: list[RateLimitError] = []
 
         async def attempt() -> tuple[_sansio.Response, object]:
             # The permit comes first: waiting for it must not eat into the timeout.
             async with engine.permits:
-                sent_at = pacer.try_turn(engine.gate)
-                if sent_at is None:
-                    sent_at = await pacer.wait_turn(engine.gate)
+                ticket = limiter.try_turn() or await limiter.turn(order, deadline)
                 try:
                     response = await self._transport.send(
                         request.method, request.path, headers, attempt_timeout, query_string
                     )
+                except APIError:
+                    await _settled(limiter.failed(ticket))
+                    raise
                 finally:
-                    pacer.release()
+                    limiter.release(ticket)
             try:
-                data = _sansio.decode(request, url, response, now=policy.clock.time())
+                data = _sansio.decode(request, url, response, now=clock.time())
             except APIStatusError as error:
-                await engine.on_error(request.operation, sent_at, error)
+                await self._refused_or_failed(limiter, ticket, error, refusals)
                 raise
-            engine.on_success(request.operation)
+            engine.count_answer(rate_limited=False)
+            await _settled(limiter.accepted(ticket))
             return response, data
 
-        response, data = await call_with_retries(attempt, policy)
+        try:
+            response, data = await call_with_retries(attempt, policy)
+        except WaitTooLong as too_long:
+            raise _gave_up_waiting(request, url, refusals, too_long, policy) from None
         try:
             return structure(data, cast_to)
         except ShapeError as problem:
             raise _sansio.validation_error(request, url, response, str(problem)) from None
+
+    async def _refused_or_failed(
+        self,
+        limiter: OperationLimiter,
+        ticket: Ticket,
+        error: APIStatusError,
+        refusals: list[RateLimitError],
+    ) -> None:
+        refused = isinstance(error, RateLimitError)
+        self._engine.count_answer(rate_limited=refused)
+        if isinstance(error, RateLimitError):
+            refusals.append(error)
+            hint = WaitHint.of(error.retry_after, error.retry_after_resolution)
+            await limiter.refused(ticket, hint)
+        else:
+            await _settled(limiter.failed(ticket))
 
     def _policy_for(self, max_retries: int) -> RetryPolicy:
         # Bulk calls pass max_retries on every call: build each variant once.
@@ -207,6 +242,39 @@ class WhopClient:
     def _ensure_open(self) -> None:
         if self._closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
+
+
+async def _settled(pending: Awaitable[None] | None) -> None:
+    if pending is not None:
+        await pending
+
+
+def _gave_up_waiting(
+    request: _sansio.Request,
+    url: str,
+    refusals: list[RateLimitError],
+    too_long: WaitTooLong,
+    policy: RetryPolicy,
+) -> RateLimitError:
+    """The error of a call whose next turn would come after its deadline: its own last
+    429, or one that says so when the wait was set by other calls' refusals."""
+    message = (
+        f"{request.method} {request.path}: gave up waiting for the rate limit; the next"
+        f" turn is {too_long.wait:.1f} s away, past this call's rate_limit_timeout"
+        f" ({policy.rate_limit_timeout:g} s)"
+    )
+    last = refusals[-1] if refusals else None
+    return RateLimitError(
+        message,
+        method=request.method,
+        url=url,
+        status_code=429,
+        headers=last.headers if last is not None else {},
+        body=last.body if last is not None else None,
+        request_id=last.request_id if last is not None else None,
+        retry_after=too_long.wait,
+        retry_after_resolution=_sansio.MILLISECONDS,
+    )
 
 
 def _budget_key(api_key: str, base_url: str) -> str:

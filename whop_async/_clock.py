@@ -19,9 +19,12 @@ class Clock:
         time: wall-clock Unix seconds, to read HTTP-date ``Retry-After`` values.
         monotonic: seconds that only move forward, for pacing and deadlines.
         random: a float in [0, 1), for backoff jitter.
+        shared_time: the time a budget shared through Redis is kept in; None (the
+            default) takes Redis's own clock, so hosts whose clocks differ agree.
     """
 
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     time: Callable[[], float] = clocks.time
     monotonic: Callable[[], float] = clocks.monotonic
     random: Callable[[], float] = random.random
+    shared_time: Callable[[], float] | None = None

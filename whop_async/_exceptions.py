@@ -62,7 +62,11 @@ class APIStatusError(ResponseError):
         error_type: Whop's ``error.type`` (e.g. ``"rate_limit_exceeded"``), when present.
         error_code: Whop's ``error.code``, when present.
         retry_after: seconds the server asked to wait (from ``retry-after-ms``,
-            ``Retry-After`` or Whop's "Try again in N seconds." message), or None.
+            ``Retry-After`` or Whop's "Try again in N seconds." message), or None; at
+            most a day.
+        retry_after_resolution: how precise ``retry_after`` is: 1.0 when the server
+            gave whole seconds (servers round up, so the true wait may be up to a
+            second shorter), 0.001 for milliseconds.
     """
 
     def __init__(
@@ -72,12 +76,14 @@ class APIStatusError(ResponseError):
         error_type: str | None = None,
         error_code: str | None = None,
         retry_after: float | None = None,
+        retry_after_resolution: float = 1.0,
         **response: Any,
     ) -> None:
         super().__init__(message, **response)
         self.error_type = error_type
         self.error_code = error_code
         self.retry_after = retry_after
+        self.retry_after_resolution = retry_after_resolution
 
 
 class BadRequestError(APIStatusError):

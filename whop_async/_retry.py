@@ -82,11 +82,13 @@ async def call_with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPo
 
 
 def _retrier(policy: RetryPolicy) -> tenacity.AsyncRetrying:
-    rate_limit_deadline = policy.clock.monotonic() + policy.rate_limit_timeout
     failures = 0
 
     def wait(state: tenacity.RetryCallState) -> float:
-        hint = server_wait(_failure(state))
+        error = _failure(state)
+        if isinstance(error, RateLimitError):
+            return 0.0  # the engine's gate holds the retry until the server is willing
+        hint = server_wait(error)
         if hint is not None:
             return hint
         # Full jitter: U(0, min(cap, base * 2^n)), n counting from the first retry.
@@ -100,8 +102,9 @@ def _retrier(policy: RetryPolicy) -> tenacity.AsyncRetrying:
         if hint is not None and hint > policy.max_server_wait:
             return True
         if isinstance(error, RateLimitError):
-            # Being told "later" is not a failure: only the call's deadline ends it.
-            return policy.clock.monotonic() + state.upcoming_sleep > rate_limit_deadline
+            # Being told "later" is not a failure: the engine ends the call at its
+            # deadline, when its next turn would come too late.
+            return False
         failures += 1
         return failures > policy.max_retries or not policy.budget.withdraw()
 

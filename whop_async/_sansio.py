@@ -214,6 +214,7 @@ def status_error(request: Request, url: str, response: Response, *, now: float) 
     body = _body_for_error(response.body)
     error_type, message, error_code = _whop_error_fields(body)
     detail = message if message is not None else _excerpt(response.body)
+    wait = server_wait_hint(response.headers, message, now=now)
     return _response_error(
         status_error_class(response.status),
         f"{response.status} from {request.method} {request.path}: {detail}",
@@ -223,7 +224,8 @@ def status_error(request: Request, url: str, response: Response, *, now: float) 
         body,
         error_type=error_type,
         error_code=error_code,
-        retry_after=server_wait_hint(response.headers, message, now=now),
+        retry_after=None if wait is None else wait.seconds,
+        retry_after_resolution=WHOLE_SECONDS if wait is None else wait.resolution,
     )
 
 
@@ -249,40 +251,69 @@ def _response_error(
     )
 
 
+# A wait longer than a day is no wait an API means: it is kept as a day, which is
+# longer than any cap a caller sets, so it is distrusted rather than slept through.
+LONGEST_WAIT_HINT = 86_400.0
+WHOLE_SECONDS = 1.0
+MILLISECONDS = 0.001
+
+
+@attrs.frozen
+class ServerWait:
+    """How long the server asked to wait, and how precisely it said so: ``resolution``
+    is 1.0 for whole seconds (servers round up: the true wait may be up to a second
+    shorter), 0.001 for milliseconds."""
+
+    seconds: float
+    resolution: float
+
+
 def server_wait_hint(
     headers: Mapping[str, str], message: str | None, *, now: float
-) -> float | None:
-    """Seconds the server asked to wait, or None when it gave no usable hint.
+) -> ServerWait | None:
+    """The wait the server asked for, or None when it gave no usable hint.
 
     Sources in order: ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date),
-    then Whop's "Try again in N seconds." message. A hint in the past means 0.
+    then Whop's "Try again in N seconds." message. A hint in the past means 0; one that
+    is not a number is ignored; one longer than a day is kept as a day.
     """
     milliseconds = _finite_number(headers.get("retry-after-ms"))
     if milliseconds is not None:
-        return max(0.0, milliseconds / 1000)
+        return _wait(milliseconds / 1000, MILLISECONDS)
     retry_after = headers.get("retry-after")
     if retry_after is not None:
-        seconds = _retry_after_seconds(retry_after, now=now)
-        if seconds is not None:
-            return seconds
+        wait = _retry_after(retry_after, now=now)
+        if wait is not None:
+            return wait
     if message is not None:
         match = _TRY_AGAIN_PATTERN.search(message)
         if match:
-            return float(match.group(1))
+            return _wait_in_seconds(match.group(1))
     return None
 
 
-def _retry_after_seconds(value: str, *, now: float) -> float | None:
-    seconds = _finite_number(value)
-    if seconds is not None:
-        return max(0.0, seconds)
+def _wait(seconds: float, resolution: float) -> ServerWait:
+    return ServerWait(min(LONGEST_WAIT_HINT, max(0.0, seconds)), resolution)
+
+
+def _wait_in_seconds(text: str) -> ServerWait | None:
+    seconds = _finite_number(text)
+    if seconds is None:
+        return None
+    return _wait(seconds, WHOLE_SECONDS if text.strip().isdigit() else MILLISECONDS)
+
+
+def _retry_after(value: str, *, now: float) -> ServerWait | None:
+    in_seconds = _wait_in_seconds(value)
+    if in_seconds is not None:
+        return in_seconds
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         return None
-    return max(0.0, moment.timestamp() - now)
+    return _wait(moment.timestamp() - now, WHOLE_SECONDS)
 
 
 def _finite_number(value: str | None) -> float | None:

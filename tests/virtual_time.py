@@ -1,0 +1,58 @@
+"""An event loop whose clock jumps ahead whenever it would otherwise wait.
+
+Scenario tests run the real client stack through seconds or minutes of rate limits in
+milliseconds, with every timing exact: the loop's time moves only when nothing is left
+to do but wait for the next timer. Real I/O that takes real time (a Redis server) is
+waited for in real time: ``io_pending`` tells the loop when some is outstanding, and
+virtual time stands still meanwhile, so a busy machine changes nothing but how long the
+test takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_IO_POLL = 1.0
+
+
+class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    def __init__(self, io_pending: Callable[[], bool]) -> None:
+        super().__init__()
+        self.io_pending = io_pending
+        self.now = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        events: list[tuple[Any, int]] = super().select(0)
+        if events or timeout == 0:
+            return events
+        if self.io_pending() or timeout is None:
+            # Something real is on its way (or nothing is scheduled at all): wait for it
+            # in real time, without moving the clock.
+            real: list[tuple[Any, int]] = super().select(_IO_POLL)
+            return real
+        self.now += timeout
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """A selector event loop on virtual time, starting at 0."""
+
+    def __init__(self, io_pending: Callable[[], bool] = lambda: False) -> None:
+        self._jumping = _JumpingSelector(io_pending)
+        super().__init__(self._jumping)
+
+    def time(self) -> float:
+        return self._jumping.now
+
+
+def run_virtual(
+    main: Coroutine[Any, Any, T], *, io_pending: Callable[[], bool] = lambda: False
+) -> T:
+    """Run ``main`` to the end on a fresh VirtualTimeLoop."""
+    with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(io_pending)) as runner:
+        return runner.run(main)
