@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 from unittest import mock
 
+import aiohttp
 import attrs
 from aioresponses import CallbackResult
 
@@ -95,6 +96,14 @@ class SlidingLog:
         return self.log[0] + self.per - now
 
 
+PROXY_503 = CallbackResult(
+    status=503,
+    body="<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+    content_type="text/html",
+    response_class=ShimResponse,
+)
+
+
 def rate_limited(style: str, wait: float) -> CallbackResult:
     """A 429 as servers send it: the wait rounded up to whole seconds (at least 1) in
     ``Retry-After`` or Whop's message, in milliseconds, or not at all."""
@@ -118,7 +127,10 @@ class Server:
     ``neighbour`` requests a second of another program count against the same limit
     until ``neighbour_until``; ``drop`` is (from, for, factor): the limit scaled by
     ``factor`` for a while. ``strays`` are the numbers (from 1) of requests refused
-    whatever the limit, as if told to wait ``stray_wait``: stray 429s.
+    whatever the limit, as if told to wait ``stray_wait``: stray 429s. ``outage`` is
+    (from, for): every request then gets a proxy's HTML 503. ``fail_first`` maps ids to
+    how many of their first attempts get a 503; ``drops`` to how many lose their
+    connection before any answer.
     """
 
     limiter: Limiter | None
@@ -129,8 +141,13 @@ class Server:
     drop: tuple[float, float, float] | None = None
     strays: frozenset[int] = frozenset()
     stray_wait: float = 1.0
+    outage: tuple[float, float] | None = None
+    fail_first: dict[str, int] = attrs.field(factory=dict)
+    drops: dict[str, int] = attrs.field(factory=dict)
+    status: int = 200
     requests: int = 0
     refused: int = 0
+    failed: int = 0
     accepted: list[tuple[float, str]] = attrs.field(factory=list)
     neighbour_accepted: int = 0
     _neighbour_next: float = 0.0
@@ -145,6 +162,13 @@ class Server:
         now = asyncio.get_running_loop().time()
         self._neighbours_until(now)
         self.requests += 1
+        ad_group_id = UNPAUSE.match(str(url)).group(1)  # type: ignore[union-attr]
+        failure = self._failure(ad_group_id, now)
+        if failure is not None:
+            await asyncio.sleep(self.round_trip / 2)
+            if isinstance(failure, BaseException):
+                raise failure
+            return failure
         if self.requests in self.strays:
             wait: float | None = self.stray_wait
         else:
@@ -153,9 +177,25 @@ class Server:
         if wait is not None:
             self.refused += 1
             return rate_limited(self.hint, wait)
-        ad_group_id = UNPAUSE.match(str(url)).group(1)  # type: ignore[union-attr]
         self.accepted.append((now, ad_group_id))
+        if self.status != 200:  # a server that answers every request the same way
+            body = {"error": {"type": "error", "message": f"status {self.status}"}}
+            return CallbackResult(status=self.status, payload=body, response_class=ShimResponse)
         return CallbackResult(payload=ad_group_json(ad_group_id), response_class=ShimResponse)
+
+    def _failure(self, ad_group_id: str, now: float) -> CallbackResult | BaseException | None:
+        if self.outage is not None and self.outage[0] <= now < sum(self.outage):
+            self.failed += 1
+            return PROXY_503
+        if self.drops.get(ad_group_id, 0) > 0:
+            self.drops[ad_group_id] -= 1
+            self.failed += 1
+            return aiohttp.ServerDisconnectedError()
+        if self.fail_first.get(ad_group_id, 0) > 0:
+            self.fail_first[ad_group_id] -= 1
+            self.failed += 1
+            return PROXY_503
+        return None
 
     def _neighbours_until(self, now: float) -> None:
         if not self.neighbour or self.limiter is None:
@@ -216,6 +256,7 @@ async def bulk(
     rate_limit: whop_async.RateLimit | None,
     *,
     concurrency: int = 64,
+    **options: Any,
 ) -> Run:
     """Unpause ``count`` ids through ``server``; the run as measured."""
     loop = asyncio.get_running_loop()
@@ -224,7 +265,7 @@ async def bulk(
         serve(mock, server)
         async with client(rate_limit) as whop:
             start = loop.time()
-            result = await whop.ad_groups.unpause_many(ids, concurrency=concurrency)
+            result = await whop.ad_groups.unpause_many(ids, concurrency=concurrency, **options)
             return Run(result, loop.time() - start, server)
 
 

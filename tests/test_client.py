@@ -34,8 +34,13 @@ OK = {"payload": ad_group_json()}
 # --- configuration ---------------------------------------------------------------------
 
 
-def test_the_key_comes_from_the_environment(env: pytest.MonkeyPatch) -> None:
-    assert WhopClient()._headers["Authorization"] == f"Bearer {API_KEY}"
+async def test_the_key_comes_from_the_environment(
+    env: pytest.MonkeyPatch, mock_api: MockAPI
+) -> None:
+    answer_in_turn(mock_api, OK)
+    async with WhopClient(base_url=BASE_URL) as client:
+        await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert sent_headers(mock_api)[0]["Authorization"] == f"Bearer {API_KEY}"
 
 
 @pytest.mark.parametrize("value", [None, ""])

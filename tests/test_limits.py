@@ -319,7 +319,7 @@ def test_a_gate_probes_once_at_a_time_never_past_the_hint_or_the_cap(
                 assert not probing or now >= probed_at + PROBE_LEASE
                 probing, probed_at = True, now
             continue
-        if event == "refused" and gate.open:
+        if event == "refused" and gate.passing:
             gate.close(now, hint, 0.02, cap)
         elif event.startswith("probe") and probing:
             probing = False
@@ -331,7 +331,7 @@ def test_a_gate_probes_once_at_a_time_never_past_the_hint_or_the_cap(
                 gate.probe_accepted(now)
         else:
             continue
-        if not gate.open:
+        if not gate.passing:
             assert gate.probe_at - now <= cap + 1e-9  # never longer than the cap
             if not hint.beyond(cap) and event != "probe failed":
                 assert gate.probe_at - now <= hint.upper + 1e-9  # nor than the server said

@@ -16,8 +16,8 @@ EXPECTED = {
     "PermissionDeniedError", "NotFoundError", "ConflictError", "UnprocessableEntityError",
     "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",
     "APIResponseValidationError", "__version__", "RateLimit", "BulkResult", "Outcome",
-    "InvalidIdError", "ClientStats", "AdGroupList", "AdGroupPage", "PageInfo", "AdGroupIssue",
-    "DeliveryStatus",
+    "InvalidIdError", "NotFinishedError", "ClientStats", "AdGroupList", "AdGroupPage",
+    "PageInfo", "AdGroupIssue", "DeliveryStatus",
 }  # fmt: skip
 
 

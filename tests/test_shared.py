@@ -164,7 +164,7 @@ async def test_nothing_longer_than_max_server_wait_is_written(
         assert caught.value.retry_after > 80_000
     state = budget_in(await redis_client.get("whop_async:{long}:ad_groups.unpause"))
     now = await redis_now(redis_client)
-    assert not state["gate"]["open"]
+    assert not state["gate"]["passing"]
     assert state["gate"]["probe_at"] - now <= 30.0
     assert 0 < await redis_client.pttl("whop_async:{long}:ad_groups.unpause") <= 3_600_000
 
@@ -231,7 +231,7 @@ async def test_a_killed_worker_leaves_nothing_that_holds_the_others_back(
         [state_key] = [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
         state = budget_in(await redis_client.get(state_key))
         assert state["pacing"]["tat"] - now <= 1.0  # turns are taken, never booked ahead
-        assert state["gate"]["open"] or state["gate"]["lease_until"] - now <= 5.0
+        assert state["gate"]["passing"] or state["gate"]["lease_until"] - now <= 5.0
 
 
 async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(

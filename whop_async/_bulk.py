@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+import math
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from typing import cast
 
-from ._exceptions import APIResponseValidationError, WhopError
+from ._clock import Clock
+from ._exceptions import APIResponseValidationError, NotFinishedError, WhopError
 from ._models import AdGroup, BulkResult, Outcome
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
@@ -20,6 +22,60 @@ Deliver = Callable[[int, Outcome], Awaitable[object] | None]
 # Duplicates are recognised among this many of the latest distinct ids: exact for any
 # file a person makes, and a fixed cost however many ids stream through.
 _RECENT_IDS = 100_000
+
+
+class BulkRun:
+    """One bulk call's bounds, and its stop: every call of the run consults them while
+    it waits, and the run's workers before they take another id.
+
+    Attributes:
+        deadline: monotonic time after which what is left ends unfinished.
+        max_outage: the longest the run waits for a server that answers nothing.
+        stopping: set when the run stops; ``reason`` and ``cause`` say why.
+    """
+
+    def __init__(self, clock: Clock, *, deadline: float | None, max_outage: float) -> None:
+        self._clock = clock
+        self._seconds = deadline
+        self.deadline = math.inf if deadline is None else clock.monotonic() + deadline
+        self.max_outage = max_outage
+        self.stopping = asyncio.Event()
+        self.reason: str | None = None
+        self.cause: BaseException | None = None
+
+    def stop(self, reason: str, cause: BaseException | None) -> None:
+        """Stop the run (the first reason given stands)."""
+        if self.reason is None:
+            self.reason, self.cause = reason, cause
+            self.stopping.set()
+
+    def past_deadline(self) -> bool:
+        """True, and the run stopped, once its deadline has passed."""
+        if self._clock.monotonic() >= self.deadline:
+            self.stop("deadline", None)
+        return self.stopping.is_set()
+
+    def not_finished(self, what: str, *, attempted: bool) -> NotFinishedError:
+        """The error of an id the run stopped before finishing."""
+        state = "not finished" if attempted else "never sent"
+        if self.reason == "deadline":
+            why = f"the run's deadline ({self._seconds:g} s) passed"
+        elif self.reason == "outage":
+            why = (
+                f"the server answered nothing for {self.max_outage:g} s (max_outage);"
+                f" last: {type(self.cause).__name__}: {self.cause}"
+            )
+        else:
+            why = (
+                "the run stopped at an error every id would meet:"
+                f" {type(self.cause).__name__}: {self.cause}"
+            )
+        return NotFinishedError(
+            f"{what}: {state}: {why}",
+            reason=self.reason or "fatal",
+            cause=self.cause,
+            attempted=attempted,
+        )
 
 
 class _RecentIds:
@@ -91,8 +147,11 @@ def _callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[objec
     return result if inspect.isawaitable(result) else None
 
 
-async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -> None:
-    """Run ``call`` over the unique ids with ``concurrency`` workers.
+async def _run(
+    call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver, run: BulkRun
+) -> None:
+    """Run ``call`` over the unique ids with ``concurrency`` workers, until the ids run
+    out or ``run`` stops; then every id not yet taken ends unfinished.
 
     Anything that is not a WhopError (a bug, an error raised by ``ids`` or ``deliver``,
     cancellation) stops every worker and propagates.
@@ -101,9 +160,13 @@ async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -
         raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
     source = _IdSource(ids)
 
+    async def take() -> tuple[int, str] | None:
+        if run.past_deadline():
+            return None
+        return source.next_now() if source.is_plain else await source.next_async()
+
     async def work() -> None:
-        plain = source.is_plain
-        while (job := source.next_now() if plain else await source.next_async()) is not None:
+        while (job := await take()) is not None:
             index, ad_group_id = job
             try:
                 outcome = Outcome(id=ad_group_id, ad_group=await call(ad_group_id))
@@ -123,10 +186,22 @@ async def _run(call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver) -
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+    if run.stopping.is_set():
+        await _account_for_the_rest(source, deliver, run)
+
+
+async def _account_for_the_rest(source: _IdSource, deliver: Deliver, run: BulkRun) -> None:
+    """Every id the stopped run never took ends unfinished, so every id is accounted for."""
+    while (job := source.next_now() if source.is_plain else await source.next_async()) is not None:
+        index, ad_group_id = job
+        error = run.not_finished(str(ad_group_id), attempted=False)
+        pending = deliver(index, Outcome(id=str(ad_group_id), error=error))
+        if pending is not None:
+            await pending
 
 
 async def run_all(
-    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None
+    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None, run: BulkRun
 ) -> BulkResult:
     """Every outcome, gathered: successes in input order, failures by id."""
     succeeded: list[tuple[int, AdGroup]] = []
@@ -143,7 +218,7 @@ async def run_all(
             succeeded.append((index, outcome.ad_group))
         return _callback(on_outcome, outcome)
 
-    await _run(call, ids, concurrency=concurrency, deliver=record)
+    await _run(call, ids, concurrency=concurrency, deliver=record, run=run)
     succeeded.sort(key=lambda numbered: numbered[0])
     return BulkResult(
         succeeded=[group for _, group in succeeded], failed=failed, unreadable=unreadable
@@ -151,8 +226,8 @@ async def run_all(
 
 
 async def iter_outcomes(
-    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None
-) -> AsyncIterator[Outcome]:
+    call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None, run: BulkRun
+) -> AsyncGenerator[Outcome, None]:
     """The outcomes of ``call`` over ``ids``, in completion order.
 
     At most ``concurrency`` finished outcomes wait to be read: a slow reader slows the
@@ -168,7 +243,7 @@ async def iter_outcomes(
 
     async def produce() -> None:
         try:
-            await _run(call, ids, concurrency=concurrency, deliver=hand_over)
+            await _run(call, ids, concurrency=concurrency, deliver=hand_over, run=run)
         except asyncio.CancelledError:
             raise
         except BaseException:

@@ -1,32 +1,27 @@
-"""WhopClient: configuration, session lifecycle, and one call's path through the layers."""
+"""WhopClient: configuration, and the session and engine every call goes through."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
-from collections.abc import Awaitable, Mapping
+import re
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import attrs
-
 from . import _sansio
+from ._bulk import BulkRun
+from ._call import Wiring, send
 from ._clock import Clock
 from ._converter import ShapeError, structure
-from ._exceptions import APIError, APIStatusError, RateLimitError, WhopError
-from ._limits import (
-    ClientStats,
-    Engine,
-    OperationLimiter,
-    RateLimit,
-    Ticket,
-    WaitHint,
-    WaitTooLong,
-)
-from ._retry import RetryPolicy, call_with_retries
+from ._exceptions import WhopError
+from ._limits import ClientStats, Engine, RateLimit
+from ._options import NO_OPTIONS, RequestOptions
+from ._retry import RetryPolicy
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
 
@@ -37,9 +32,9 @@ logger = logging.getLogger("whop_async")
 # Whop's documented budget: 600 requests per minute per operation and key.
 WHOP_RATE_LIMIT = RateLimit(600, per=60.0)
 
-_DEFAULT = object()
-
 API_KEY_ENV = "WHOP_API_KEY"
+# What fits in an Authorization header as it is sent: visible ASCII, no spaces.
+_API_KEY = re.compile(r"[\x21-\x7e]+")
 BASE_URL_ENV = "WHOP_BASE_URL"
 
 
@@ -102,28 +97,33 @@ class WhopClient:
             base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL
         )
         self.timeout = _checked_timeout(timeout)
-        self._headers = _sansio.client_headers(
-            api_key, api_version=api_version, default_headers=default_headers
+        headers = _sansio.client_headers(
+            _checked_api_key(api_key), api_version=api_version, default_headers=default_headers
         )
         clock = _clock or Clock()
         max_server_wait = _checked_non_negative("max_server_wait", max_server_wait)
-        self._engine = Engine(
-            rate_limit,
-            clock,
-            max_in_flight=CONNECTION_LIMIT,
-            budget_key=_budget_key(api_key, self.base_url),
-            max_server_wait=max_server_wait,
-        )
-        self._retry_policy = RetryPolicy(
-            max_retries=_checked_max_retries(max_retries),
-            max_server_wait=max_server_wait,
-            rate_limit_timeout=_checked_non_negative("rate_limit_timeout", rate_limit_timeout),
-            budget=self._engine.retry_budget,
-            clock=clock,
-        )
-        self._policies: dict[int, RetryPolicy] = {}
-        self._transport = Transport(self.base_url, session)
         self._closed = False
+        self._wiring = Wiring(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=self.timeout,
+            policy=RetryPolicy(
+                max_retries=_checked_max_retries(max_retries),
+                max_server_wait=max_server_wait,
+                rate_limit_timeout=_checked_non_negative("rate_limit_timeout", rate_limit_timeout),
+                clock=clock,
+            ),
+            engine=Engine(
+                rate_limit,
+                clock,
+                max_in_flight=CONNECTION_LIMIT,
+                budget_key=_budget_key(api_key, self.base_url),
+                max_server_wait=max_server_wait,
+            ),
+            transport=Transport(self.base_url, session),
+            redactor=_sansio.Redactor(api_key),
+            closed=lambda: self._closed,
+        )
         self.ad_groups = AdGroups(self)
 
     def __repr__(self) -> str:
@@ -131,7 +131,7 @@ class WhopClient:
 
     async def __aenter__(self) -> WhopClient:
         self._ensure_open()
-        self._transport.open()
+        self._wiring.transport.open()
         return self
 
     async def __aexit__(
@@ -145,7 +145,7 @@ class WhopClient:
     @property
     def stats(self) -> ClientStats:
         """How many answers this client has had, and how many were 429s."""
-        return self._engine.stats
+        return self._wiring.engine.stats
 
     @property
     def closed(self) -> bool:
@@ -156,130 +156,75 @@ class WhopClient:
         """Close the owned HTTP session (a borrowed one stays open) and any connection
         to a shared budget. Safe to call twice."""
         self._closed = True
-        await self._transport.close()
-        await self._engine.close()
+        await self._wiring.transport.close()
+        await self._wiring.engine.close()
 
     async def _send(
-        self,
-        request: _sansio.Request,
-        cast_to: type[T],
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
+        self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
     ) -> T:
         """Send one logical call with retries and structure its answer into ``cast_to``."""
         self._ensure_open()
-        url = self.base_url + request.target
-        query_string = request.query_string
-        headers = _sansio.request_headers(self._headers, request)
-        attempt_timeout = self.timeout if timeout is None else _checked_timeout(timeout)
-        policy = self._retry_policy if max_retries is None else self._policy_for(max_retries)
+        _check_options(options)
         if logger.isEnabledFor(logging.DEBUG):
+            headers = _sansio.request_headers(self._wiring.headers, request)
+            url = self.base_url + request.target
             logger.debug("%s %s %s", request.method, url, _sansio.redact_headers(headers))
-
-        engine = self._engine
-        limiter = engine.limiter(request.operation)
-        clock = policy.clock
-        order = engine.next_order()
-        deadline = clock.monotonic() + policy.rate_limit_timeout
-        refusals: list[RateLimitError] = []
-
-        async def attempt() -> tuple[_sansio.Response, object]:
-            # The permit comes first: waiting for it must not eat into the timeout.
-            async with engine.permits:
-                ticket = limiter.try_turn() or await limiter.turn(order, deadline)
-                try:
-                    response = await self._transport.send(
-                        request.method, request.path, headers, attempt_timeout, query_string
-                    )
-                except APIError:
-                    await _settled(limiter.failed(ticket))
-                    raise
-                finally:
-                    limiter.release(ticket)
-            try:
-                data = _sansio.decode(request, url, response, now=clock.time())
-            except APIStatusError as error:
-                await self._refused_or_failed(limiter, ticket, error, refusals)
-                raise
-            engine.count_answer(rate_limited=False)
-            await _settled(limiter.accepted(ticket))
-            return response, data
-
-        try:
-            response, data = await call_with_retries(attempt, policy)
-        except WaitTooLong as too_long:
-            raise _gave_up_waiting(request, url, refusals, too_long, policy) from None
+        response, data = await send(self._wiring, request, options)
         try:
             return structure(data, cast_to)
         except ShapeError as problem:
-            raise _sansio.validation_error(request, url, response, str(problem)) from None
+            raise _sansio.validation_error(
+                request,
+                self.base_url + request.target,
+                response,
+                str(problem),
+                redactor=self._wiring.redactor,
+            ) from None
 
-    async def _refused_or_failed(
-        self,
-        limiter: OperationLimiter,
-        ticket: Ticket,
-        error: APIStatusError,
-        refusals: list[RateLimitError],
-    ) -> None:
-        refused = isinstance(error, RateLimitError)
-        self._engine.count_answer(rate_limited=refused)
-        if isinstance(error, RateLimitError):
-            refusals.append(error)
-            hint = WaitHint.of(error.retry_after, error.retry_after_resolution)
-            await limiter.refused(ticket, hint)
-        else:
-            await _settled(limiter.failed(ticket))
-
-    def _policy_for(self, max_retries: int) -> RetryPolicy:
-        # Bulk calls pass max_retries on every call: build each variant once.
-        checked = _checked_max_retries(max_retries)
-        policy = self._policies.get(checked)
-        if policy is None:
-            policy = self._policies[checked] = attrs.evolve(self._retry_policy, max_retries=checked)
-        return policy
+    @contextlib.contextmanager
+    def _bulk_run(self, *, deadline: float | None, max_outage: float) -> Iterator[BulkRun]:
+        """A bulk run's bounds and stop, told of errors that would fail every call."""
+        run = BulkRun(
+            self._wiring.engine.clock,
+            deadline=_checked_optional_seconds("deadline", deadline),
+            max_outage=_checked_non_negative("max_outage", max_outage),
+        )
+        with self._wiring.engine.listening_for_fatal(lambda error: run.stop("fatal", error)):
+            yield run
 
     def _ensure_open(self) -> None:
         if self._closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
 
 
-async def _settled(pending: Awaitable[None] | None) -> None:
-    if pending is not None:
-        await pending
-
-
-def _gave_up_waiting(
-    request: _sansio.Request,
-    url: str,
-    refusals: list[RateLimitError],
-    too_long: WaitTooLong,
-    policy: RetryPolicy,
-) -> RateLimitError:
-    """The error of a call whose next turn would come after its deadline: its own last
-    429, or one that says so when the wait was set by other calls' refusals."""
-    message = (
-        f"{request.method} {request.path}: gave up waiting for the rate limit; the next"
-        f" turn is {too_long.wait:.1f} s away, past this call's rate_limit_timeout"
-        f" ({policy.rate_limit_timeout:g} s)"
-    )
-    last = refusals[-1] if refusals else None
-    return RateLimitError(
-        message,
-        method=request.method,
-        url=url,
-        status_code=429,
-        headers=last.headers if last is not None else {},
-        body=last.body if last is not None else None,
-        request_id=last.request_id if last is not None else None,
-        retry_after=too_long.wait,
-        retry_after_resolution=_sansio.MILLISECONDS,
-    )
+def _check_options(options: RequestOptions) -> None:
+    if options.timeout is not None:
+        _checked_timeout(options.timeout)
+    if options.max_retries is not None:
+        _checked_max_retries(options.max_retries)
 
 
 def _budget_key(api_key: str, base_url: str) -> str:
     """A name for this key's budget that does not reveal the key."""
     return hashlib.sha256(f"{api_key}\n{base_url}".encode()).hexdigest()[:24]
+
+
+def _checked_api_key(api_key: str) -> str:
+    if not _API_KEY.fullmatch(api_key):
+        # Never shown: a key pasted with a newline is still a key.
+        raise ValueError(
+            "api_key must be printable ASCII without spaces; it holds a control character"
+            " (CR, LF, NUL, ...), a space or a non-ASCII character"
+        )
+    return api_key
+
+
+def _checked_optional_seconds(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not (isinstance(value, (int, float)) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
 
 
 def _checked_base_url(base_url: str) -> str:

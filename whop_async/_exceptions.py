@@ -158,6 +158,31 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     return _CLASS_BY_STATUS.get(status_code, APIStatusError)
 
 
+class NotFinishedError(WhopError):
+    """An id of a bulk run that the run stopped before finishing.
+
+    The run stops for an error every further id would meet too (a wrong key: a 401; a
+    base URL where nothing ever answered), when its ``deadline`` passes, or when the
+    server has answered nothing for longer than the run's ``max_outage``. Ids in flight
+    then finish; the others end with this error, so every id is accounted for.
+
+    Attributes:
+        reason: ``"fatal"``, ``"deadline"`` or ``"outage"``.
+        cause: the error behind the stop (None for ``"deadline"``).
+        attempted: True when a request for this id was sent before the stop, so the
+            server may have acted on it (sending it again with the same
+            Idempotency-Key replays its answer rather than acting twice).
+    """
+
+    def __init__(
+        self, message: str, *, reason: str, cause: BaseException | None, attempted: bool
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.cause = cause
+        self.attempted = attempted
+
+
 class InvalidIdError(WhopError, ValueError):
     """An id that is not a Whop id, refused before anything is sent.
 

@@ -15,9 +15,10 @@ import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import attrs
+from multidict import CIMultiDict
 
 from ._exceptions import (
     APIResponseValidationError,
@@ -171,11 +172,59 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def decode(request: Request, url: str, response: Response, *, now: float) -> object:
+REDACTED = "<redacted>"
+
+
+class Redactor:
+    """Removes a secret from what a server sends back, in the forms it may echo it: as
+    sent (also inside ``Bearer <key>``), percent-encoded, and escaped inside JSON."""
+
+    def __init__(self, *secrets: str) -> None:
+        forms = {form for secret in secrets if secret for form in _forms_of(secret)}
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    def text(self, text: str) -> str:
+        """``text`` with every form of the secrets replaced."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        return text
+
+    def json(self, value: object) -> object:
+        """A JSON value with every form of the secrets replaced in its strings and keys."""
+        if not self._forms or isinstance(value, (int, float, bool)) or value is None:
+            return value
+        text = json.dumps(value)
+        redacted = self.text(text)
+        return value if redacted is text else json.loads(redacted)
+
+    def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` as they are, or a copy with the secrets' values replaced."""
+        if not any(form in value for value in headers.values() for form in self._forms):
+            return headers
+        return CIMultiDict((name, self.text(value)) for name, value in headers.items())
+
+
+def _forms_of(secret: str) -> tuple[str, ...]:
+    return (secret, quote(secret, safe=""), json.dumps(secret)[1:-1])
+
+
+NO_SECRETS = Redactor()
+
+
+def decode(
+    request: Request,
+    url: str,
+    response: Response,
+    *,
+    now: float,
+    redactor: Redactor = NO_SECRETS,
+) -> object:
     """Turn an answer into JSON data, or raise the typed error it stands for.
 
     Args:
         now: the wall-clock time (Unix seconds), to read an HTTP-date Retry-After.
+        redactor: removes the client's key from anything an error keeps of the answer.
 
     Raises:
         APIStatusError: (a subclass per status) for any non-2xx answer.
@@ -189,12 +238,17 @@ def decode(request: Request, url: str, response: Response, *, now: float) -> obj
             problem = f"the body is not JSON: {_excerpt(response.body)}"
         except RecursionError:
             problem = "the body is JSON nested deeper than the parser allows"
-        raise validation_error(request, url, response, problem)
-    raise status_error(request, url, response, now=now)
+        raise validation_error(request, url, response, problem, redactor=redactor)
+    raise status_error(request, url, response, now=now, redactor=redactor)
 
 
 def validation_error(
-    request: Request, url: str, response: Response, problem: str
+    request: Request,
+    url: str,
+    response: Response,
+    problem: str,
+    *,
+    redactor: Redactor = NO_SECRETS,
 ) -> APIResponseValidationError:
     """The error for a 2xx answer that does not have the expected shape: the server
     accepted the request, so the message says so before what could not be read."""
@@ -206,10 +260,18 @@ def validation_error(
         url,
         response,
         _body_for_error(response.body),
+        redactor,
     )
 
 
-def status_error(request: Request, url: str, response: Response, *, now: float) -> APIStatusError:
+def status_error(
+    request: Request,
+    url: str,
+    response: Response,
+    *,
+    now: float,
+    redactor: Redactor = NO_SECRETS,
+) -> APIStatusError:
     """The typed error for a non-2xx answer, with Whop's error fields and wait hint."""
     body = _body_for_error(response.body)
     error_type, message, error_code = _whop_error_fields(body)
@@ -222,6 +284,7 @@ def status_error(request: Request, url: str, response: Response, *, now: float) 
         url,
         response,
         body,
+        redactor,
         error_type=error_type,
         error_code=error_code,
         retry_after=None if wait is None else wait.seconds,
@@ -236,16 +299,19 @@ def _response_error(
     url: str,
     response: Response,
     body: object,
+    redactor: Redactor,
     **details: Any,
 ) -> _E:
     request_id = _request_id(response.headers)
+    if request_id is not None:
+        description = f"{description} (request id {request_id})"
     return error_class(
-        description if request_id is None else f"{description} (request id {request_id})",
+        redactor.text(description),
         method=request.method,
         url=url,
         status_code=response.status,
-        headers=response.headers,
-        body=body,
+        headers=redactor.headers(response.headers),
+        body=redactor.text(body) if isinstance(body, str) else redactor.json(body),
         request_id=request_id,
         **details,
     )

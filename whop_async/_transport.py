@@ -17,6 +17,10 @@ Session = aiohttp.ClientSession
 CONNECTION_LIMIT = 100
 
 
+class CouldNotConnect(APIConnectionError):
+    """No connection could be made at all (refused, no such host): nothing answered."""
+
+
 class Transport:
     """Sends requests to one base URL over an aiohttp session, created lazily in the
     running loop. A session passed in is borrowed: used, never closed.
@@ -28,9 +32,16 @@ class Transport:
         self._base_path = base.raw_path.rstrip("/")
         self._session = session
         self._owns_session = session is None
+        self._closed = False
 
     def open(self) -> None:
-        """Create the owned session; must run inside the event loop that will use it."""
+        """Create the owned session; must run inside the event loop that will use it.
+
+        Raises:
+            RuntimeError: the transport was closed: nothing is sent after ``close()``.
+        """
+        if self._closed:
+            raise RuntimeError("this WhopClient is closed; create a new one")
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT),
@@ -39,7 +50,8 @@ class Transport:
             )
 
     async def close(self) -> None:
-        """Close the session if this transport created it."""
+        """Close the session if this transport created it; nothing is sent after."""
+        self._closed = True
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -57,7 +69,9 @@ class Transport:
 
         Raises:
             APITimeoutError: the attempt took longer than ``timeout`` seconds.
-            APIConnectionError: no complete answer (refused, reset, dropped mid-body).
+            CouldNotConnect: no connection could be made (refused, no such host).
+            APIConnectionError: no complete answer (reset, dropped mid-body).
+            RuntimeError: the transport is closed.
         """
         self.open()
         assert self._session is not None
@@ -84,6 +98,10 @@ class Transport:
         except TimeoutError as exc:
             raise APITimeoutError(
                 f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise CouldNotConnect(
+                f"{method} {url} could not connect: {exc}", method=method, url=str(url)
             ) from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(

@@ -1,6 +1,6 @@
 """The rate-limit engine: rules in one place, state in memory or in Redis."""
 
-from .engine import Engine, OperationLimiter, RetryBudget, Ticket, WaitTooLong
+from .engine import Engine, OperationLimiter, Patience, Stopped, Ticket, WaitTooLong
 from .limit import ClientStats, RateLimit
 from .rules import WaitHint
 
@@ -8,8 +8,9 @@ __all__ = [
     "ClientStats",
     "Engine",
     "OperationLimiter",
+    "Patience",
     "RateLimit",
-    "RetryBudget",
+    "Stopped",
     "Ticket",
     "WaitHint",
     "WaitTooLong",

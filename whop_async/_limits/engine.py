@@ -1,10 +1,12 @@
-"""The rate-limit engine of one client: permits, and one limiter per operation.
+"""The rate-limit engine of one client: permits, one limiter per operation, and what
+the whole client shares (the outage breaker, the retry budget, news of a fatal error).
 
-A request passes, in order: a concurrency permit, then its operation's limiter (the
-gate, pacing, and with no known limit the slow-start window). Answers flow back in:
-an accepted probe opens the gate, a refusal closes it and may cut the rate, and
-accepted answers widen the slow-start window. The rules themselves live in ``rules.py``;
-this module only waits for what they decide, in order of arrival.
+A request passes, in order: a concurrency permit, the breaker (for calls that wait out
+an outage), then its operation's limiter (the gate, pacing, and with no known limit the
+slow-start window). Answers flow back in: an accepted probe opens the gate, a refusal
+closes it and may cut the rate, failures in a row trip the breaker and any answer
+resets it. The rules themselves live in ``rules.py``; this module only waits for what
+they decide, in order of arrival.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import heapq
 import itertools
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 import attrs
@@ -21,7 +24,7 @@ import attrs
 from .._clock import Clock
 from .limit import ClientStats, RateLimit
 from .local import LocalStore
-from .rules import Decision, OperationBudget, SlowStart, Turn, WaitHint
+from .rules import Breaker, Decision, OperationBudget, RetryBudget, SlowStart, Turn, WaitHint
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -42,20 +45,54 @@ class _Change(Protocol[T_co]):
 
 
 class WaitTooLong(Exception):
-    """A call's turn would come after its deadline: it gives up instead of waiting."""
+    """A call's turn would come after one of its bounds: it gives up instead of waiting.
 
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"the next turn is {wait:.1f} s away")
+    ``bound`` says which: ``"deadline"`` (the call's own) or ``"outage"`` (the longest
+    outage it waits through).
+    """
+
+    def __init__(self, wait: float, bound: str) -> None:
+        super().__init__(f"the next turn is {wait:.1f} s away, past the call's {bound}")
         self.wait = wait
+        self.bound = bound
+
+
+class Stopped(Exception):
+    """The call's run stopped while the call waited for its turn."""
+
+
+@attrs.frozen
+class Patience:
+    """How long, and through what, one call waits for its turns.
+
+    Attributes:
+        deadline: monotonic time after which it gives up waiting (WaitTooLong).
+        outages: it waits out a tripped breaker (bulk calls do), for at most
+            ``max_outage`` seconds after the trip; other calls are not held by it.
+        stop: set when the call's run stops: a wait ends at once (Stopped).
+    """
+
+    deadline: float = math.inf
+    outages: bool = False
+    max_outage: float = math.inf
+    stop: asyncio.Event | None = None
+
+
+PATIENT = Patience()
 
 
 @attrs.frozen
 class Ticket:
-    """A turn taken: when (in the store's time), and whether it is the gate's probe."""
+    """A turn taken: when (in the store's time), and which probes it carries."""
 
     sent_at: float
     probe: bool
     windowed: bool
+    breaker_probe: bool = False
+
+
+# Waiting for room in the slow-start window: until an answer frees a slot.
+_UNTIL_A_SLOT_FREES = Decision(Turn.WAIT, math.inf, gated=True, firm=False)
 
 
 def _take(budget: OperationBudget, now: float) -> Decision:
@@ -72,7 +109,7 @@ class OperationLimiter:
         operation: str,
         store: Store,
         local: OperationBudget | None,
-        clock: Clock,
+        engine: Engine,
         *,
         slow_start: SlowStart | None,
         max_server_wait: float,
@@ -80,50 +117,72 @@ class OperationLimiter:
         self.operation = operation
         self._store = store
         self._local = local
-        self._clock = clock
+        self._engine = engine
+        self._clock = engine.clock
         self._slow_start = slow_start
         self._cap = max_server_wait
         self._busy = False
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
-        self._changed = asyncio.Event()
+        self.changed = asyncio.Event()
         self._unreported = 0
 
-    def try_turn(self) -> Ticket | None:
+    def try_turn(self, patience: Patience) -> Ticket | None:
         """A turn at once when nothing stands in the way, else None (nothing taken)."""
         local = self._local
-        if local is None or self._busy or self._waiters or not self._window_has_room():
+        if (
+            local is None
+            or self._busy
+            or self._waiters
+            or not self._window_has_room()
+            or (patience.outages and not self._engine.breaker.passing)
+        ):
             return None
-        now = self._clock.monotonic()
-        decision = local.take(now)
+        decision = local.take(self._clock.monotonic())
         if decision.turn is Turn.WAIT:
             return None
-        return self._ticket(decision)
+        return self._ticket(decision, breaker_probe=False)
 
-    async def turn(self, order: int, deadline: float) -> Ticket:
+    async def turn(self, order: int, patience: Patience) -> Ticket:
         """Wait for this request's turn; ``order`` places it in the queue.
 
         Raises:
-            WaitTooLong: the turn would come after ``deadline`` (monotonic seconds).
+            WaitTooLong: the turn would come after one of the call's bounds.
+            Stopped: the call's run stopped meanwhile.
         """
         await self._queue_up(order)
         try:
-            while True:
-                if not self._window_has_room():
-                    await self._nap(math.inf, deadline, wake_early=True)
-                    continue
-                decision = await self._store.update(self.operation, self._reporting(_take))
-                if decision.turn is not Turn.WAIT:
-                    return self._ticket(decision)
-                await self._nap(decision.wait, deadline, wake_early=decision.gated)
+            return await self._turn_at_head(patience)
         finally:
             self._pass_turn_on()
+
+    async def _turn_at_head(self, patience: Patience) -> Ticket:
+        breaker = self._engine.breaker
+        breaker_probe = False
+        while True:
+            if patience.stop is not None and patience.stop.is_set():
+                raise Stopped
+            now = self._clock.monotonic()
+            if patience.outages and not breaker_probe:
+                held = breaker.turn(now)
+                if held is not None and held.turn is Turn.WAIT:
+                    outage_ends = breaker.tripped_at + patience.max_outage
+                    await self._nap(held, patience, "outage", outage_ends)
+                    continue
+                breaker_probe = held is not None
+            if not self._window_has_room():
+                await self._nap(_UNTIL_A_SLOT_FREES, patience, "deadline", math.inf)
+                continue
+            decision = await self._store.update(self.operation, self._reporting(_take))
+            if decision.turn is not Turn.WAIT:
+                return self._ticket(decision, breaker_probe=breaker_probe)
+            await self._nap(decision, patience, "deadline", math.inf)
 
     def release(self, ticket: Ticket) -> None:
         """The attempt of ``ticket`` has ended, answered or not."""
         if ticket.windowed and self._slow_start is not None:
             self._slow_start.release()
-            self._changed.set()
+            self.changed.set()
 
     def accepted(self, ticket: Ticket) -> Awaitable[None] | None:
         """The server accepted the request; what must be awaited, if anything.
@@ -157,7 +216,7 @@ class OperationLimiter:
                 self._slow_start.refused()
             if self._local is not None and self._local.paced:
                 self._slow_start = None  # paced now: the window's job is done
-        self._changed.set()
+        self.changed.set()
 
     def failed(self, ticket: Ticket) -> Awaitable[None] | None:
         """No answer of the server's (a timeout, a drop, a 5xx); what must be awaited."""
@@ -180,36 +239,33 @@ class OperationLimiter:
 
     async def _update_and_wake(self, change: _Change[None]) -> None:
         await self._store.update(self.operation, change)
-        self._changed.set()
+        self.changed.set()
 
-    def _ticket(self, decision: Decision) -> Ticket:
+    def _ticket(self, decision: Decision, *, breaker_probe: bool) -> Ticket:
         window = self._slow_start
         if window is not None:
             window.admit()
-        return Ticket(decision.at, decision.turn is Turn.PROBE, window is not None)
+        return Ticket(decision.at, decision.turn is Turn.PROBE, window is not None, breaker_probe)
 
     def _window_has_room(self) -> bool:
         return self._slow_start is None or self._slow_start.has_room()
 
-    async def _nap(self, seconds: float, deadline: float, *, wake_early: bool) -> None:
+    async def _nap(self, wait: Decision, patience: Patience, bound: str, ends: float) -> None:
+        """Wait as ``wait`` says (less if woken, when it is gated); give up at once when
+        its turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
+        """
         now = self._clock.monotonic()
-        if now >= deadline or (math.isfinite(seconds) and now + seconds > deadline):
-            raise WaitTooLong(seconds)
-        seconds = min(seconds, self._store.nap, deadline - now)
-        if not wake_early:
-            await self._clock.sleep(seconds)
-            return
-        self._changed.clear()
-        if math.isinf(seconds):
-            await self._changed.wait()
-            return
-        woken = asyncio.ensure_future(self._changed.wait())
-        slept = asyncio.ensure_future(self._clock.sleep(seconds))
-        try:
-            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            slept.cancel()
+        limit = min(patience.deadline, ends)
+        earliest = now + wait.wait if wait.firm else now
+        if now >= limit or earliest > limit:
+            raise WaitTooLong(wait.wait, bound if ends < patience.deadline else "deadline")
+        if wait.gated:
+            self.changed.clear()  # from now on: a change while this request waits
+        await self._engine.sleep(
+            min(wait.wait, self._store.nap, limit - now),
+            wake=self.changed if wait.gated else None,
+            stop=patience.stop,
+        )
 
     async def _queue_up(self, order: int) -> None:
         if not self._busy and not self._waiters:
@@ -233,33 +289,8 @@ class OperationLimiter:
         self._busy = False
 
 
-class RetryBudget:
-    """Caps retries at a share of successes, so an outage does not multiply traffic.
-
-    Each success deposits ``ratio`` of a retry, each retry withdraws one; the balance
-    starts at ``reserve`` (so a quiet client can retry its first failures) and never
-    exceeds ``cap`` (so an outage after a long good run is noticed within ``cap`` retries).
-    """
-
-    def __init__(self, *, ratio: float = 0.2, reserve: float = 10.0, cap: float = 20.0) -> None:
-        self._ratio = ratio
-        self._cap = cap
-        self._balance = reserve
-
-    def deposit(self) -> None:
-        """One call succeeded."""
-        self._balance = min(self._cap, self._balance + self._ratio)
-
-    def withdraw(self) -> bool:
-        """True, and one retry spent, when the budget allows a retry."""
-        if self._balance < 1.0:
-            return False
-        self._balance -= 1.0
-        return True
-
-
 class Engine:
-    """Permits, one limiter per operation and the retry budget of one client.
+    """Permits, one limiter per operation, the breaker and the retry budget of a client.
 
     ``budget_key`` names the budget in Redis when the limit is shared.
     """
@@ -273,7 +304,7 @@ class Engine:
         budget_key: str,
         max_server_wait: float,
     ) -> None:
-        self._clock = clock
+        self.clock = clock
         self._limit = limit
         self._max_server_wait = max_server_wait
         self._local: LocalStore | None = None
@@ -286,11 +317,17 @@ class Engine:
         else:
             self._store = self._local = LocalStore(limit, clock.monotonic)
         self.permits = asyncio.Semaphore(max_in_flight)
+        self.breaker = Breaker()
         self.retry_budget = RetryBudget()
+        self.ever_answered = False
         self._limiters: dict[str, OperationLimiter] = {}
         self._orders = itertools.count()
         self._answered = 0
         self._rate_limited = 0
+        self._last_answer = -math.inf
+        self._answer_heard = asyncio.Event()
+        self.closing = asyncio.Event()
+        self._fatal_listeners: set[Callable[[BaseException], None]] = set()
 
     @property
     def stats(self) -> ClientStats:
@@ -305,7 +342,7 @@ class Engine:
                 operation,
                 self._store,
                 None if self._local is None else self._local.budget(operation),
-                self._clock,
+                self,
                 # An unknown limit is approached in a widening window of requests.
                 slow_start=SlowStart() if self._limit is None else None,
                 max_server_wait=self._max_server_wait,
@@ -316,11 +353,86 @@ class Engine:
         """A call's place in the queues, kept by all of its attempts."""
         return next(self._orders)
 
-    def count_answer(self, rate_limited: bool) -> None:
-        """Count an HTTP answer for ``stats``."""
+    def answered(self, ticket: Ticket, *, accepted: bool, rate_limited: bool = False) -> None:
+        """The server answered (any status but 5xx): it is up."""
         self._answered += 1
         self._rate_limited += rate_limited
+        self.ever_answered = True
+        self._last_answer = self.clock.monotonic()
+        if accepted:
+            self.retry_budget.deposit()
+        if not self.breaker.passing:
+            self.breaker.answered(self._last_answer)
+            self._wake_all()
+        self._answer_heard.set()
+
+    def failed(self, ticket: Ticket, *, answered: bool) -> None:
+        """No answer (``answered`` False), or a 5xx: the server may be down."""
+        self._answered += answered
+        self.ever_answered |= answered
+        was_passing = self.breaker.passing
+        self.breaker.failed(ticket.breaker_probe, self.clock.monotonic())
+        if ticket.breaker_probe or was_passing != self.breaker.passing:
+            self._wake_all()
+
+    async def answer_after(self, moment: float, patience: Patience) -> None:
+        """Wait until the server answers anything after ``moment`` (a deferred retry
+        waits for it), within the call's bounds.
+
+        Raises:
+            WaitTooLong: past the call's deadline.
+            Stopped: the call's run stopped meanwhile.
+        """
+        while self._last_answer <= moment:
+            if patience.stop is not None and patience.stop.is_set():
+                raise Stopped
+            now = self.clock.monotonic()
+            if now >= patience.deadline:
+                raise WaitTooLong(math.inf, "deadline")
+            self._answer_heard.clear()
+            await self.sleep(patience.deadline - now, wake=self._answer_heard, stop=patience.stop)
+
+    def allow_retry(self) -> bool:
+        """True, and one retry spent, when the client's retry budget allows one now."""
+        return self.retry_budget.withdraw(self.clock.monotonic())
+
+    @contextmanager
+    def listening_for_fatal(self, listener: Callable[[BaseException], None]) -> Iterator[None]:
+        """Tell ``listener`` of errors that would fail every call (a bulk run stops)."""
+        self._fatal_listeners.add(listener)
+        try:
+            yield
+        finally:
+            self._fatal_listeners.discard(listener)
+
+    def fatal(self, error: BaseException) -> None:
+        """An error that every further call would meet too: tell the runs."""
+        for listener in list(self._fatal_listeners):
+            listener(error)
+
+    async def sleep(
+        self, seconds: float, *, wake: asyncio.Event | None, stop: asyncio.Event | None
+    ) -> None:
+        """Sleep ``seconds``, or less if ``wake`` or ``stop`` is set, or the client closes,
+        meanwhile."""
+        events = [event for event in (wake, stop, self.closing) if event is not None]
+        waits: list[asyncio.Future[object]] = [
+            asyncio.ensure_future(event.wait()) for event in events
+        ]
+        if math.isfinite(seconds):
+            waits.append(asyncio.ensure_future(self.clock.sleep(seconds)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def close(self) -> None:
-        """Release what the engine holds outside the process (a Redis connection)."""
+        """Wake every waiting call (it will find the client closed) and release what the
+        engine holds outside the process (a Redis connection)."""
+        self.closing.set()
         await self._store.close()
+
+    def _wake_all(self) -> None:
+        for limiter in self._limiters.values():
+            limiter.changed.set()

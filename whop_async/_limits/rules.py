@@ -59,6 +59,16 @@ MIN_STEP = 0.001
 # A hint longer than the caller's cap is not believed at once: the gate reopens for a
 # probe after this, then at doubling intervals, never later than the cap.
 DISTRUST_STEP = 1.0
+# Failures in a row, with no answer of the server's between, that mean it is down; a
+# probe then goes after the first step, doubling while it fails, up to the longest.
+BREAKER_TRIP = 5
+BREAKER_FIRST_STEP = 0.5
+BREAKER_MAX_STEP = 10.0
+# The retry budget: at most this many retries saved up, refilled by each success and
+# by the clock.
+BUDGET_CAP = 20.0
+BUDGET_PER_SUCCESS = 0.2
+BUDGET_PER_SECOND = 1.0
 SLOW_START_WINDOW = 4
 # Past this window, no permit count is reached: the window has done its job.
 SLOW_START_END = 128
@@ -75,13 +85,15 @@ class Turn(enum.Enum):
 @attrs.frozen
 class Decision:
     """A turn taken (``SEND`` or ``PROBE``, ``at`` a moment in the budget's time), or
-    how long to ``wait`` before asking again (``gated``: at the closed gate, where an
-    answer to the probe may end the wait early)."""
+    how long to ``wait`` before asking again (``gated``: at a closed gate, where an
+    answer to the probe may end the wait early; ``firm`` False: the wait is only an
+    upper bound, as for a probe in flight, which may be answered any moment)."""
 
     turn: Turn
     wait: float = 0.0
     gated: bool = False
     at: float = 0.0
+    firm: bool = True
 
 
 @attrs.frozen
@@ -239,32 +251,38 @@ class RateEstimate:
 
 
 @attrs.define
-class Gate:
+class _Probed:
+    """Something closed until one probe request, at a time, finds the server willing."""
+
+    passing: bool = True
+    probe_at: float = -math.inf
+    lease_until: float = -math.inf
+
+    def turn(self, now: float) -> Decision | None:
+        """None while requests pass; otherwise the probe (one at a time), or a wait."""
+        if self.passing:
+            return None
+        if now < self.lease_until:
+            return Decision(Turn.WAIT, self.lease_until - now, gated=True, firm=False)
+        if now < self.probe_at:
+            return Decision(Turn.WAIT, self.probe_at - now, gated=True)
+        self.lease_until = now + PROBE_LEASE
+        return Decision(Turn.PROBE, at=now)
+
+
+@attrs.define
+class Gate(_Probed):
     """Closed after a refusal until one probe finds the server willing again.
 
     ``latest`` is the earliest moment a refusal's hint promised the server would be
     willing: probes never wait past it, however long their step has grown.
     """
 
-    open: bool = True
-    probe_at: float = -math.inf
     latest: float = math.inf
     step: float = 0.0
-    lease_until: float = -math.inf
     opened_at: float = -math.inf
     closed_at: float = -math.inf
     last_wait: float = 0.0
-
-    def turn(self, now: float) -> Decision | None:
-        """None when open; otherwise the probe (one at a time), or a wait."""
-        if self.open:
-            return None
-        if now < self.lease_until:
-            return Decision(Turn.WAIT, self.lease_until - now, gated=True)
-        if now < self.probe_at:
-            return Decision(Turn.WAIT, self.probe_at - now, gated=True)
-        self.lease_until = now + PROBE_LEASE
-        return Decision(Turn.PROBE, at=now)
 
     def close(self, now: float, hint: WaitHint, first_step: float, cap: float) -> None:
         """A refusal of a request sent while open: hold everyone back until a probe.
@@ -273,7 +291,7 @@ class Gate:
         if that was longer: a server whose refusals last (a fixed window) is not
         probed every few milliseconds, one that is willing again at once (a bucket) is.
         """
-        self.open = False
+        self.passing = False
         self.closed_at = now
         if hint.beyond(cap):
             self.step = DISTRUST_STEP
@@ -304,7 +322,7 @@ class Gate:
 
     def probe_accepted(self, now: float) -> None:
         """The server took the probe: everyone may send again."""
-        self.open = True
+        self.passing = True
         self.lease_until = -math.inf
         self.opened_at = now
         self.last_wait = now - self.closed_at
@@ -365,7 +383,7 @@ class OperationBudget:
         if probe:
             self.gate.probe_refused(now, hint, cap)
             return False
-        if not self.gate.open or sent_at < self.gate.opened_at:
+        if not self.gate.passing or sent_at < self.gate.opened_at:
             return False
         self.estimate.refused(sent_at, now)
         rate = self.estimate.rate(now)
@@ -382,6 +400,63 @@ class OperationBudget:
         5xx): only a probe's matters here, and it is tried again soon."""
         if probe:
             self.gate.probe_failed(now)
+
+
+@attrs.define
+class Breaker(_Probed):
+    """Client-wide: after ``BREAKER_TRIP`` failures in a row with no answer of the
+    server's between them (5xx, dropped connections, timeouts), the server is taken to
+    be down and the breaker trips. Calls that wait out an outage (bulk calls) stop
+    sending; one probe at doubling intervals finds out when the server answers again,
+    and so does any other call's answer.
+    """
+
+    failures: int = 0
+    step: float = BREAKER_FIRST_STEP
+    tripped_at: float = -math.inf
+
+    def answered(self, now: float) -> None:
+        """The server answered (any status but 5xx): it is up."""
+        self.failures = 0
+        self.passing, self.step, self.lease_until = True, BREAKER_FIRST_STEP, -math.inf
+
+    def failed(self, probe: bool, now: float) -> None:
+        """A request got no answer of the server's, or a 5xx."""
+        self.failures += 1
+        if probe:
+            self.lease_until = -math.inf
+            self.step = min(2 * self.step, BREAKER_MAX_STEP)
+            self.probe_at = now + self.step
+        elif self.passing and self.failures >= BREAKER_TRIP:
+            self.passing, self.tripped_at = False, now
+            self.probe_at = now + self.step
+
+
+@attrs.define
+class RetryBudget:
+    """Caps retries so an outage does not multiply traffic, without ever leaving a quiet
+    client unable to retry (Finagle's retry budget).
+
+    It holds at most ``BUDGET_CAP`` retries; each success adds ``BUDGET_PER_SUCCESS``,
+    each second adds ``BUDGET_PER_SECOND``, each retry takes one.
+    """
+
+    balance: float = BUDGET_CAP / 2
+    stamp: float = -math.inf
+
+    def deposit(self) -> None:
+        """A call succeeded."""
+        self.balance = min(BUDGET_CAP, self.balance + BUDGET_PER_SUCCESS)
+
+    def withdraw(self, now: float) -> bool:
+        """True, and one retry spent, when the budget allows a retry at ``now``."""
+        if math.isfinite(self.stamp):
+            self.balance = min(BUDGET_CAP, self.balance + (now - self.stamp) * BUDGET_PER_SECOND)
+        self.stamp = now
+        if self.balance < 1.0:
+            return False
+        self.balance -= 1.0
+        return True
 
 
 @attrs.define

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .._bulk import Ids, OnOutcome, iter_outcomes, run_all
+import attrs
+
+from .._bulk import BulkRun, CallOne, Ids, OnOutcome, iter_outcomes, run_all
 from .._models import AdGroup, AdGroupPage, AdGroupStatus, BulkResult, Outcome
+from .._options import RequestOptions
 from .._sansio import Request, check_idempotency_key, new_idempotency_key, path_param
 
 if TYPE_CHECKING:
     from .._client import WhopClient
 
-# In bulk, losing an id costs more than a few more attempts; the client's retry budget
-# still keeps an outage from multiplying traffic.
+# In bulk, losing an id costs more than a few more attempts; an outage pauses the run
+# (one probe at a time) instead of spending them.
 BULK_MAX_RETRIES = 8
+# A run waits through an outage of minutes before it gives up on what is left.
+BULK_MAX_OUTAGE = 600.0
 MAX_PAGE_SIZE = 100
 
 KeyFor = Callable[[str], str]
@@ -48,8 +54,7 @@ class AdGroups:
         return await self._client._send(
             Request("GET", path, "ad_groups.retrieve"),
             AdGroup,
-            timeout=timeout,
-            max_retries=max_retries,
+            RequestOptions(timeout=timeout, max_retries=max_retries),
         )
 
     async def unpause(
@@ -84,7 +89,10 @@ class AdGroups:
             APIResponseValidationError: the answer is not an ad group.
             RuntimeError: the client is closed.
         """
-        return await self._set_status("unpause", ad_group_id, timeout, max_retries, idempotency_key)
+        options = RequestOptions(
+            timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
+        )
+        return await self._set_status("unpause", ad_group_id, options)
 
     async def pause(
         self,
@@ -98,7 +106,10 @@ class AdGroups:
 
         The mirror of ``unpause``: the same arguments, retries and errors.
         """
-        return await self._set_status("pause", ad_group_id, timeout, max_retries, idempotency_key)
+        options = RequestOptions(
+            timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
+        )
+        return await self._set_status("pause", ad_group_id, options)
 
     async def unpause_many(
         self,
@@ -108,6 +119,8 @@ class AdGroups:
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
         idempotency_key: KeyFor | None = None,
+        deadline: float | None = None,
+        max_outage: float = BULK_MAX_OUTAGE,
     ) -> BulkResult:
         """Unpause every id, ``concurrency`` at a time, through the client's rate limit.
 
@@ -128,16 +141,38 @@ class AdGroups:
                 stopped and started again derives keys from its own identity and the
                 id, so a call that reached Whop before the stop is replayed, not
                 repeated. Defaults to a fresh key per call.
+            deadline: seconds the whole run may take; what is left then ends failed
+                with NotFinishedError (reason ``"deadline"``). None (the default): no
+                bound but the ones below.
+            max_outage: the longest, in seconds, the run waits for a server that
+                answers nothing (an outage pauses the run rather than failing its ids);
+                past it, what is left ends failed with NotFinishedError (reason
+                ``"outage"``). 600 by default.
+
+        A run stops at once for an error every further id would meet too: a 401 (the
+        key is wrong), or no answer at all from the base URL, not even to the outage
+        probe. Requests in flight finish; every other id ends failed with
+        NotFinishedError (reason ``"fatal"``, ``cause`` the error), so every id is
+        still accounted for. Other errors (403, 404, ...) belong to their id alone.
 
         Returns:
-            ``succeeded`` in input order and ``failed`` by id.
+            ``succeeded`` in input order, ``failed`` by id, ``unreadable`` by id.
 
         Raises:
             TypeError: ``ids`` is a single string (it would be read letter by letter).
             ValueError: ``concurrency`` is not a positive whole number.
         """
         return await self._many(
-            "unpause", ids, concurrency, max_retries, on_outcome, idempotency_key
+            "unpause",
+            ids,
+            _Bulk(
+                concurrency=concurrency,
+                max_retries=max_retries,
+                on_outcome=on_outcome,
+                idempotency_key=idempotency_key,
+                deadline=deadline,
+                max_outage=max_outage,
+            ),
         )
 
     def iter_unpause(
@@ -148,6 +183,8 @@ class AdGroups:
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
         idempotency_key: KeyFor | None = None,
+        deadline: float | None = None,
+        max_outage: float = BULK_MAX_OUTAGE,
     ) -> AsyncIterator[Outcome]:
         """Unpause every id like ``unpause_many``, yielding each Outcome as it completes.
 
@@ -155,7 +192,18 @@ class AdGroups:
         read only as calls finish, and nothing is kept per id once it is yielded
         (beyond the latest 100,000 ids, remembered to skip duplicates).
         """
-        return self._iter("unpause", ids, concurrency, max_retries, on_outcome, idempotency_key)
+        return self._iter(
+            "unpause",
+            ids,
+            _Bulk(
+                concurrency=concurrency,
+                max_retries=max_retries,
+                on_outcome=on_outcome,
+                idempotency_key=idempotency_key,
+                deadline=deadline,
+                max_outage=max_outage,
+            ),
+        )
 
     async def pause_many(
         self,
@@ -165,9 +213,22 @@ class AdGroups:
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
         idempotency_key: KeyFor | None = None,
+        deadline: float | None = None,
+        max_outage: float = BULK_MAX_OUTAGE,
     ) -> BulkResult:
         """Pause every id: the mirror of ``unpause_many``, under the pause budget."""
-        return await self._many("pause", ids, concurrency, max_retries, on_outcome, idempotency_key)
+        return await self._many(
+            "pause",
+            ids,
+            _Bulk(
+                concurrency=concurrency,
+                max_retries=max_retries,
+                on_outcome=on_outcome,
+                idempotency_key=idempotency_key,
+                deadline=deadline,
+                max_outage=max_outage,
+            ),
+        )
 
     def iter_pause(
         self,
@@ -177,10 +238,23 @@ class AdGroups:
         max_retries: int = BULK_MAX_RETRIES,
         on_outcome: OnOutcome | None = None,
         idempotency_key: KeyFor | None = None,
+        deadline: float | None = None,
+        max_outage: float = BULK_MAX_OUTAGE,
     ) -> AsyncIterator[Outcome]:
         """Pause every id, yielding each Outcome as it completes: the mirror of
         ``iter_unpause``."""
-        return self._iter("pause", ids, concurrency, max_retries, on_outcome, idempotency_key)
+        return self._iter(
+            "pause",
+            ids,
+            _Bulk(
+                concurrency=concurrency,
+                max_retries=max_retries,
+                on_outcome=on_outcome,
+                idempotency_key=idempotency_key,
+                deadline=deadline,
+                max_outage=max_outage,
+            ),
+        )
 
     def list(
         self,
@@ -217,63 +291,59 @@ class AdGroups:
             query.append(("first", str(page_size)))
         return AdGroupList(self._client, tuple(query))
 
-    async def _set_status(
-        self,
-        verb: str,
-        ad_group_id: str,
-        timeout: float | None,
-        max_retries: int | None,
-        idempotency_key: str | None,
-    ) -> AdGroup:
+    async def _set_status(self, verb: str, ad_group_id: str, options: RequestOptions) -> AdGroup:
         path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/{verb}"
-        key = (
-            new_idempotency_key()
-            if idempotency_key is None
-            else check_idempotency_key(idempotency_key)
-        )
-        return await self._client._send(
-            Request("POST", path, f"ad_groups.{verb}", idempotency_key=key),
-            AdGroup,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        key = options.idempotency_key
+        key = new_idempotency_key() if key is None else check_idempotency_key(key)
+        request = Request("POST", path, f"ad_groups.{verb}", idempotency_key=key)
+        return await self._client._send(request, AdGroup, options)
 
-    async def _many(
-        self,
-        verb: str,
-        ids: Ids,
-        concurrency: int,
-        max_retries: int,
-        on_outcome: OnOutcome | None,
-        idempotency_key: KeyFor | None,
-    ) -> BulkResult:
-        call = self._bulk_call(verb, max_retries, idempotency_key)
-        return await run_all(call, ids, concurrency=concurrency, on_outcome=on_outcome)
+    async def _many(self, verb: str, ids: Ids, bulk: _Bulk) -> BulkResult:
+        with self._client._bulk_run(deadline=bulk.deadline, max_outage=bulk.max_outage) as run:
+            return await run_all(
+                self._bulk_call(verb, bulk, run),
+                ids,
+                concurrency=bulk.concurrency,
+                on_outcome=bulk.on_outcome,
+                run=run,
+            )
 
-    def _iter(
-        self,
-        verb: str,
-        ids: Ids,
-        concurrency: int,
-        max_retries: int,
-        on_outcome: OnOutcome | None,
-        idempotency_key: KeyFor | None,
-    ) -> AsyncIterator[Outcome]:
-        call = self._bulk_call(verb, max_retries, idempotency_key)
-        return iter_outcomes(call, ids, concurrency=concurrency, on_outcome=on_outcome)
+    async def _iter(self, verb: str, ids: Ids, bulk: _Bulk) -> AsyncIterator[Outcome]:
+        with self._client._bulk_run(deadline=bulk.deadline, max_outage=bulk.max_outage) as run:
+            outcomes = iter_outcomes(
+                self._bulk_call(verb, bulk, run),
+                ids,
+                concurrency=bulk.concurrency,
+                on_outcome=bulk.on_outcome,
+                run=run,
+            )
+            async with contextlib.aclosing(outcomes):
+                async for outcome in outcomes:
+                    yield outcome
 
-    def _bulk_call(
-        self, verb: str, max_retries: int, idempotency_key: KeyFor | None
-    ) -> Callable[[str], Awaitable[AdGroup]]:
-        one = self.unpause if verb == "unpause" else self.pause
-        if idempotency_key is None:
-            return functools.partial(one, max_retries=max_retries)
+    def _bulk_call(self, verb: str, bulk: _Bulk, run: BulkRun) -> CallOne:
+        options = RequestOptions(max_retries=bulk.max_retries, run=run)
+        key_for = bulk.idempotency_key
+        if key_for is None:
+            return functools.partial(self._set_status, verb, options=options)
 
         def call(ad_group_id: str) -> Awaitable[AdGroup]:
-            key = idempotency_key(ad_group_id)
-            return one(ad_group_id, max_retries=max_retries, idempotency_key=key)
+            keyed = attrs.evolve(options, idempotency_key=key_for(ad_group_id))
+            return self._set_status(verb, ad_group_id, keyed)
 
         return call
+
+
+@attrs.frozen(kw_only=True)
+class _Bulk:
+    """The settings of one bulk call, as its public method took them."""
+
+    concurrency: int
+    max_retries: int
+    on_outcome: OnOutcome | None
+    idempotency_key: KeyFor | None
+    deadline: float | None
+    max_outage: float
 
 
 class AdGroupList:

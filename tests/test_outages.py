@@ -1,0 +1,242 @@
+"""Bulk runs that finish right: outages ridden out, fatal errors stop the run at once,
+every id accounted for; and what a single call and a closed client do meanwhile.
+
+Outage scenarios run in virtual time (tests/virtual_time.py) against a server answered
+through aioresponses; a wrong key and a dead address run against real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import Counter
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import whop_async
+from whop_async import NotFinishedError, WhopClient
+from whop_async.testing import FakeWhop
+
+from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json, serve
+from .scenarios import Bucket, Server, bulk, client
+from .scenarios import serve as serve_scenario
+from .virtual_time import run_virtual
+
+UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_xxxxxxxxxxxx/unpause"
+
+
+def reasons(result: whop_async.BulkResult) -> Counter[str]:
+    return Counter(
+        error.reason if isinstance(error, NotFinishedError) else type(error).__name__
+        for error in result.failed.values()
+    )
+
+
+# --- outages are ridden out ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [16, 64])
+def test_a_six_second_outage_is_ridden_out_with_few_extra_requests(concurrency: int) -> None:
+    normal = run_virtual(bulk(Server(Bucket(100, 10)), 300, None, concurrency=concurrency))
+    server = Server(Bucket(100, 10), outage=(1.0, 6.0))
+    run = run_virtual(bulk(server, 300, None, concurrency=concurrency))
+    assert run.result.ok
+    assert len(server.unpaused) == 300
+    assert run.seconds <= 6.0 + normal.seconds + 3.0
+    assert server.requests - 300 <= 150  # about half as many extra requests as ids at most
+
+
+def test_ids_that_need_two_or_three_retries_all_succeed() -> None:
+    needy = {f"adgrp_{number}": 2 for number in range(0, 200, 3)}  # 67 ids, twice 503
+    needy |= {f"adgrp_{number}": 3 for number in range(1, 40, 3)}  # 13 ids, three times
+    server = Server(None, fail_first=dict(needy))
+    run = run_virtual(bulk(server, 200, None, concurrency=16))
+    assert run.result.ok
+    assert server.requests == 200 + 2 * 67 + 3 * 13
+
+
+def test_retries_and_dropped_connections_lose_nothing() -> None:
+    server = Server(
+        None,
+        fail_first={f"adgrp_{number}": 2 for number in range(20)},
+        drops={f"adgrp_{number}": 1 for number in range(100, 105)},
+    )
+    run = run_virtual(bulk(server, 255, None, concurrency=16))
+    assert run.result.ok
+    assert len(server.unpaused) == 255
+
+
+def test_a_long_outage_costs_probes_not_requests_per_id_then_ends_the_run() -> None:
+    server = Server(None, outage=(0.02, 3600.0))
+    run = run_virtual(bulk(server, 2000, None, concurrency=16, max_outage=120.0))
+    result = run.result
+    assert len(result.succeeded) + len(result.failed) == 2000  # every id accounted for
+    assert reasons(result)["outage"] == len(result.failed)
+    # Beyond the ids done before it: those in flight as it began, their retries, then
+    # one probe at a time (every 10 s at most): not two minutes of requests per id.
+    assert server.requests - len(result.succeeded) <= 2 * 16 + 20
+    assert run.seconds <= 120.0 + 15.0
+    stopped = next(e for e in run.result.failed.values() if isinstance(e, NotFinishedError))
+    assert "answered nothing for 120 s" in str(stopped)
+    assert isinstance(stopped.cause, whop_async.InternalServerError)
+
+
+def test_a_deadline_bounds_the_run_and_says_what_was_left() -> None:
+    server = Server(Bucket(10, 1))
+    run = run_virtual(bulk(server, 100, whop_async.RateLimit(10, per=1.0), deadline=3.0))
+    assert len(run.result.succeeded) + len(run.result.failed) == 100
+    assert 20 <= len(run.result.succeeded) <= 40
+    assert set(reasons(run.result)) == {"deadline"}
+    error = next(iter(run.result.failed.values()))
+    assert "the run's deadline (3 s) passed" in str(error)
+    assert run.seconds <= 3.5
+
+
+@pytest.mark.parametrize("bad", [{"deadline": 0}, {"deadline": -1}, {"max_outage": -5}])
+def test_bounds_are_checked(bad: dict[str, Any]) -> None:
+    async def start() -> None:
+        async with client(None) as whop:
+            await whop.ad_groups.unpause_many(["adgrp_1"], **bad)
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        run_virtual(start())
+
+
+# --- fatal errors stop the run ------------------------------------------------------
+
+
+async def test_a_wrong_key_stops_the_run_after_what_was_in_flight() -> None:
+    async with (
+        FakeWhop(groups=500, rate_limit=None) as fake,
+        WhopClient("sk_wrong", base_url=fake.base_url, rate_limit=None) as whop,
+    ):
+        result = await whop.ad_groups.unpause_many(fake.ids, concurrency=16)
+        assert fake.stats.requests <= 2 * 16  # not 500 requests, each answered 401
+    assert len(result.failed) == 500
+    counts = reasons(result)
+    assert counts["fatal"] >= 500 - 2 * 16
+    assert counts["fatal"] + counts["AuthenticationError"] == 500
+    never_sent = next(
+        e for e in result.failed.values() if isinstance(e, NotFinishedError) and not e.attempted
+    )
+    assert isinstance(never_sent.cause, whop_async.AuthenticationError)
+    assert "never sent: the run stopped at an error every id would meet" in str(never_sent)
+    assert "sk_wrong" not in str(never_sent)
+
+
+async def test_a_base_url_where_nothing_listens_stops_the_run() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api/v1"
+    async with WhopClient(API_KEY, base_url=dead, rate_limit=None) as whop:
+        ids = [f"adgrp_{number}" for number in range(400)]
+        outcomes = [outcome async for outcome in whop.ad_groups.iter_unpause(ids)]
+    assert len(outcomes) == 400
+    errors = [outcome.error for outcome in outcomes]
+    stopped = [e for e in errors if isinstance(e, NotFinishedError)]
+    assert len(stopped) >= 400 - 20
+    assert all(e.reason == "fatal" for e in stopped)
+    assert f"nothing answers at {dead}" in str(stopped[-1].cause)
+
+
+async def test_403_and_404_belong_to_their_id_alone() -> None:
+    async def unpause(request: web.Request) -> web.Response:
+        ad_group_id = request.match_info["id"]
+        status = {"adgrp_forbidden": 403, "adgrp_missing": 404}.get(ad_group_id)
+        if status is not None:
+            return web.json_response({"error": {"message": "no"}}, status=status)
+        return web.json_response(ad_group_json(ad_group_id))
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    ids = ["adgrp_forbidden", "adgrp_missing", *(f"adgrp_{n}" for n in range(50))]
+    async with serve(app) as base_url, WhopClient(API_KEY, base_url=base_url) as whop:
+        result = await whop.ad_groups.unpause_many(ids)
+    assert len(result.succeeded) == 50
+    assert reasons(result) == {"PermissionDeniedError": 1, "NotFoundError": 1}
+
+
+# --- single calls, the retry budget, and closing -------------------------------------
+
+
+def test_a_single_call_keeps_its_max_retries_and_a_quiet_client_can_retry_again() -> None:
+    async def burst_then_quiet() -> tuple[list[BaseException | None], bool]:
+        server = Server(None, status=503)
+        with MockAPI() as mock:
+            serve_scenario(mock, server)
+            async with client(None) as whop:
+                burst = await asyncio.gather(
+                    *(whop.ad_groups.unpause(f"adgrp_{n}") for n in range(40)),
+                    return_exceptions=True,
+                )
+                spent = server.requests
+                await asyncio.sleep(30)  # quiet: the retry budget refills with time
+                server.status = 200
+                server.fail_first["adgrp_later"] = 1
+                await whop.ad_groups.unpause("adgrp_later")
+                return burst, spent <= 40 + 20 + 10
+
+    burst, bounded = run_virtual(burst_then_quiet())
+    assert all(isinstance(error, whop_async.InternalServerError) for error in burst)
+    assert bounded  # 40 calls of 4 attempts each did not make 160 requests
+
+
+async def test_close_while_a_call_waits_to_retry_ends_it_and_sends_nothing(
+    env: pytest.MonkeyPatch, mock_api: MockAPI
+) -> None:
+    clock = FakeClock()
+    sleeping = asyncio.Event()
+
+    async def slow_sleep(seconds: float) -> None:
+        sleeping.set()
+        await asyncio.sleep(3600)
+
+    mock_api.post(UNPAUSE_URL, status=503, repeat=True)
+    whop = WhopClient(base_url=BASE_URL, _clock=attrs_evolve(clock.clock(), sleep=slow_sleep))
+    call = asyncio.create_task(whop.ad_groups.unpause("adgrp_xxxxxxxxxxxx"))
+    await sleeping.wait()
+    await whop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await asyncio.wait_for(call, timeout=5)
+    assert len(mock_api.sent("POST", UNPAUSE_URL)) == 1
+
+
+def attrs_evolve(value: Any, **changes: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(value, **changes)
+
+
+# --- the key never leaves -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["sk_live\r\nX-Evil: 1", "sk\nlive", "sk\x00live", "sk live"])
+def test_a_key_with_control_characters_is_refused_without_echoing_it(bad: str) -> None:
+    with pytest.raises(ValueError, match="api_key") as caught:
+        WhopClient(bad, base_url=BASE_URL)
+    assert bad not in str(caught.value)
+    assert "live" not in str(caught.value)
+
+
+async def test_a_server_that_echoes_the_key_does_not_put_it_in_errors() -> None:
+    async def echo(request: web.Request) -> web.Response:
+        authorization = request.headers["Authorization"]
+        key = authorization.removeprefix("Bearer ")
+        body = {
+            "error": {"message": f"bad header {authorization!r}", "code": key},
+            "echo": [key, {"nested": f"x{key}y"}],
+        }
+        return web.json_response(body, status=400, headers={"X-Echo": authorization})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", echo)
+    async with serve(app) as base_url, WhopClient(API_KEY, base_url=base_url) as whop:
+        with pytest.raises(whop_async.BadRequestError) as caught:
+            await whop.ad_groups.unpause("adgrp_1")
+    error = caught.value
+    for text in (str(error), repr(error), repr(error.body), repr(dict(error.headers))):
+        assert API_KEY not in text
+    assert error.body["echo"] == ["<redacted>", {"nested": "x<redacted>y"}]
+    assert "Bearer <redacted>" in str(error)
