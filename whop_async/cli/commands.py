@@ -1,0 +1,223 @@
+"""The commands: unpause and pause, list, demo and fake-server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import IO
+
+from .. import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
+from ..testing import FakeWhop
+from .exits import ExitCode, UsageError
+from .ids import IdFile
+from .journal import already_done, journal_keys, open_journal
+from .parser import fake_whop_from
+from .progress import Run
+
+Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
+
+
+async def run_bulk(
+    client: WhopClient,
+    verb: str,
+    ids: Ids,
+    *,
+    total: int | None,
+    concurrency: int,
+    journal: IO[str] | None,
+    quiet: bool,
+    skipped: Callable[[], int] = lambda: 0,
+    keys: Callable[[str], str] | None = None,
+) -> int:
+    """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
+
+    Interrupted, it still prints the summary (with what is left), then lets the
+    cancellation go on: every finished id is already in the journal.
+    """
+    run = Run(client, verb, total, quiet=quiet, skipped=skipped)
+    many = client.ad_groups.unpause_many if verb == "unpause" else client.ad_groups.pause_many
+
+    def finished(outcome: Outcome) -> None:
+        if journal is not None:
+            journal.write(outcome.to_json() + "\n")
+            journal.flush()
+        run.record(outcome)
+
+    interrupted = False
+    try:
+        with run:
+            await many(ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys)
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
+    finally:
+        run.summary(interrupted=interrupted)
+    return run.exit_code()
+
+
+class SkipDone:
+    """The ids of every source in turn (plain or async, ids or ad groups), less those
+    already done, counting the skips."""
+
+    def __init__(self, sources: list[Iterable[str] | AdGroupList], done: set[str]) -> None:
+        self._sources, self._done = sources, done
+        self.skipped = 0
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        for source in self._sources:
+            if isinstance(source, AdGroupList):
+                async for group in source:
+                    if self._keep(group.id):
+                        yield group.id
+            else:
+                for ad_group_id in source:
+                    if self._keep(ad_group_id):
+                        yield ad_group_id
+
+    def _keep(self, ad_group_id: str) -> bool:
+        if ad_group_id in self._done:
+            self.skipped += 1
+            return False
+        return True
+
+
+def api_key_from_environment() -> str:
+    api_key = os.environ.get("WHOP_API_KEY")
+    if not api_key:
+        raise UsageError("set WHOP_API_KEY to your Whop API key (it is never taken as a flag)")
+    return api_key
+
+
+def client_from(options: argparse.Namespace) -> WhopClient:
+    if options.redis_url and not options.rate:
+        raise UsageError("--redis-url shares the --rate budget; it needs a --rate above 0")
+    rate_limit = (
+        RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
+    )
+    return WhopClient(api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit)
+
+
+async def change_status_command(options: argparse.Namespace) -> int:
+    verb = options.command
+    if not options.ids and options.file is None and options.campaign is None:
+        raise UsageError(
+            "give ids as arguments, --file PATH (--file - for standard input), or --campaign"
+        )
+    if options.resume and options.output is None:
+        raise UsageError("--resume needs --output, the journal to resume from")
+    client = client_from(options)
+    output = Path(options.output) if options.output else None
+    done, unreadable = already_done(output) if options.resume and output is not None else (set(), 0)
+    if unreadable:
+        print(
+            f"whop-async: {unreadable:,} ids in {output} were accepted by the server with an"
+            " answer that could not be read; they count as done and are not sent again",
+            file=sys.stderr,
+        )
+    total: int | None = sum(1 for ad_group_id in options.ids if ad_group_id not in done)
+    sources: list[Iterable[str] | AdGroupList] = [options.ids]
+    id_file = IdFile(options.file) if options.file is not None else None
+    if id_file is not None:
+        sources.append(id_file)
+        counted = id_file.count(done)
+        total = None if counted is None or total is None else total + counted
+    if options.campaign is not None:
+        listing = client.ad_groups.list(
+            ad_campaign_id=options.campaign, status=options.campaign_status
+        )
+        sources.append(listing)
+        total = None  # a listing's length is known only at its end
+    ids = SkipDone(sources, done)
+    journal = open_journal(output) if output is not None else None
+    try:
+        async with client:
+            return await run_bulk(
+                client,
+                verb,
+                ids,
+                total=total,
+                concurrency=options.concurrency,
+                journal=journal,
+                quiet=options.quiet,
+                skipped=lambda: ids.skipped,
+                keys=journal_keys(output, resume=options.resume) if output else None,
+            )
+    finally:
+        if journal is not None:
+            journal.close()
+        if id_file is not None:
+            id_file.close()
+
+
+async def list_command(options: argparse.Namespace) -> int:
+    async with client_from(options) as client:
+        listing = client.ad_groups.list(
+            ad_campaign_id=options.campaign, status=options.status, page_size=100
+        )
+        try:
+            async for group in listing:
+                print(group.to_json() if options.json else group.id, flush=True)
+        except WhopError as error:
+            print(f"whop-async: listing failed: {error}", file=sys.stderr)
+            return ExitCode.FAILED
+    return ExitCode.OK
+
+
+async def demo_command(options: argparse.Namespace) -> int:
+    per_minute = options.rate
+    fake = FakeWhop(
+        groups=options.groups,
+        rate_limit=max(1, per_minute // 60),
+        per=1.0,
+        fault_rate=options.fault_rate * 0.75,
+        drop_rate=options.fault_rate * 0.25,
+        seed=7,
+    )
+    async with fake:
+        print(
+            f"A stand-in Whop API at {fake.base_url} holds {options.groups:,} paused ad groups;"
+            f" it allows {per_minute:,} requests a minute and fails"
+            f" {options.fault_rate:.0%} of them on purpose.",
+            file=sys.stderr,
+        )
+        limit = RateLimit(per_minute, per=60.0) if per_minute else None
+        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+            paused = client.ad_groups.list(status=AdGroupStatus.PAUSED, page_size=100)
+            code = await run_bulk(
+                client,
+                "unpause",
+                paused,
+                total=len(fake.ids),
+                concurrency=16,
+                journal=None,
+                quiet=False,
+            )
+        active = fake.statuses()["active"]
+        print(
+            f"Checked on the server: {active:,} of {options.groups:,} ad groups are active"
+            f" ({fake.stats.requests:,} requests, {fake.stats.rate_limited:,} answered 429,"
+            f" {fake.stats.faults:,} failed on purpose).",
+            file=sys.stderr,
+        )
+    return code if active == options.groups else ExitCode.FAILED
+
+
+async def fake_server_command(options: argparse.Namespace) -> int:
+    async with fake_whop_from(options) as fake:
+        print(f"WHOP_BASE_URL={fake.base_url}", flush=True)
+        print(f"WHOP_API_KEY={fake.api_key}", flush=True)
+        await asyncio.Event().wait()
+    return ExitCode.OK  # pragma: no cover - it runs until interrupted
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[None, None, int]]] = {
+    "unpause": change_status_command,
+    "pause": change_status_command,
+    "list": list_command,
+    "demo": demo_command,
+    "fake-server": fake_server_command,
+}

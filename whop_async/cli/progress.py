@@ -1,0 +1,139 @@
+"""What a run shows: a progress bar on a terminal, and a summary at the end."""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from collections.abc import Callable
+
+from .. import Outcome, WhopClient
+from .exits import ExitCode
+
+try:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+except ImportError:  # the "cli" extra is not installed: plain output, no progress bar
+    Console = None  # type: ignore[assignment,misc]
+
+
+class Run:
+    """Counts and shows one run: a progress bar on a terminal, a summary at the end."""
+
+    def __init__(
+        self,
+        client: WhopClient,
+        verb: str,
+        total: int | None,
+        *,
+        quiet: bool,
+        skipped: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.client = client
+        self.verb = verb
+        self.total = total
+        self.done = 0
+        self.unreadable = 0
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.failed_examples: list[str] = []
+        self.skipped = skipped
+        self.started = time.monotonic()
+        show = not quiet and Console is not None and sys.stderr.isatty()
+        self._progress = _progress_bar() if show else None
+        self._task = (
+            self._progress.add_task(f"{verb[:-1]}ing", total=total, failed=0, waits=0, rate="")
+            if self._progress
+            else None
+        )
+
+    def __enter__(self) -> Run:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def record(self, outcome: Outcome) -> None:
+        if outcome.ok:
+            self.done += 1
+        elif outcome.accepted:
+            self.unreadable += 1
+        else:
+            self.failures[type(outcome.error).__name__] += 1
+            if len(self.failed_examples) < 10:
+                self.failed_examples.append(f"{outcome.id}: {outcome.error}")
+        if self._progress is not None and self._task is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            self._progress.update(
+                self._task,
+                advance=1,
+                failed=sum(self.failures.values()),
+                waits=self.client.stats.rate_limited,
+                rate=f"{self.finished / elapsed:,.0f}/s",
+            )
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.unreadable + sum(self.failures.values())
+
+    def summary(self, *, interrupted: bool) -> None:
+        elapsed = time.monotonic() - self.started
+        rows = [
+            (f"{self.verb}d", f"{self.done:,}"),
+            *(
+                [(f"{self.verb}d, answer unreadable", f"{self.unreadable:,}")]
+                if self.unreadable
+                else []
+            ),
+            *((f"failed: {name}", f"{count:,}") for name, count in self.failures.most_common()),
+            ("skipped (already done)", f"{self.skipped():,}"),
+            ("rate-limit waits (429)", f"{self.client.stats.rate_limited:,}"),
+            ("time", f"{elapsed:.1f} s ({self.finished / max(elapsed, 1e-9):,.0f}/s)"),
+        ]
+        if interrupted:
+            left = "unknown" if self.total is None else f"{self.total - self.finished:,}"
+            rows.append(("interrupted: left to do", left))
+        _print_table(f"whop-async {self.verb}", rows)
+        for example in self.failed_examples:
+            print(f"  {example}", file=sys.stderr)
+
+    def exit_code(self) -> int:
+        # An unreadable 2xx was still carried out: it does not make the run fail.
+        return ExitCode.FAILED if self.failures else ExitCode.OK
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TextColumn("[yellow]{task.fields[waits]} rate-limit waits"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        refresh_per_second=8,
+    )
+
+
+def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    if Console is None:
+        print(title, file=sys.stderr)
+        for name, value in rows:
+            print(f"  {name}: {value}", file=sys.stderr)
+        return
+    table = Table(title=title, show_header=False)
+    for name, value in rows:
+        table.add_row(name, value)
+    Console(stderr=True).print(table)
