@@ -1,8 +1,10 @@
-"""The whop-async command line, driven as a user drives it: a subprocess."""
+"""The whop-async command line, driven as an operator drives it: the installed command
+in a subprocess, through real pipes, FIFOs, terminals and shells."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import pty
@@ -18,7 +20,21 @@ from whop_async.testing import FakeWhop, example_ad_group
 
 from .helpers import serve
 
-CLI = [sys.executable, "-m", "whop_async"]
+# The console script pip installed beside this interpreter.
+BIN = Path(sys.executable).parent
+CLI = [str(BIN / "whop-async")]
+
+
+def environment_for(
+    fake: FakeWhop | None = None, environment: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The test's environment without WHOP_ settings, the command on PATH, and the
+    key and base URL of ``fake``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOP_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    if fake is not None:
+        env |= {"WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": fake.base_url}
+    return env | (environment or {})
 
 
 async def whop_async_cli(
@@ -27,18 +43,33 @@ async def whop_async_cli(
     stdin: bytes | None = None,
     environment: dict[str, str] | None = None,
 ) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHOP_")}
-    if fake is not None:
-        env |= {"WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": fake.base_url}
-    env |= environment or {}
     process = await asyncio.create_subprocess_exec(
-        *CLI, *args, env=env,
+        *CLI, *args, env=environment_for(fake, environment),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await process.communicate(stdin)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def shell(
+    script: str, *, fake: FakeWhop | None = None, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run ``script`` with bash, as an operator would type it."""
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", script, env=environment_for(fake), cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def sent_once_each(fake: FakeWhop, ids: list[str]) -> bool:
+    """Whether the server saw exactly ``ids``, each once, and nothing else."""
+    return fake.stats.attempts == collections.Counter(ids) and fake.stats.requests == len(ids)
 
 
 def journal(path: Path) -> list[dict[str, Any]]:
@@ -107,7 +138,7 @@ async def test_failures_are_journaled_and_exit_1(tmp_path: Path) -> None:
         (
             ["unpause", "--file", "/no/such/file"],
             {"WHOP_API_KEY": "k"},
-            "cannot read /no/such/file",
+            "--file /no/such/file: cannot read it",
         ),
         (["unpause", "--rate", "-1", "adgrp_1"], {"WHOP_API_KEY": "k"}, "must be 0 or more"),
         (["unpause", "--bogus"], {"WHOP_API_KEY": "k"}, "unrecognized arguments: --bogus"),
@@ -128,6 +159,75 @@ async def test_bad_usage_is_one_line_and_exit_2(
     assert "Traceback" not in stderr
 
 
+# --- ids from anything a shell hands over ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cat ids.txt | whop-async unpause --file /dev/stdin",
+        "whop-async unpause --file <(cat ids.txt)",
+        "cat ids.txt | whop-async unpause --file -",
+        "whop-async unpause --file /dev/stdin < ids.txt",
+    ],
+)
+async def test_every_id_a_shell_hands_over_is_sent_exactly_once(
+    command: str, tmp_path: Path
+) -> None:
+    async with FakeWhop(groups=3000, rate_limit=None) as fake:
+        (tmp_path / "ids.txt").write_text("".join(f"{i}\n" for i in fake.ids))
+        code, _, stderr = await shell(
+            f"{command} --rate 0 --quiet --output out.jsonl", fake=fake, cwd=tmp_path
+        )
+        assert code == 0, stderr
+        assert sent_once_each(fake, fake.ids)
+    assert len(journal(tmp_path / "out.jsonl")) == 3000
+
+
+async def test_ids_through_a_fifo_written_in_pieces_by_another_task(tmp_path: Path) -> None:
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    async with FakeWhop(groups=2000, rate_limit=None) as fake:
+        text = "".join(f"{i}\n" for i in fake.ids).encode()
+
+        def write_in_pieces() -> None:
+            with open(fifo, "wb") as pipe:  # waits for the command to open it
+                for start in range(0, len(text), 1000):  # pieces cut lines anywhere
+                    pipe.write(text[start : start + 1000])
+                    pipe.flush()
+
+        writer = asyncio.create_task(asyncio.to_thread(write_in_pieces))
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(fifo), "--rate", "0", "--quiet", fake=fake
+        )
+        await writer
+        assert code == 0, stderr
+        assert sent_once_each(fake, fake.ids)
+
+
+ID_FILES = {
+    "spreadsheet CSV with a byte-order mark": "\ufeffname,ID,budget\r\na,{0},5\r\nb,{1},7\r\n",
+    "one-column CSV with an id header": "id\n{0}\n{1}\n",
+    "one-column CSV, BOM and CRLF": "\ufeffid\r\n{0}\r\n{1}\r\n",
+    "quoted CSV": '"id","name"\n"{0}","a, b"\n"{1}","c"\n',
+    "CSV with empty rows": "id,name\n{0},a\n,\n{1},b\n,,\n",
+    "plain lines with comments": "# to unpause\n{0}  # the big one\n\n  {1}#why\n{0}\n",
+    "plain lines, CRLF, no final line end": "{0}\r\n{1}",
+}
+
+
+@pytest.mark.parametrize("how", ["--file ids.csv", "--file - < ids.csv", "--file <(cat ids.csv)"])
+@pytest.mark.parametrize("content", list(ID_FILES.values()), ids=list(ID_FILES))
+async def test_each_kind_of_id_file_sends_its_ids_and_nothing_else(
+    content: str, how: str, tmp_path: Path
+) -> None:
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        (tmp_path / "ids.csv").write_text(content.format(*fake.ids), encoding="utf-8")
+        code, _, stderr = await shell(f"whop-async unpause {how} --rate 0", fake=fake, cwd=tmp_path)
+        assert code == 0, stderr
+        assert sent_once_each(fake, fake.ids[:2])
+
+
 async def test_a_csv_without_an_id_column_is_bad_usage(tmp_path: Path) -> None:
     table = tmp_path / "export.csv"
     table.write_text("name,budget\nfirst,5\n")
@@ -139,8 +239,7 @@ async def test_a_csv_without_an_id_column_is_bad_usage(tmp_path: Path) -> None:
 
 
 async def start_cli(*args: str, fake: FakeWhop, **pipes: Any) -> asyncio.subprocess.Process:
-    env = {**os.environ, "WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": fake.base_url}
-    return await asyncio.create_subprocess_exec(*CLI, *args, env=env, **pipes)
+    return await asyncio.create_subprocess_exec(*CLI, *args, env=environment_for(fake), **pipes)
 
 
 def lines_in(path: Path) -> int:
@@ -197,31 +296,58 @@ async def test_ctrl_c_stops_cleanly_with_every_finished_id_journaled(tmp_path: P
     assert active - len(records) <= 4  # at most the calls in flight
 
 
+async def on_a_terminal(*args: str, fake: FakeWhop, stdin: Any = None) -> str:
+    """What the command shows on a terminal (its stderr), once it has exited 0."""
+    controller, terminal = pty.openpty()
+    process = await start_cli(
+        *args, fake=fake, stdin=stdin, stderr=terminal, stdout=asyncio.subprocess.DEVNULL
+    )
+    os.close(terminal)
+    shown = bytearray()
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            chunk = await loop.run_in_executor(None, os.read, controller, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    await process.wait()
+    os.close(controller)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    return shown.decode(errors="replace")
+
+
 async def test_the_progress_bar_shows_on_a_terminal() -> None:
     async with FakeWhop(groups=60, rate_limit=None, latency=0.01) as fake:
-        controller, terminal = pty.openpty()
-        process = await start_cli(
-            "unpause", *fake.ids, "--rate", "0", "--concurrency", "2",
-            fake=fake, stderr=terminal, stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        os.close(terminal)
-        shown = bytearray()
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                chunk = await loop.run_in_executor(None, os.read, controller, 4096)
-            except OSError:  # the terminal closed with the process
-                break
-            if not chunk:
-                break
-            shown += chunk
-        await process.wait()
-        os.close(controller)
-    screen = shown.decode(errors="replace")
-    assert process.returncode == 0
+        screen = await on_a_terminal(
+            "unpause", *fake.ids, "--rate", "0", "--concurrency", "2", fake=fake
+        )
     assert "unpausing" in screen
     assert "rate-limit waits" in screen
     assert "/60" in screen
+
+
+async def test_the_bar_has_a_total_only_when_the_input_can_be_counted_without_reading_it(
+    tmp_path: Path,
+) -> None:
+    ids = tmp_path / "ids.txt"
+    async with FakeWhop(groups=60, rate_limit=None, latency=0.01) as fake:
+        ids.write_text("".join(f"{i}\n" for i in fake.ids))
+        args = ("unpause", "--file", "/dev/stdin", "--rate", "0", "--concurrency", "4")
+        with ids.open("rb") as regular_file:  # /dev/stdin is then a regular file
+            counted = await on_a_terminal(*args, fake=fake, stdin=regular_file)
+        fake.reset()
+        reader, writer = os.pipe()
+        os.write(writer, ids.read_bytes())
+        os.close(writer)
+        piped = await on_a_terminal(*args, fake=fake, stdin=reader)
+        os.close(reader)
+        assert sent_once_each(fake, fake.ids)
+    assert "/60" in counted
+    assert "/?" in piped
+    assert "/60" not in piped
 
 
 async def test_quiet_or_piped_output_shows_no_bar() -> None:

@@ -118,19 +118,18 @@ async def change_status_command(options: argparse.Namespace) -> int:
             " answer that could not be read; they count as done and are not sent again",
             file=sys.stderr,
         )
-    total: int | None = sum(1 for ad_group_id in options.ids if ad_group_id not in done)
     sources: list[Iterable[str] | AdGroupList] = [options.ids]
     id_file = IdFile(options.file) if options.file is not None else None
+    in_file = set() if id_file is None else id_file.distinct_ids()
+    to_do = None if in_file is None else (set(options.ids) | in_file) - done
     if id_file is not None:
         sources.append(id_file)
-        counted = id_file.count(done)
-        total = None if counted is None or total is None else total + counted
     if options.campaign is not None:
         listing = client.ad_groups.list(
             ad_campaign_id=options.campaign, status=options.campaign_status
         )
         sources.append(listing)
-        total = None  # a listing's length is known only at its end
+        to_do = None  # a listing's length is known only at its end
     ids = SkipDone(sources, done)
     journal = open_journal(output) if output is not None else None
     try:
@@ -139,7 +138,7 @@ async def change_status_command(options: argparse.Namespace) -> int:
                 client,
                 verb,
                 ids,
-                total=total,
+                total=None if to_do is None else len(to_do),
                 concurrency=options.concurrency,
                 journal=journal,
                 quiet=options.quiet,
