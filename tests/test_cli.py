@@ -8,8 +8,11 @@ import collections
 import json
 import os
 import pty
+import shutil
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,10 @@ async def whop_async_cli(
     fake: FakeWhop | None = None,
     stdin: bytes | None = None,
     environment: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        *CLI, *args, env=environment_for(fake, environment),
+        *CLI, *args, env=environment_for(fake, environment), cwd=cwd,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -163,25 +167,26 @@ async def test_bad_usage_is_one_line_and_exit_2(
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "count"),
     [
-        "cat ids.txt | whop-async unpause --file /dev/stdin",
-        "whop-async unpause --file <(cat ids.txt)",
-        "cat ids.txt | whop-async unpause --file -",
-        "whop-async unpause --file /dev/stdin < ids.txt",
+        # Where a counting pass used to swallow all but a few hundred ids.
+        ("cat ids.txt | whop-async unpause --file /dev/stdin", 3000),
+        ("whop-async unpause --file <(cat ids.txt)", 3000),
+        ("cat ids.txt | whop-async unpause --file -", 1000),
+        ("whop-async unpause --file /dev/stdin < ids.txt", 1000),  # a regular file
     ],
 )
 async def test_every_id_a_shell_hands_over_is_sent_exactly_once(
-    command: str, tmp_path: Path
+    command: str, count: int, tmp_path: Path
 ) -> None:
-    async with FakeWhop(groups=3000, rate_limit=None) as fake:
+    async with FakeWhop(groups=count, rate_limit=None) as fake:
         (tmp_path / "ids.txt").write_text("".join(f"{i}\n" for i in fake.ids))
         code, _, stderr = await shell(
             f"{command} --rate 0 --quiet --output out.jsonl", fake=fake, cwd=tmp_path
         )
         assert code == 0, stderr
         assert sent_once_each(fake, fake.ids)
-    assert len(journal(tmp_path / "out.jsonl")) == 3000
+    assert len(journal(tmp_path / "out.jsonl")) == count
 
 
 async def test_ids_through_a_fifo_written_in_pieces_by_another_task(tmp_path: Path) -> None:
@@ -216,7 +221,7 @@ ID_FILES = {
 }
 
 
-@pytest.mark.parametrize("how", ["--file ids.csv", "--file - < ids.csv", "--file <(cat ids.csv)"])
+@pytest.mark.parametrize("how", ["--file ids.csv", "--file - < <(cat ids.csv)"])
 @pytest.mark.parametrize("content", list(ID_FILES.values()), ids=list(ID_FILES))
 async def test_each_kind_of_id_file_sends_its_ids_and_nothing_else(
     content: str, how: str, tmp_path: Path
@@ -242,16 +247,21 @@ async def start_cli(*args: str, fake: FakeWhop, **pipes: Any) -> asyncio.subproc
     return await asyncio.create_subprocess_exec(*CLI, *args, env=environment_for(fake), **pipes)
 
 
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.01)
+
+
 def lines_in(path: Path) -> int:
     return path.read_text().count("\n") if path.exists() else 0
 
 
 async def wait_for_lines(path: Path, count: int) -> None:
-    for _ in range(1000):
-        if lines_in(path) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{path} never reached {count} lines")
+    await wait_until(lambda: lines_in(path) >= count, f"{path} has {count} lines")
 
 
 async def test_a_run_killed_halfway_resumes_without_unpausing_anything_twice(
@@ -264,6 +274,8 @@ async def test_a_run_killed_halfway_resumes_without_unpausing_anything_twice(
         await wait_for_lines(output, 40)
         process.kill()
         await process.wait()
+        # The killed run's lock file stays, naming it; the kernel has released the lock.
+        assert (tmp_path / "results.jsonl.lock").read_text() == f"{process.pid}\n"
         done_before = {record["id"] for record in journal(output) if record["ok"]}
         assert 40 <= len(done_before) < 120
         code, _, stderr = await whop_async_cli(*args, "--resume", "--quiet", fake=fake)
@@ -274,6 +286,96 @@ async def test_a_run_killed_halfway_resumes_without_unpausing_anything_twice(
     records = journal(output)
     assert {record["id"] for record in records} == set(fake.ids)
     assert f"{len(done_before)}" in stderr  # the summary counts the skipped ids
+
+
+# --- the output file ---------------------------------------------------------------
+
+OUTPUT_PROBLEMS = {
+    "a missing folder": ("missing/out.jsonl", "the folder missing does not exist"),
+    "a folder": ("folder", "it is a folder; give the journal a file name"),
+    "a path under a file": ("a-file/out.jsonl", "a-file is a file, not a folder"),
+}
+
+
+@pytest.mark.parametrize(("output", "reason"), OUTPUT_PROBLEMS.values(), ids=list(OUTPUT_PROBLEMS))
+async def test_an_unusable_output_is_one_line_naming_it_and_exit_2_before_anything_is_sent(
+    output: str, reason: str, tmp_path: Path
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_text("")
+    async with FakeWhop(groups=2) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", *fake.ids, "--output", output, fake=fake, cwd=tmp_path
+        )
+        assert fake.stats.requests == 0
+    assert code == 2
+    assert stderr == f"whop-async: --output {output}: {reason}\n"
+
+
+def without_root_powers() -> list[str]:
+    """A prefix that runs a command without root's power to write anywhere; nothing
+    for anyone else."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root writes anywhere, and setpriv (util-linux) is missing to drop that")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+async def test_an_output_folder_that_is_not_writable(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    os.mkdir(locked, 0o555)
+    output = locked / "out.jsonl"
+    async with FakeWhop(groups=2) as fake:
+        process = await asyncio.create_subprocess_exec(
+            *without_root_powers(), *CLI, "unpause", *fake.ids, "--output", str(output),
+            env=environment_for(fake), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await process.communicate()
+        assert fake.stats.requests == 0
+    assert process.returncode == 2
+    assert stderr.decode() == f"whop-async: --output {output}: not writable (Permission denied)\n"
+
+
+async def test_a_second_run_on_a_journal_in_use_is_refused_at_once(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    lock, seed = tmp_path / "results.jsonl.lock", tmp_path / "results.jsonl.idempotency-seed"
+    answering = asyncio.Event()
+
+    @web.middleware
+    async def held(request: web.Request, handler: Any) -> web.StreamResponse:
+        await answering.wait()
+        return await handler(request)  # type: ignore[no-any-return]
+
+    fake = FakeWhop(groups=40, rate_limit=None)
+    app = fake.app()
+    app.middlewares.insert(0, held)
+    async with serve(app) as base_url:
+        environment = {"WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": base_url}
+        args = ["unpause", *fake.ids, "--output", str(output), "--rate", "0"]
+        first = await asyncio.create_subprocess_exec(
+            *CLI, *args, env=environment_for(environment=environment),
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await wait_until(lambda: lock.exists() and lock.read_text() == f"{first.pid}\n", "lock")
+        await wait_until(lambda: fake.stats.requests == 0 and seed.exists(), "first run sending")
+        first_seed = seed.read_text()
+        for again in ([], ["--resume"]):
+            code, _, stderr = await whop_async_cli(*args, *again, environment=environment)
+            assert code == 2
+            assert stderr == (
+                f"whop-async: --output {output} is in use by another run (pid {first.pid});"
+                " one run per journal: wait for it to end, or give another --output\n"
+            )
+        assert first.returncode is None  # refused while the first run was still going
+        assert seed.read_text() == first_seed  # the refused runs never touched it
+        answering.set()
+        _, first_stderr = await first.communicate()
+        assert first.returncode == 0, first_stderr
+        assert sent_once_each(fake, fake.ids)
+    assert sorted(record["id"] for record in journal(output)) == fake.ids
 
 
 async def test_ctrl_c_stops_cleanly_with_every_finished_id_journaled(tmp_path: Path) -> None:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import IO
 
 from .. import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
 from ..testing import FakeWhop
 from .exits import ExitCode, UsageError
 from .ids import IdFile
-from .journal import already_done, journal_keys, open_journal
+from .journal import Journal
 from .parser import fake_whop_from
 from .progress import Run
 
@@ -28,7 +28,7 @@ async def run_bulk(
     *,
     total: int | None,
     concurrency: int,
-    journal: IO[str] | None,
+    journal: Journal | None,
     quiet: bool,
     skipped: Callable[[], int] = lambda: 0,
     keys: Callable[[str], str] | None = None,
@@ -43,8 +43,7 @@ async def run_bulk(
 
     def finished(outcome: Outcome) -> None:
         if journal is not None:
-            journal.write(outcome.to_json() + "\n")
-            journal.flush()
+            journal.write(outcome)
         run.record(outcome)
 
     interrupted = False
@@ -110,29 +109,36 @@ async def change_status_command(options: argparse.Namespace) -> int:
     if options.resume and options.output is None:
         raise UsageError("--resume needs --output, the journal to resume from")
     client = client_from(options)
-    output = Path(options.output) if options.output else None
-    done, unreadable = already_done(output) if options.resume and output is not None else (set(), 0)
-    if unreadable:
-        print(
-            f"whop-async: {unreadable:,} ids in {output} were accepted by the server with an"
-            " answer that could not be read; they count as done and are not sent again",
-            file=sys.stderr,
+    with contextlib.ExitStack() as stack:
+        # The journal first: an unusable or busy one is refused before a FIFO given
+        # as --file is waited on.
+        journal = (
+            stack.enter_context(Journal(Path(options.output), resume=options.resume))
+            if options.output is not None
+            else None
         )
-    sources: list[Iterable[str] | AdGroupList] = [options.ids]
-    id_file = IdFile(options.file) if options.file is not None else None
-    in_file = set() if id_file is None else id_file.distinct_ids()
-    to_do = None if in_file is None else (set(options.ids) | in_file) - done
-    if id_file is not None:
-        sources.append(id_file)
-    if options.campaign is not None:
-        listing = client.ad_groups.list(
-            ad_campaign_id=options.campaign, status=options.campaign_status
-        )
-        sources.append(listing)
-        to_do = None  # a listing's length is known only at its end
-    ids = SkipDone(sources, done)
-    journal = open_journal(output) if output is not None else None
-    try:
+        done = set() if journal is None else journal.done
+        if journal is not None and journal.unreadable:
+            print(
+                f"whop-async: {journal.unreadable:,} ids in {journal.path} were accepted by"
+                " the server with an answer that could not be read; they count as done and"
+                " are not sent again",
+                file=sys.stderr,
+            )
+        sources: list[Iterable[str] | AdGroupList] = [options.ids]
+        id_file = None
+        if options.file is not None:
+            id_file = stack.enter_context(contextlib.closing(IdFile(options.file)))
+            sources.append(id_file)
+        in_file = set() if id_file is None else id_file.distinct_ids()
+        to_do = None if in_file is None else (set(options.ids) | in_file) - done
+        if options.campaign is not None:
+            listing = client.ad_groups.list(
+                ad_campaign_id=options.campaign, status=options.campaign_status
+            )
+            sources.append(listing)
+            to_do = None  # a listing's length is known only at its end
+        ids = SkipDone(sources, done)
         async with client:
             return await run_bulk(
                 client,
@@ -143,13 +149,8 @@ async def change_status_command(options: argparse.Namespace) -> int:
                 journal=journal,
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
-                keys=journal_keys(output, resume=options.resume) if output else None,
+                keys=None if journal is None else journal.idempotency_keys(),
             )
-    finally:
-        if journal is not None:
-            journal.close()
-        if id_file is not None:
-            id_file.close()
 
 
 async def list_command(options: argparse.Namespace) -> int:
