@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import sys
@@ -337,6 +339,41 @@ async def test_an_output_folder_that_is_not_writable(tmp_path: Path) -> None:
         assert fake.stats.requests == 0
     assert process.returncode == 2
     assert stderr.decode() == f"whop-async: --output {output}: not writable (Permission denied)\n"
+
+
+FAILING_WRITES = Path(__file__).with_name("failing_writes.py")
+
+
+@pytest.mark.parametrize("error", ["ENOSPC", "EIO"])
+async def test_a_journal_that_fails_mid_run_stops_cleanly_and_resume_finishes_the_job(
+    error: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=100, rate_limit=None) as fake:
+        args = ["unpause", *fake.ids, "--output", str(output), "--rate", "0", "--concurrency", "4"]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, FAILING_WRITES, str(output), "30", error, *args,
+            env=environment_for(fake), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await process.communicate()
+        said = stderr.decode()
+        assert process.returncode == 74, said
+        assert len(journal(output)) == 30
+        unpaused = int(re.search(r"unpaused\W+([\d,]+)", said).group(1))  # type: ignore[union-attr]
+        assert unpaused > 30  # the groups it did unpause, not "unpaused 0"
+        assert said.endswith(
+            f"whop-async: stopped: cannot write {output} ({os.strerror(getattr(errno, error))}):"
+            f" {unpaused} ids finished, 30 of them recorded. Once it can be written, the same"
+            " command with --resume is safe: it skips what is recorded and sends the rest with"
+            " this run's Idempotency-Keys, so Whop replays rather than repeats what it already"
+            " did.\n"
+        )
+        assert "Traceback" not in said
+        code, _, stderr = await whop_async_cli(*args, "--resume", fake=fake)
+        assert code == 0, stderr
+        assert fake.statuses() == {"active": 100}
+        assert max(fake.stats.attempts.values()) == 1  # unrecorded ones were replayed
+    assert sorted(record["id"] for record in journal(output)) == fake.ids
 
 
 async def test_a_second_run_on_a_journal_in_use_is_refused_at_once(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from .. import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClie
 from ..testing import FakeWhop
 from .exits import ExitCode, UsageError
 from .ids import IdFile
-from .journal import Journal
+from .journal import Journal, JournalWriteError
 from .parser import fake_whop_from
-from .progress import Run
+from .progress import Run, say
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 
@@ -35,26 +35,38 @@ async def run_bulk(
 ) -> int:
     """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
 
-    Interrupted, it still prints the summary (with what is left), then lets the
-    cancellation go on: every finished id is already in the journal.
+    Each way a run can end is one branch here, with its summary and its exit code.
+    Interrupted, it prints the summary (with what is left), then lets the cancellation
+    go on: every finished id is already in the journal.
     """
     run = Run(client, verb, total, quiet=quiet, skipped=skipped)
-    many = client.ad_groups.unpause_many if verb == "unpause" else client.ad_groups.pause_many
+    # iter_*, not *_many: nothing is kept per id, however many ids stream through.
+    each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
 
     def finished(outcome: Outcome) -> None:
+        run.record(outcome)
         if journal is not None:
             journal.write(outcome)
-        run.record(outcome)
 
-    interrupted = False
     try:
         with run:
-            await many(ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys)
+            async for _ in each(
+                ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys
+            ):
+                pass
     except asyncio.CancelledError:
-        interrupted = True
+        run.summary(interrupted=True)
         raise
-    finally:
-        run.summary(interrupted=interrupted)
+    except JournalWriteError as error:
+        run.summary()
+        say(
+            f"stopped: {error}: {run.finished:,} ids finished, {error.written:,} of them"
+            " recorded. Once it can be written, the same command with --resume is safe: it"
+            " skips what is recorded and sends the rest with this run's Idempotency-Keys, so"
+            " Whop replays rather than repeats what it already did."
+        )
+        return ExitCode.OUTPUT_FAILED
+    run.summary()
     return run.exit_code()
 
 

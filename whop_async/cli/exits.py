@@ -11,6 +11,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILED = 1
     USAGE = 2
+    OUTPUT_FAILED = 74  # sysexits' EX_IOERR
     INTERRUPTED = 130
 
 

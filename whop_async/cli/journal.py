@@ -28,6 +28,14 @@ from .exits import UsageError
 _PID_WAIT = 1.0
 
 
+class JournalWriteError(Exception):
+    """The journal stopped taking lines mid-run; ``written`` lines made it."""
+
+    def __init__(self, path: Path, error: OSError, written: int) -> None:
+        super().__init__(f"cannot write {path} ({error.strerror or error})")
+        self.written = written
+
+
 class Journal:
     """An open journal, held by this run alone until it is closed.
 
@@ -35,11 +43,13 @@ class Journal:
         path: the ``--output`` file.
         done: ids recorded as accepted by the server (with ``resume``; else empty).
         unreadable: how many of those had an answer that could not be read.
+        written: lines this run has written.
     """
 
     def __init__(self, path: Path, *, resume: bool) -> None:
         self.path = path
         self._resume = resume
+        self.written = 0
         with contextlib.ExitStack() as opening:
             self._fd = _open(path, path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             opening.callback(os.close, self._fd)
@@ -74,8 +84,17 @@ class Journal:
 
     def write(self, outcome: Outcome) -> None:
         """Append ``outcome`` as one line, straight to the file: nothing is held back
-        in a buffer to be lost, or to fail a second time on close."""
-        _write_all(self._fd, (outcome.to_json() + "\n").encode())
+        in a buffer to be lost, or to fail a second time on close.
+
+        Raises:
+            JournalWriteError: the line could not be written (a full disk, an I/O
+                error); it may be cut short, which a resumed run skips.
+        """
+        try:
+            _write_all(self._fd, (outcome.to_json() + "\n").encode())
+        except OSError as error:
+            raise JournalWriteError(self.path, error, self.written) from None
+        self.written += 1
 
     def close(self) -> None:
         """Close the journal and let the next run have it."""

@@ -86,7 +86,7 @@ class Run:
     def finished(self) -> int:
         return self.done + self.unreadable + sum(self.failures.values())
 
-    def summary(self, *, interrupted: bool) -> None:
+    def summary(self, *, interrupted: bool = False) -> None:
         elapsed = time.monotonic() - self.started
         rows = [
             (f"{self.verb}d", f"{self.done:,}"),
@@ -137,3 +137,8 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     Console(stderr=True).print(table)
+
+
+def say(message: str) -> None:
+    """One message on stderr, named like every message of the command."""
+    print(f"whop-async: {message}", file=sys.stderr)
