@@ -567,6 +567,32 @@ async def test_list_prints_ids_or_json_lines_for_piping() -> None:
     assert set(lines[0]) == set(example_ad_group("docs-2026-11"))  # every field, as sent
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        # More than a pipe holds: the reader leaves while the command still writes.
+        "whop-async list --rate 0 | head -1",
+        "whop-async list --json --rate 0 | head -1",
+        "whop-async --help | head -1",
+    ],
+)
+async def test_a_command_whose_reader_goes_away_exits_quietly(command: str) -> None:
+    async with FakeWhop(groups=5000, rate_limit=None) as fake:
+        code, stdout, stderr = await shell(f"set -o pipefail; {command}", fake=fake)
+    assert (code, stderr) == (0, "")
+    assert len(stdout.splitlines()) == 1
+
+
+async def test_a_run_whose_stderr_reader_is_gone_keeps_its_own_exit_code() -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # every write to it fails with EPIPE
+    async with FakeWhop(groups=2) as fake:
+        process = await start_cli("unpause", *fake.ids, fake=fake, stderr=writer)
+        os.close(writer)
+        assert await process.wait() == 0
+        assert fake.statuses() == {"active": 2}
+
+
 async def test_list_then_unpause_through_a_pipe(tmp_path: Path) -> None:
     async with FakeWhop(groups=5) as fake:
         _, listed, _ = await whop_async_cli("list", "--status", "paused", fake=fake)

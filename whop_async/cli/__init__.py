@@ -10,6 +10,7 @@ from .. import WhopError
 from .commands import COMMANDS
 from .exits import ExitCode, UsageError
 from .parser import build_parser
+from .progress import say
 
 __all__ = ["ExitCode", "main", "run"]
 
@@ -20,10 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(COMMANDS[options.command](options))
     except UsageError as error:
-        print(f"whop-async: {error}", file=sys.stderr)
+        say(str(error))
         return ExitCode.USAGE
     except (WhopError, ValueError) as error:  # configuration the client refused
-        print(f"whop-async: {error}", file=sys.stderr)
+        say(str(error))
         return ExitCode.USAGE
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED

@@ -16,7 +16,7 @@ from .exits import ExitCode, UsageError
 from .ids import IdFile
 from .journal import Journal, JournalWriteError
 from .parser import fake_whop_from
-from .progress import Run, say
+from .progress import Run, reader_may_leave, say, show, silence
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 
@@ -131,11 +131,10 @@ async def change_status_command(options: argparse.Namespace) -> int:
         )
         done = set() if journal is None else journal.done
         if journal is not None and journal.unreadable:
-            print(
-                f"whop-async: {journal.unreadable:,} ids in {journal.path} were accepted by"
-                " the server with an answer that could not be read; they count as done and"
-                " are not sent again",
-                file=sys.stderr,
+            say(
+                f"{journal.unreadable:,} ids in {journal.path} were accepted by the server"
+                " with an answer that could not be read; they count as done and are not sent"
+                " again"
             )
         sources: list[Iterable[str] | AdGroupList] = [options.ids]
         id_file = None
@@ -174,8 +173,10 @@ async def list_command(options: argparse.Namespace) -> int:
             async for group in listing:
                 print(group.to_json() if options.json else group.id, flush=True)
         except WhopError as error:
-            print(f"whop-async: listing failed: {error}", file=sys.stderr)
+            say(f"listing failed: {error}")
             return ExitCode.FAILED
+        except BrokenPipeError:  # the reader has what it wanted: | head
+            silence(sys.stdout)
     return ExitCode.OK
 
 
@@ -190,11 +191,10 @@ async def demo_command(options: argparse.Namespace) -> int:
         seed=7,
     )
     async with fake:
-        print(
+        show(
             f"A stand-in Whop API at {fake.base_url} holds {options.groups:,} paused ad groups;"
             f" it allows {per_minute:,} requests a minute and fails"
-            f" {options.fault_rate:.0%} of them on purpose.",
-            file=sys.stderr,
+            f" {options.fault_rate:.0%} of them on purpose."
         )
         limit = RateLimit(per_minute, per=60.0) if per_minute else None
         async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
@@ -209,19 +209,19 @@ async def demo_command(options: argparse.Namespace) -> int:
                 quiet=False,
             )
         active = fake.statuses()["active"]
-        print(
+        show(
             f"Checked on the server: {active:,} of {options.groups:,} ad groups are active"
             f" ({fake.stats.requests:,} requests, {fake.stats.rate_limited:,} answered 429,"
-            f" {fake.stats.faults:,} failed on purpose).",
-            file=sys.stderr,
+            f" {fake.stats.faults:,} failed on purpose)."
         )
     return code if active == options.groups else ExitCode.FAILED
 
 
 async def fake_server_command(options: argparse.Namespace) -> int:
     async with fake_whop_from(options) as fake:
-        print(f"WHOP_BASE_URL={fake.base_url}", flush=True)
-        print(f"WHOP_API_KEY={fake.api_key}", flush=True)
+        with reader_may_leave(sys.stdout):  # it serves on, whoever reads this
+            print(f"WHOP_BASE_URL={fake.base_url}", flush=True)
+            print(f"WHOP_API_KEY={fake.api_key}", flush=True)
         await asyncio.Event().wait()
     return ExitCode.OK  # pragma: no cover - it runs until interrupted
 

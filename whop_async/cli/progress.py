@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
 from .. import Outcome, WhopClient
 from .exits import ExitCode
@@ -21,8 +24,19 @@ try:
         TimeRemainingColumn,
     )
     from rich.table import Table
+
+    class _StderrConsole(Console):
+        """rich on stderr, going quiet once its reader has gone (rich's own way is to
+        exit 1, which would hide the run's exit code)."""
+
+        def __init__(self) -> None:
+            super().__init__(stderr=True)
+
+        def on_broken_pipe(self) -> None:
+            silence(sys.stderr)
+
 except ImportError:  # the "cli" extra is not installed: plain output, no progress bar
-    Console = None  # type: ignore[assignment,misc]
+    _StderrConsole = None  # type: ignore[assignment,misc]
 
 
 class Run:
@@ -46,7 +60,7 @@ class Run:
         self.failed_examples: list[str] = []
         self.skipped = skipped
         self.started = time.monotonic()
-        show = not quiet and Console is not None and sys.stderr.isatty()
+        show = not quiet and _StderrConsole is not None and sys.stderr.isatty()
         self._progress = _progress_bar() if show else None
         self._task = (
             self._progress.add_task(f"{verb[:-1]}ing", total=total, failed=0, waits=0, rate="")
@@ -105,7 +119,7 @@ class Run:
             rows.append(("interrupted: left to do", left))
         _print_table(f"whop-async {self.verb}", rows)
         for example in self.failed_examples:
-            print(f"  {example}", file=sys.stderr)
+            show(f"  {example}")
 
     def exit_code(self) -> int:
         # An unreadable 2xx was still carried out: it does not make the run fail.
@@ -122,23 +136,46 @@ def _progress_bar() -> Progress:
         TextColumn("[red]{task.fields[failed]} failed"),
         TextColumn("[yellow]{task.fields[waits]} rate-limit waits"),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=_StderrConsole(),
         refresh_per_second=8,
     )
 
 
 def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
-    if Console is None:
-        print(title, file=sys.stderr)
-        for name, value in rows:
-            print(f"  {name}: {value}", file=sys.stderr)
+    if _StderrConsole is None:
+        show("\n".join([title, *(f"  {name}: {value}" for name, value in rows)]))
         return
     table = Table(title=title, show_header=False)
     for name, value in rows:
         table.add_row(name, value)
-    Console(stderr=True).print(table)
+    _StderrConsole().print(table)
 
 
 def say(message: str) -> None:
     """One message on stderr, named like every message of the command."""
-    print(f"whop-async: {message}", file=sys.stderr)
+    show(f"whop-async: {message}")
+
+
+def show(text: str) -> None:
+    """A line on stderr."""
+    with reader_may_leave(sys.stderr):
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def reader_may_leave(stream: TextIO) -> Iterator[None]:
+    """Writes to ``stream`` in the block go nowhere once its reader has gone (``|
+    head``) instead of raising: the command's own exit code stands."""
+    try:
+        yield
+    except BrokenPipeError:
+        silence(stream)
+
+
+def silence(stream: TextIO) -> None:
+    """Point ``stream`` at /dev/null once its reader has gone, so that nothing written
+    later (Python's flush at exit included) fails; as Python's docs advise for SIGPIPE,
+    which Python ignores so that closed sockets raise instead of killing the process."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
