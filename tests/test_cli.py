@@ -137,6 +137,108 @@ async def test_failures_are_journaled_and_exit_1(tmp_path: Path) -> None:
     assert "NotFoundError" in stderr
 
 
+async def test_the_summary_counts_the_failures_it_does_not_show_and_says_where_they_are(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "results.jsonl"
+    missing = [f"adgrp_missing{number:03d}" for number in range(30)]
+    async with FakeWhop(groups=2, rate_limit=None) as fake:
+        args = ["unpause", *fake.ids, *missing, "--rate", "0"]
+        code, _, journaled = await whop_async_cli(*args, "--output", str(output), fake=fake)
+        _, _, unjournaled = await whop_async_cli(*args, fake=fake)
+    assert code == 1
+    assert "and 20 more failures in " in journaled
+    assert str(output) in journaled.split("and 20 more failures in ")[1]
+    assert "and 20 more failures (--output FILE keeps every one)" in unjournaled
+    # The full URL, so a base URL missing /api/v1 would show.
+    shown = [line for line in journaled.splitlines() if "adgrp_missing" in line]
+    assert len(shown) == 10
+    assert all(f" [POST {fake.base_url}/ad_groups/adgrp_missing" in line for line in shown)
+
+
+async def test_a_run_with_nothing_to_do_says_so(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    async with FakeWhop(groups=3, campaigns=2, rate_limit=None) as fake:
+        fake.add_group("adgrp_campaign3", status="active", campaign=3)
+        for args, message in [
+            (["--file", "empty.txt"], "nothing to unpause: the input was empty"),
+            (["--file", "-"], "nothing to unpause: the input was empty"),
+            (
+                ["--campaign", "adcamp_00000000003"],
+                "nothing to unpause: campaign adcamp_00000000003 has no paused ad groups",
+            ),
+        ]:
+            code, _, stderr = await whop_async_cli(
+                "unpause", *args, "--rate", "0", fake=fake, cwd=tmp_path, stdin=b""
+            )
+            assert (code, stderr) == (0, f"whop-async: {message}\n")
+        assert fake.stats.attempts == {}
+
+
+async def test_a_campaign_that_matches_nothing_at_all_exits_1() -> None:
+    async with FakeWhop(groups=2, rate_limit=None) as fake:
+        unknown = ["--campaign", "adcamp_nosuchthing"]
+        code, _, stderr = await whop_async_cli("unpause", *unknown, "--rate", "0", fake=fake)
+        assert (code, stderr) == (
+            1,
+            "whop-async: --campaign adcamp_nosuchthing has no ad groups; is the id right?\n",
+        )
+        code, _, stderr = await whop_async_cli(
+            "unpause", fake.ids[0], *unknown, "--rate", "0", fake=fake
+        )
+        assert code == 1
+        assert stderr.endswith("--campaign adcamp_nosuchthing has no ad groups; is the id right?\n")
+        assert fake.statuses() == {"active": 1, "paused": 1}  # the id given still went
+        code, stdout, stderr = await whop_async_cli("list", *unknown, fake=fake)
+        assert (code, stdout) == (1, "")
+        assert stderr == (
+            "whop-async: --campaign adcamp_nosuchthing has no ad groups; is the id right?\n"
+        )
+
+
+async def test_list_with_an_unknown_status_warns_and_exits_1_when_nothing_matches() -> None:
+    async with FakeWhop(groups=2, rate_limit=None) as fake:
+        code, stdout, stderr = await whop_async_cli("list", "--status", "bogus", fake=fake)
+        assert (code, stdout) == (1, "")
+        assert stderr.splitlines() == [
+            "whop-async: --status bogus is not one of active, paused, inactive, in_review,"
+            " rejected, flagged, duplicating; asking the API anyway",
+            "whop-async: no ad groups are bogus",
+        ]
+        fake.add_group("adgrp_newstatus", status="archived")  # a status newer than the client
+        code, stdout, _ = await whop_async_cli("list", "--status", "archived", fake=fake)
+        assert (code, stdout) == (0, "adgrp_newstatus\n")
+        code, stdout, stderr = await whop_async_cli("list", "--status", "active", fake=fake)
+    assert (code, stdout, stderr) == (0, "", "whop-async: no ad groups matched\n")
+
+
+async def test_a_listing_that_fails_mid_run_stops_it_with_a_summary() -> None:
+    async def pages(request: web.Request) -> web.StreamResponse:
+        if "after" in request.query:
+            return web.json_response({"error": {"message": "bad cursor"}}, status=400)
+        groups = [{**example_ad_group(), "id": f"adgrp_listed{n}"} for n in range(2)]
+        page_info = {"end_cursor": "next", "has_next_page": True}
+        return web.json_response({"data": groups, "page_info": page_info})
+
+    async def unpause(request: web.Request) -> web.StreamResponse:
+        return web.json_response({**example_ad_group(), "id": request.match_info["id"]})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/ad_groups", pages)
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    async with serve(app) as base_url:
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--campaign", "adcamp_1", "--rate", "0",
+            environment={"WHOP_API_KEY": "k", "WHOP_BASE_URL": base_url},
+        )  # fmt: skip
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert stderr.endswith(
+        "whop-async: stopped: listing the ad groups failed: 400 from GET /ad_groups: bad cursor"
+        f" [GET {base_url}/ad_groups?ad_campaign_id=adcamp_1&status=paused&first=100&after=next]\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "environment", "message"),
     [
@@ -548,7 +650,9 @@ async def test_pause_mirrors_unpause_with_journal_and_resume(tmp_path: Path) -> 
         assert max(fake.stats.attempts.values()) == 1  # the resumed run had nothing left
     assert code == 0
     assert {record["ad_group"]["status"] for record in journal(output)} == {"paused"}
-    assert "whop-async pause" in stderr
+    assert stderr == (
+        f"whop-async: nothing to pause: all 3 ids are already recorded as done in {output}\n"
+    )
 
 
 async def test_list_prints_ids_or_json_lines_for_piping() -> None:

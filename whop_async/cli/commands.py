@@ -16,7 +16,7 @@ from .exits import ExitCode, UsageError
 from .ids import IdFile
 from .journal import Journal, JournalWriteError
 from .parser import fake_whop_from
-from .progress import Run, reader_may_leave, say, show, silence
+from .progress import Run, described, reader_may_leave, say, show, silence
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 
@@ -39,7 +39,14 @@ async def run_bulk(
     Interrupted, it prints the summary (with what is left), then lets the cancellation
     go on: every finished id is already in the journal.
     """
-    run = Run(client, verb, total, quiet=quiet, skipped=skipped)
+    run = Run(
+        client,
+        verb,
+        total,
+        quiet=quiet,
+        skipped=skipped,
+        output=None if journal is None else journal.path,
+    )
     # iter_*, not *_many: nothing is kept per id, however many ids stream through.
     each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
 
@@ -66,30 +73,46 @@ async def run_bulk(
             " Whop replays rather than repeats what it already did."
         )
         return ExitCode.OUTPUT_FAILED
-    run.summary()
+    except WhopError as error:  # not an id's: the listing that was feeding the run
+        run.summary()
+        say(f"stopped: listing the ad groups failed: {described(error)}")
+        return ExitCode.FAILED
+    if run.finished:  # a run that sent nothing has no table: its caller says why
+        run.summary()
     return run.exit_code()
 
 
-class SkipDone:
-    """The ids of every source in turn (plain or async, ids or ad groups), less those
-    already done, counting the skips."""
+class Sources:
+    """The ids of every source in turn (arguments, a file, a campaign's listing), less
+    those already done; it counts what it read, so a run that sends nothing can say
+    why."""
 
     def __init__(self, sources: list[Iterable[str] | AdGroupList], done: set[str]) -> None:
         self._sources, self._done = sources, done
+        self.read = 0
         self.skipped = 0
+        self.listed = 0
+        self.listing_ended = False
 
     async def __aiter__(self) -> AsyncIterator[str]:
         for source in self._sources:
             if isinstance(source, AdGroupList):
                 async for group in source:
+                    self.listed += 1
                     if self._keep(group.id):
                         yield group.id
+                self.listing_ended = True
             else:
                 for ad_group_id in source:
                     if self._keep(ad_group_id):
                         yield ad_group_id
 
+    @property
+    def handed_out(self) -> int:
+        return self.read - self.skipped
+
     def _keep(self, ad_group_id: str) -> bool:
+        self.read += 1
         if ad_group_id in self._done:
             self.skipped += 1
             return False
@@ -110,6 +133,26 @@ def client_from(options: argparse.Namespace) -> WhopClient:
         RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
     )
     return WhopClient(api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit)
+
+
+def listing_from(
+    client: WhopClient, campaign: str | None, status: AdGroupStatus | str | None
+) -> AdGroupList:
+    try:
+        return client.ad_groups.list(ad_campaign_id=campaign, status=status, page_size=100)
+    except ValueError as error:  # InvalidIdError: not a Whop id
+        raise UsageError(f"--campaign: {error}") from None
+
+
+async def campaign_is_missing(client: WhopClient, campaign: str) -> bool:
+    """Whether a campaign has no ad group at all, in any status: a wrong id, most
+    likely. False when that cannot be told (the check failed)."""
+    try:
+        async for _ in client.ad_groups.list(ad_campaign_id=campaign, page_size=1):
+            return False
+    except WhopError:
+        return False
+    return True
 
 
 async def change_status_command(options: argparse.Namespace) -> int:
@@ -144,14 +187,11 @@ async def change_status_command(options: argparse.Namespace) -> int:
         in_file = set() if id_file is None else id_file.distinct_ids()
         to_do = None if in_file is None else (set(options.ids) | in_file) - done
         if options.campaign is not None:
-            listing = client.ad_groups.list(
-                ad_campaign_id=options.campaign, status=options.campaign_status
-            )
-            sources.append(listing)
+            sources.append(listing_from(client, options.campaign, options.campaign_status))
             to_do = None  # a listing's length is known only at its end
-        ids = SkipDone(sources, done)
+        ids = Sources(sources, done)
         async with client:
-            return await run_bulk(
+            code = await run_bulk(
                 client,
                 verb,
                 ids,
@@ -162,21 +202,49 @@ async def change_status_command(options: argparse.Namespace) -> int:
                 skipped=lambda: ids.skipped,
                 keys=None if journal is None else journal.idempotency_keys(),
             )
+            listed_nothing = ids.listing_ended and not ids.listed
+            missing = listed_nothing and await campaign_is_missing(client, options.campaign)
+    if missing:
+        say(f"--campaign {options.campaign} has no ad groups; is the id right?")
+    if not ids.handed_out and not missing:
+        say(f"nothing to {verb}: {_why_nothing(options, ids)}")
+    return ExitCode.FAILED if missing and code == ExitCode.OK else code
+
+
+def _why_nothing(options: argparse.Namespace, ids: Sources) -> str:
+    if ids.read:
+        return f"all {ids.read:,} ids are already recorded as done in {options.output}"
+    if options.campaign is not None:
+        return f"campaign {options.campaign} has no {options.campaign_status} ad groups"
+    return "the input was empty"
 
 
 async def list_command(options: argparse.Namespace) -> int:
+    known = options.status is None or options.status in set(AdGroupStatus)
+    if not known:
+        statuses = ", ".join(AdGroupStatus)
+        say(f"--status {options.status} is not one of {statuses}; asking the API anyway")
     async with client_from(options) as client:
-        listing = client.ad_groups.list(
-            ad_campaign_id=options.campaign, status=options.status, page_size=100
-        )
+        listed = 0
         try:
-            async for group in listing:
+            async for group in listing_from(client, options.campaign, options.status):
                 print(group.to_json() if options.json else group.id, flush=True)
+                listed += 1
         except WhopError as error:
-            say(f"listing failed: {error}")
+            say(f"listing failed: {described(error)}")
             return ExitCode.FAILED
         except BrokenPipeError:  # the reader has what it wanted: | head
             silence(sys.stdout)
+            return ExitCode.OK
+        if listed:
+            return ExitCode.OK
+        if not known:
+            say(f"no ad groups are {options.status}")
+            return ExitCode.FAILED
+        if options.campaign is not None and await campaign_is_missing(client, options.campaign):
+            say(f"--campaign {options.campaign} has no ad groups; is the id right?")
+            return ExitCode.FAILED
+    say("no ad groups matched")
     return ExitCode.OK
 
 

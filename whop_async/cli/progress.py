@@ -8,9 +8,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
-from .. import Outcome, WhopClient
+from .. import APIError, Outcome, WhopClient, WhopError
 from .exits import ExitCode
 
 try:
@@ -39,6 +40,10 @@ except ImportError:  # the "cli" extra is not installed: plain output, no progre
     _StderrConsole = None  # type: ignore[assignment,misc]
 
 
+# Failures listed by the summary; the journal holds every one.
+FAILURES_SHOWN = 10
+
+
 class Run:
     """Counts and shows one run: a progress bar on a terminal, a summary at the end."""
 
@@ -50,10 +55,12 @@ class Run:
         *,
         quiet: bool,
         skipped: Callable[[], int] = lambda: 0,
+        output: Path | None = None,
     ) -> None:
         self.client = client
         self.verb = verb
         self.total = total
+        self.output = output
         self.done = 0
         self.unreadable = 0
         self.failures: collections.Counter[str] = collections.Counter()
@@ -84,8 +91,8 @@ class Run:
             self.unreadable += 1
         else:
             self.failures[type(outcome.error).__name__] += 1
-            if len(self.failed_examples) < 10:
-                self.failed_examples.append(f"{outcome.id}: {outcome.error}")
+            if outcome.error is not None and len(self.failed_examples) < FAILURES_SHOWN:
+                self.failed_examples.append(f"{outcome.id}: {described(outcome.error)}")
         if self._progress is not None and self._task is not None:
             elapsed = max(time.monotonic() - self.started, 1e-9)
             self._progress.update(
@@ -113,6 +120,7 @@ class Run:
             ("skipped (already done)", f"{self.skipped():,}"),
             ("rate-limit waits (429)", f"{self.client.stats.rate_limited:,}"),
             ("time", f"{elapsed:.1f} s ({self.finished / max(elapsed, 1e-9):,.0f}/s)"),
+            *([("every outcome", str(self.output))] if self.output is not None else []),
         ]
         if interrupted:
             left = "unknown" if self.total is None else f"{self.total - self.finished:,}"
@@ -120,6 +128,10 @@ class Run:
         _print_table(f"whop-async {self.verb}", rows)
         for example in self.failed_examples:
             show(f"  {example}")
+        hidden = sum(self.failures.values()) - len(self.failed_examples)
+        if hidden:
+            where = f"in {self.output}" if self.output else "(--output FILE keeps every one)"
+            show(f"  and {hidden:,} more failures {where}")
 
     def exit_code(self) -> int:
         # An unreadable 2xx was still carried out: it does not make the run fail.
@@ -149,6 +161,14 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     _StderrConsole().print(table)
+
+
+def described(error: WhopError) -> str:
+    """An error's message, with the full URL of its request: a wrong base URL then
+    shows, where the path alone would pass for a missing ad group."""
+    if isinstance(error, APIError) and error.url not in str(error):
+        return f"{error} [{error.method} {error.url}]"
+    return str(error)
 
 
 def say(message: str) -> None:
