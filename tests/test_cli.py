@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from whop_async.cli.exits import MEANINGS
 from whop_async.testing import FakeWhop, example_ad_group
 
 from .helpers import serve
@@ -248,13 +249,40 @@ async def test_a_listing_that_fails_mid_run_stops_it_with_a_summary() -> None:
             {"WHOP_API_KEY": "k"},
             "--file /no/such/file: cannot read it",
         ),
-        (["unpause", "--rate", "-1", "adgrp_1"], {"WHOP_API_KEY": "k"}, "must be 0 or more"),
+        (
+            ["unpause", "--rate", "-1", "adgrp_1"],
+            {"WHOP_API_KEY": "k"},
+            "--rate: must be 0 or more",
+        ),
+        (
+            ["unpause", "--rate", "abc", "adgrp_1"],
+            {"WHOP_API_KEY": "k"},
+            "--rate: expected a whole number of requests per minute, got 'abc'",
+        ),
+        (["list", "--concurrency", "2"], {}, "unrecognized arguments: --concurrency 2"),
+        (["unpause", "--concurrency", "0"], {}, "--concurrency: must be 1 or more, got 0"),
+        (["demo", "--fault-rate", "lots"], {}, "--fault-rate: expected a share from 0 to 1"),
+        (["unpause", "--redis-url", "nope"], {}, "--redis-url: expected a redis://, rediss://"),
+        (
+            ["unpause", "--campaign", "adcamp/../x"],
+            {"WHOP_API_KEY": "k"},
+            "--campaign: ad_campaign_id must be a Whop id",
+        ),
         (["unpause", "--bogus"], {"WHOP_API_KEY": "k"}, "unrecognized arguments: --bogus"),
         (["unpause"], {"WHOP_API_KEY": "k"}, "give ids as arguments"),
         (["unpause", "--resume", "adgrp_1"], {"WHOP_API_KEY": "k"}, "--resume needs --output"),
-        (["unpause", "--base-url", "nope", "adgrp_1"], {"WHOP_API_KEY": "k"}, "base_url"),
+        (
+            ["unpause", "--base-url", "nope", "adgrp_1"],
+            {"WHOP_API_KEY": "k"},
+            "--base-url: base_url must be an http(s) URL",
+        ),
+        (
+            ["list"],
+            {"WHOP_API_KEY": "k", "WHOP_BASE_URL": "api.whop.com"},
+            "WHOP_BASE_URL: base_url must be an http(s) URL",
+        ),
         ([], {}, "the following arguments are required"),
-        (["fake-server", "--per", "0"], {}, "must be more than 0 seconds"),
+        (["fake-server", "--per", "0"], {}, "--per: must be more than 0 seconds"),
     ],
 )
 async def test_bad_usage_is_one_line_and_exit_2(
@@ -335,6 +363,26 @@ async def test_each_kind_of_id_file_sends_its_ids_and_nothing_else(
         code, _, stderr = await shell(f"whop-async unpause {how} --rate 0", fake=fake, cwd=tmp_path)
         assert code == 0, stderr
         assert sent_once_each(fake, fake.ids[:2])
+
+
+@pytest.mark.parametrize("command", [[], ["unpause"], ["pause"], ["list"]])
+async def test_help_documents_the_environment_the_exit_codes_and_examples(
+    command: list[str],
+) -> None:
+    code, stdout, _ = await whop_async_cli(*command, "--help")
+    assert code == 0
+    text = " ".join(stdout.split())
+    assert "WHOP_API_KEY your Whop API key" in text
+    assert "WHOP_BASE_URL the API's base URL" in text
+    for exit_code, meaning in MEANINGS.items():
+        assert f" {exit_code} {meaning}" in text
+    assert "examples: export WHOP_API_KEY=... whop-async unpause" in text
+
+
+def test_the_docs_give_the_exit_codes_as_help_does() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", page, re.MULTILINE))
+    assert {int(code): text.replace("`", "") for code, text in rows.items()} == MEANINGS
 
 
 async def test_a_csv_without_an_id_column_is_bad_usage(tmp_path: Path) -> None:
@@ -604,26 +652,25 @@ async def test_the_demo_needs_no_key_and_checks_the_server() -> None:
     assert "Checked on the server: 150 of 150 ad groups are active" in stderr
 
 
-async def test_the_fake_server_command_serves_until_interrupted() -> None:
+async def test_the_fake_server_prints_lines_to_paste_into_a_shell_and_serves_until_ctrl_c(
+    tmp_path: Path,
+) -> None:
     process = await asyncio.create_subprocess_exec(
         *CLI, "fake-server", "--port", "0", "--groups", "2", "--rate", "0",
+        "--api-key", "sk test $key's",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
-    settings = {}
-    for _ in range(2):
-        name, _, value = (await process.stdout.readline()).decode().strip().partition("=")
-        settings[name] = value
-    environment = {
-        "WHOP_API_KEY": settings["WHOP_API_KEY"],
-        "WHOP_BASE_URL": settings["WHOP_BASE_URL"],
-    }
-    code, _, stderr = await whop_async_cli(
-        "unpause", "adgrp_000000000001", "adgrp_000000000002", environment=environment
+    pasted = [(await process.stdout.readline()).decode() for _ in range(2)]
+    assert pasted[0].startswith("export WHOP_BASE_URL=http://127.0.0.1:")
+    assert pasted[1].startswith("export WHOP_API_KEY=")
+    code, stdout, stderr = await shell(
+        "".join(pasted) + "whop-async list && whop-async unpause adgrp_000000000001", cwd=tmp_path
     )
     process.send_signal(signal.SIGINT)
     await process.wait()
     assert code == 0, stderr
+    assert stdout.split() == ["adgrp_000000000002", "adgrp_000000000001"]
     assert process.returncode == 130
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
@@ -132,7 +133,13 @@ def client_from(options: argparse.Namespace) -> WhopClient:
     rate_limit = (
         RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
     )
-    return WhopClient(api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit)
+    try:
+        return WhopClient(
+            api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit
+        )
+    except ValueError as error:  # the base URL
+        source = "--base-url" if options.base_url else "WHOP_BASE_URL"
+        raise UsageError(f"{source}: {error}") from None
 
 
 def listing_from(
@@ -288,8 +295,9 @@ async def demo_command(options: argparse.Namespace) -> int:
 async def fake_server_command(options: argparse.Namespace) -> int:
     async with fake_whop_from(options) as fake:
         with reader_may_leave(sys.stdout):  # it serves on, whoever reads this
-            print(f"WHOP_BASE_URL={fake.base_url}", flush=True)
-            print(f"WHOP_API_KEY={fake.api_key}", flush=True)
+            # Lines to paste into a shell as they are.
+            print(f"export WHOP_BASE_URL={shlex.quote(fake.base_url)}", flush=True)
+            print(f"export WHOP_API_KEY={shlex.quote(fake.api_key)}", flush=True)
         await asyncio.Event().wait()
     return ExitCode.OK  # pragma: no cover - it runs until interrupted
 

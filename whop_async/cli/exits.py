@@ -15,5 +15,24 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+# What each code means, as --help and docs/cli.md say it.
+MEANINGS = {
+    ExitCode.OK: "every id unpaused (or paused), or nothing to do",
+    ExitCode.FAILED: (
+        "some ids failed (see the summary and the output file), or the --campaign or"
+        " --status asked for matched nothing at all"
+    ),
+    ExitCode.USAGE: (
+        "bad usage or configuration: no key, a bad flag, an unreadable --file, an unusable"
+        " --output or one in use by another run; one line, nothing sent"
+    ),
+    ExitCode.OUTPUT_FAILED: (
+        "the journal could not be written mid-run (a full disk, an I/O error): stopped"
+        " cleanly, --resume is safe"
+    ),
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C): the summary says what is left to do",
+}
+
+
 class UsageError(Exception):
     """Bad usage or configuration: reported in one line, exit 2."""
