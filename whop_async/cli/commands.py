@@ -163,7 +163,6 @@ async def campaign_is_missing(client: WhopClient, campaign: str) -> bool:
 
 
 async def change_status_command(options: argparse.Namespace) -> int:
-    verb = options.command
     if not options.ids and options.file is None and options.campaign is None:
         raise UsageError(
             "give ids as arguments, --file PATH (--file - for standard input), or --campaign"
@@ -179,30 +178,13 @@ async def change_status_command(options: argparse.Namespace) -> int:
             if options.output is not None
             else None
         )
-        done = set() if journal is None else journal.done
-        if journal is not None and journal.unreadable:
-            say(
-                f"{journal.unreadable:,} ids in {journal.path} were accepted by the server"
-                " with an answer that could not be read; they count as done and are not sent"
-                " again"
-            )
-        sources: list[Iterable[str] | AdGroupList] = [options.ids]
-        id_file = None
-        if options.file is not None:
-            id_file = stack.enter_context(contextlib.closing(IdFile(options.file)))
-            sources.append(id_file)
-        in_file = set() if id_file is None else id_file.distinct_ids()
-        to_do = None if in_file is None else (set(options.ids) | in_file) - done
-        if options.campaign is not None:
-            sources.append(listing_from(client, options.campaign, options.campaign_status))
-            to_do = None  # a listing's length is known only at its end
-        ids = Sources(sources, done)
+        ids, total = _ids_to_do(options, client, stack, journal)
         async with client:
             code = await run_bulk(
                 client,
-                verb,
+                options.command,
                 ids,
-                total=None if to_do is None else len(to_do),
+                total=total,
                 concurrency=options.concurrency,
                 journal=journal,
                 quiet=options.quiet,
@@ -213,9 +195,38 @@ async def change_status_command(options: argparse.Namespace) -> int:
             missing = listed_nothing and await campaign_is_missing(client, options.campaign)
     if missing:
         say(f"--campaign {options.campaign} has no ad groups; is the id right?")
-    if not ids.handed_out and not missing:
-        say(f"nothing to {verb}: {_why_nothing(options, ids)}")
-    return ExitCode.FAILED if missing and code == ExitCode.OK else code
+        return ExitCode.FAILED if code == ExitCode.OK else code
+    if not ids.handed_out:
+        say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
+    return code
+
+
+def _ids_to_do(
+    options: argparse.Namespace,
+    client: WhopClient,
+    stack: contextlib.ExitStack,
+    journal: Journal | None,
+) -> tuple[Sources, int | None]:
+    """The ids of the arguments, ``--file`` and ``--campaign``, less those the journal
+    records as done; and how many that is, when it can be known before they are sent."""
+    done = set() if journal is None else journal.done
+    if journal is not None and journal.unreadable:
+        say(
+            f"{journal.unreadable:,} ids in {journal.path} were accepted by the server with"
+            " an answer that could not be read; they count as done and are not sent again"
+        )
+    sources: list[Iterable[str] | AdGroupList] = [options.ids]
+    # Every id the sources hold, while that can be known without using them up.
+    known: set[str] | None = set(options.ids)
+    if options.file is not None:
+        id_file = stack.enter_context(contextlib.closing(IdFile(options.file)))
+        sources.append(id_file)
+        in_file = id_file.distinct_ids()
+        known = None if in_file is None else set(options.ids) | in_file
+    if options.campaign is not None:
+        sources.append(listing_from(client, options.campaign, options.campaign_status))
+        known = None  # a listing's length is known only at its end
+    return Sources(sources, done), None if known is None else len(known - done)
 
 
 def _why_nothing(options: argparse.Namespace, ids: Sources) -> str:

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from .exits import UsageError
 
-HEADER = "id"
+_HEADER = "id"
 
 
 class IdFile:
@@ -81,9 +81,9 @@ def _id_column(first: str, name: str) -> int | None:
     if "," not in _without_comment(first):
         return None
     header = [column.strip().lower() for column in next(csv.reader([first]))]
-    if HEADER not in header:
+    if _HEADER not in header:
         raise UsageError(f"{name}: a CSV needs an 'id' column in its first line, found {header}")
-    return header.index(HEADER)
+    return header.index(_HEADER)
 
 
 def _ids_in(lines: Iterable[str], column: int | None) -> Iterator[str]:
@@ -91,7 +91,7 @@ def _ids_in(lines: Iterable[str], column: int | None) -> Iterator[str]:
         values: Iterable[str] = map(_without_comment, lines)
     else:
         values = (row[column].strip() for row in csv.reader(lines) if len(row) > column)
-    return (value for value in values if value and value.lower() != HEADER)
+    return (value for value in values if value and value.lower() != _HEADER)
 
 
 def _without_comment(line: str) -> str:

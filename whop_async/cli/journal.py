@@ -56,7 +56,7 @@ class Journal:
             self._lock = _hold_lock(path)
             opening.callback(os.close, self._lock)
             try:
-                self.done, self.unreadable = already_done(path) if resume else (set(), 0)
+                self.done, self.unreadable = _already_done(path) if resume else (set(), 0)
                 self._start_on_a_fresh_line()
             except OSError as error:
                 raise _unusable(path, path, error) from None
@@ -119,7 +119,7 @@ class Journal:
             _write_all(self._fd, b"\n")
 
 
-def already_done(path: Path) -> tuple[set[str], int]:
+def _already_done(path: Path) -> tuple[set[str], int]:
     """Ids a journal records as accepted by the server, and how many of those had an
     answer that could not be read (the change was made; sending again would only
     replay it). A line cut short by a kill is ignored."""

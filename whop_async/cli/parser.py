@@ -120,10 +120,13 @@ def redis_url(text: str) -> str:
     return text
 
 
+_requests_per_minute = whole_number("a whole number of requests per minute", least=0)
+
+
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate",
-        type=whole_number("a whole number of requests per minute", least=0),
+        type=_requests_per_minute,
         default=WHOP_RATE_PER_MINUTE,
         help="requests per minute per operation (600; 0: no pacing)",
     )
@@ -200,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--rate",
-        type=whole_number("a whole number of requests per minute", least=0),
+        type=_requests_per_minute,
         default=12_000,
         help="requests per minute (12000)",
     )

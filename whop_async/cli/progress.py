@@ -67,8 +67,8 @@ class Run:
         self.failed_examples: list[str] = []
         self.skipped = skipped
         self.started = time.monotonic()
-        show = not quiet and _StderrConsole is not None and sys.stderr.isatty()
-        self._progress = _progress_bar() if show else None
+        on_a_terminal = not quiet and _StderrConsole is not None and sys.stderr.isatty()
+        self._progress = _progress_bar() if on_a_terminal else None
         self._task = (
             self._progress.add_task(f"{verb[:-1]}ing", total=total, failed=0, waits=0, rate="")
             if self._progress
