@@ -3,6 +3,7 @@ in a subprocess, through real pipes, FIFOs, terminals and shells."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
 import errno
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+import whop_async.cli
+import whop_async.testing
 from whop_async.cli.exits import MEANINGS
 from whop_async.testing import FakeWhop, example_ad_group
 
@@ -81,6 +84,15 @@ def sent_once_each(fake: FakeWhop, ids: list[str]) -> bool:
 
 def journal(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_command_line_is_built_on_the_public_api_only() -> None:
+    public = {None: set(whop_async.__all__), "testing": set(whop_async.testing.__all__)}
+    for module in Path(whop_async.cli.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:  # from whop_async
+                names = {alias.name for alias in node.names}
+                assert names <= public.get(node.module, set()), (module.name, node.module, names)
 
 
 async def test_unpause_ids_writes_a_journal_and_exits_0(tmp_path: Path) -> None:
