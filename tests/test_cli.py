@@ -32,6 +32,14 @@ from .helpers import serve
 # The console script pip installed beside this interpreter.
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "whop-async")]
+# The command as a terminal starts it, with Ctrl-C (SIGINT) at its default, even when
+# these tests run in the background, where a shell starts them with SIGINT ignored.
+INTERRUPTIBLE_CLI = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+    " os.execv(sys.argv[1], sys.argv[1:])",
+    *CLI,
+]  # fmt: skip
 
 
 def environment_for(
@@ -93,6 +101,14 @@ def test_the_command_line_is_built_on_the_public_api_only() -> None:
             if isinstance(node, ast.ImportFrom) and node.level == 2:  # from whop_async
                 names = {alias.name for alias in node.names}
                 assert names <= public.get(node.module, set()), (module.name, node.module, names)
+
+
+async def test_python_dash_m_runs_the_same_command() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "whop_async", "--version", stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    assert (process.returncode, stdout.decode()) == (0, f"whop-async {whop_async.__version__}\n")
 
 
 async def test_unpause_ids_writes_a_journal_and_exits_0(tmp_path: Path) -> None:
@@ -408,7 +424,9 @@ async def test_a_csv_without_an_id_column_is_bad_usage(tmp_path: Path) -> None:
 
 
 async def start_cli(*args: str, fake: FakeWhop, **pipes: Any) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(*CLI, *args, env=environment_for(fake), **pipes)
+    return await asyncio.create_subprocess_exec(
+        *INTERRUPTIBLE_CLI, *args, env=environment_for(fake), **pipes
+    )
 
 
 async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -668,7 +686,7 @@ async def test_the_fake_server_prints_lines_to_paste_into_a_shell_and_serves_unt
     tmp_path: Path,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        *CLI, "fake-server", "--port", "0", "--groups", "2", "--rate", "0",
+        *INTERRUPTIBLE_CLI, "fake-server", "--port", "0", "--groups", "2", "--rate", "0",
         "--api-key", "sk test $key's",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
