@@ -10,7 +10,7 @@ from .. import WhopError
 from .commands import COMMANDS
 from .exits import ExitCode, UsageError
 from .parser import build_parser
-from .progress import say
+from .progress import described, say
 
 __all__ = ["ExitCode", "main", "run"]
 
@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         say(str(error))
         return ExitCode.USAGE
-    except (WhopError, ValueError) as error:  # configuration the client refused
+    except WhopError as error:  # refused before anything was done: the key, the URL
+        say(described(error))
+        return ExitCode.USAGE
+    except ValueError as error:  # configuration the client refused
         say(str(error))
         return ExitCode.USAGE
     except KeyboardInterrupt:

@@ -75,6 +75,8 @@ async def run_bulk(
         )
         return ExitCode.OUTPUT_FAILED
     except WhopError as error:  # not an id's: the listing that was feeding the run
+        if not run.finished:
+            raise  # refused before anything was done: one line, like any refusal
         run.summary()
         say(f"stopped: listing the ad groups failed: {described(error)}")
         return ExitCode.FAILED
