@@ -219,61 +219,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_fake_server_arguments(fake: argparse.ArgumentParser) -> None:
     """The flags of ``fake-server``, one per FakeWhop option."""
-    fake.add_argument(
-        "--port",
-        type=whole_number("a port number", least=0),
-        default=8080,
-        help="port (8080; 0: any free one)",
-    )
-    fake.add_argument(
-        "--groups",
-        type=whole_number("a whole number of ad groups", least=0),
-        default=100,
-        help="paused ad groups (100)",
-    )
-    fake.add_argument(
-        "--shape",
-        choices=SHAPES,
-        default="docs-2026-11",
-        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)",
-    )
-    fake.add_argument("--api-key", default="sk_test_fake_whop", help="the key it accepts")
-    fake.add_argument(
-        "--rate",
-        type=whole_number("a whole number of requests", least=0),
-        default=600,
-        help="requests per --per seconds per operation (600; 0: no limit)",
-    )
-    fake.add_argument(
-        "--per",
-        type=seconds(above_zero=True),
-        default=60.0,
-        help="the rate's window in seconds (60)",
-    )
-    fake.add_argument(
-        "--limiter",
-        choices=["window", "bucket"],
-        default="window",
-        help="fixed windows like Whop (default) or a token bucket",
-    )
-    fake.add_argument(
-        "--burst",
-        type=whole_number("a whole number of requests", least=1),
-        default=10,
-        help="the bucket's size (10)",
-    )
-    fake.add_argument("--retry-after", action="store_true", help="send Retry-After on 429s")
-    fake.add_argument("--fault-rate", type=share, default=0.0, help="share answered 500/502/503")
-    fake.add_argument("--drop-rate", type=share, default=0.0, help="share of dropped connections")
-    fake.add_argument("--latency", type=seconds(), default=0.0, help="seconds added to each answer")
-    fake.add_argument(
-        "--seed", type=whole_number("a whole number"), default=0, help="seeds the faults"
-    )
-    fake.add_argument(
-        "--accept-any-id",
-        action="store_true",
-        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise",
-    )
+    add = fake.add_argument
+    # fmt: off
+    add("--port", type=whole_number("a port number", least=0), default=8080,
+        help="port (8080; 0: any free one)")
+    add("--groups", type=whole_number("a whole number of ad groups", least=0), default=100,
+        help="paused ad groups (100)")
+    add("--shape", choices=SHAPES, default="docs-2026-11",
+        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)")
+    add("--api-key", default="sk_test_fake_whop", help="the key it accepts")
+    add("--rate", type=whole_number("a whole number of requests", least=0), default=600,
+        help="requests per --per seconds per operation (600; 0: no limit)")
+    add("--per", type=seconds(above_zero=True), default=60.0,
+        help="the rate's window in seconds (60)")
+    add("--limiter", choices=["window", "bucket"], default="window",
+        help="fixed windows like Whop (default) or a token bucket")
+    add("--burst", type=whole_number("a whole number of requests", least=1), default=10,
+        help="the bucket's size (10)")
+    add("--retry-after", action="store_true", help="send Retry-After on 429s")
+    add("--fault-rate", type=share, default=0.0, help="share answered 500/502/503")
+    add("--drop-rate", type=share, default=0.0, help="share of dropped connections")
+    add("--latency", type=seconds(), default=0.0, help="seconds added to each answer")
+    add("--seed", type=whole_number("a whole number"), default=0, help="seeds the faults")
+    add("--accept-any-id", action="store_true",
+        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise")
+    # fmt: on
 
 
 def fake_whop_from(options: argparse.Namespace) -> FakeWhop:
