@@ -1,5 +1,5 @@
 """``python -m whop_async``: the whop-async command line."""
 
-from ._cli import run
+from .cli import run
 
 run()

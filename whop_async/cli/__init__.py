@@ -1,0 +1,38 @@
+"""The ``whop-async`` command line, built on the public API only."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import NoReturn
+
+from .. import WhopError
+from .commands import COMMANDS
+from .exits import ExitCode, UsageError
+from .parser import build_parser
+from .progress import described, say
+
+__all__ = ["ExitCode", "main", "run"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    options = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(COMMANDS[options.command](options))
+    except UsageError as error:
+        say(str(error))
+        return ExitCode.USAGE
+    except WhopError as error:  # refused before anything was done: the key, the URL
+        say(described(error))
+        return ExitCode.USAGE
+    except ValueError as error:  # configuration the client refused
+        say(str(error))
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+
+
+def run() -> NoReturn:
+    """The ``whop-async`` console script."""
+    sys.exit(main())

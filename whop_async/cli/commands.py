@@ -1,0 +1,324 @@
+"""The commands: unpause and pause, list, demo and fake-server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from pathlib import Path
+
+from .. import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
+from ..testing import FakeWhop
+from .exits import ExitCode, UsageError
+from .ids import IdFile
+from .journal import Journal, JournalWriteError
+from .parser import fake_whop_from
+from .progress import Run, described, reader_may_leave, say, show, silence
+
+Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
+
+
+async def run_bulk(
+    client: WhopClient,
+    verb: str,
+    ids: Ids,
+    *,
+    total: int | None,
+    concurrency: int,
+    journal: Journal | None,
+    quiet: bool,
+    skipped: Callable[[], int] = lambda: 0,
+    keys: Callable[[str], str] | None = None,
+) -> int:
+    """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
+
+    Each way a run can end is one branch here, with its summary and its exit code.
+    Interrupted, it prints the summary (with what is left), then lets the cancellation
+    go on: every finished id is already in the journal.
+    """
+    run = Run(
+        client,
+        verb,
+        total,
+        quiet=quiet,
+        skipped=skipped,
+        output=None if journal is None else journal.path,
+    )
+    # iter_*, not *_many: nothing is kept per id, however many ids stream through.
+    each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
+
+    def finished(outcome: Outcome) -> None:
+        run.record(outcome)
+        if journal is not None:
+            journal.write(outcome)
+
+    try:
+        with run:
+            async for _ in each(
+                ids, concurrency=concurrency, on_outcome=finished, idempotency_key=keys
+            ):
+                pass
+    except asyncio.CancelledError:
+        run.summary(interrupted=True)
+        raise
+    except JournalWriteError as error:
+        run.summary()
+        say(
+            f"stopped: {error}: {run.finished:,} ids finished, {error.written:,} of them"
+            " recorded. Once it can be written, the same command with --resume is safe: it"
+            " skips what is recorded and sends the rest with this run's Idempotency-Keys, so"
+            " Whop replays rather than repeats what it already did."
+        )
+        return ExitCode.OUTPUT_FAILED
+    except WhopError as error:  # not an id's: the listing that was feeding the run
+        if not run.finished:
+            raise  # refused before anything was done: one line, like any refusal
+        run.summary()
+        say(f"stopped: listing the ad groups failed: {described(error)}")
+        return ExitCode.FAILED
+    if run.finished:  # a run that sent nothing has no table: its caller says why
+        run.summary()
+    return run.exit_code()
+
+
+class Sources:
+    """The ids of every source in turn (arguments, a file, a campaign's listing), less
+    those already done; it counts what it read, so a run that sends nothing can say
+    why."""
+
+    def __init__(self, sources: list[Iterable[str] | AdGroupList], done: set[str]) -> None:
+        self._sources, self._done = sources, done
+        self.read = 0
+        self.skipped = 0
+        self.listed = 0
+        self.listing_ended = False
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        for source in self._sources:
+            if isinstance(source, AdGroupList):
+                async for group in source:
+                    self.listed += 1
+                    if self._keep(group.id):
+                        yield group.id
+                self.listing_ended = True
+            else:
+                for ad_group_id in source:
+                    if self._keep(ad_group_id):
+                        yield ad_group_id
+
+    @property
+    def handed_out(self) -> int:
+        return self.read - self.skipped
+
+    def _keep(self, ad_group_id: str) -> bool:
+        self.read += 1
+        if ad_group_id in self._done:
+            self.skipped += 1
+            return False
+        return True
+
+
+def api_key_from_environment() -> str:
+    api_key = os.environ.get("WHOP_API_KEY")
+    if not api_key:
+        raise UsageError("set WHOP_API_KEY to your Whop API key (it is never taken as a flag)")
+    return api_key
+
+
+def client_from(options: argparse.Namespace) -> WhopClient:
+    if options.redis_url and not options.rate:
+        raise UsageError("--redis-url shares the --rate budget; it needs a --rate above 0")
+    rate_limit = (
+        RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
+    )
+    try:
+        return WhopClient(
+            api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit
+        )
+    except ValueError as error:  # the base URL
+        source = "--base-url" if options.base_url else "WHOP_BASE_URL"
+        raise UsageError(f"{source}: {error}") from None
+
+
+def listing_from(
+    client: WhopClient, campaign: str | None, status: AdGroupStatus | str | None
+) -> AdGroupList:
+    try:
+        return client.ad_groups.list(ad_campaign_id=campaign, status=status, page_size=100)
+    except ValueError as error:  # InvalidIdError: not a Whop id
+        raise UsageError(f"--campaign: {error}") from None
+
+
+async def campaign_is_missing(client: WhopClient, campaign: str) -> bool:
+    """Whether a campaign has no ad group at all, in any status: a wrong id, most
+    likely. False when that cannot be told (the check failed)."""
+    try:
+        async for _ in client.ad_groups.list(ad_campaign_id=campaign, page_size=1):
+            return False
+    except WhopError:
+        return False
+    return True
+
+
+async def change_status_command(options: argparse.Namespace) -> int:
+    if not options.ids and options.file is None and options.campaign is None:
+        raise UsageError(
+            "give ids as arguments, --file PATH (--file - for standard input), or --campaign"
+        )
+    if options.resume and options.output is None:
+        raise UsageError("--resume needs --output, the journal to resume from")
+    client = client_from(options)
+    with contextlib.ExitStack() as stack:
+        # The journal first: an unusable or busy one is refused before a FIFO given
+        # as --file is waited on.
+        journal = (
+            stack.enter_context(Journal(Path(options.output), resume=options.resume))
+            if options.output is not None
+            else None
+        )
+        ids, total = _ids_to_do(options, client, stack, journal)
+        async with client:
+            code = await run_bulk(
+                client,
+                options.command,
+                ids,
+                total=total,
+                concurrency=options.concurrency,
+                journal=journal,
+                quiet=options.quiet,
+                skipped=lambda: ids.skipped,
+                keys=None if journal is None else journal.idempotency_keys(),
+            )
+            listed_nothing = ids.listing_ended and not ids.listed
+            missing = listed_nothing and await campaign_is_missing(client, options.campaign)
+    if missing:
+        say(f"--campaign {options.campaign} has no ad groups; is the id right?")
+        return ExitCode.FAILED if code == ExitCode.OK else code
+    if not ids.handed_out:
+        say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
+    return code
+
+
+def _ids_to_do(
+    options: argparse.Namespace,
+    client: WhopClient,
+    stack: contextlib.ExitStack,
+    journal: Journal | None,
+) -> tuple[Sources, int | None]:
+    """The ids of the arguments, ``--file`` and ``--campaign``, less those the journal
+    records as done; and how many that is, when it can be known before they are sent."""
+    done = set() if journal is None else journal.done
+    if journal is not None and journal.unreadable:
+        say(
+            f"{journal.unreadable:,} ids in {journal.path} were accepted by the server with"
+            " an answer that could not be read; they count as done and are not sent again"
+        )
+    sources: list[Iterable[str] | AdGroupList] = [options.ids]
+    # Every id the sources hold, while that can be known without using them up.
+    known: set[str] | None = set(options.ids)
+    if options.file is not None:
+        id_file = stack.enter_context(contextlib.closing(IdFile(options.file)))
+        sources.append(id_file)
+        in_file = id_file.distinct_ids()
+        known = None if in_file is None else set(options.ids) | in_file
+    if options.campaign is not None:
+        sources.append(listing_from(client, options.campaign, options.campaign_status))
+        known = None  # a listing's length is known only at its end
+    return Sources(sources, done), None if known is None else len(known - done)
+
+
+def _why_nothing(options: argparse.Namespace, ids: Sources) -> str:
+    if ids.read:
+        return f"all {ids.read:,} ids are already recorded as done in {options.output}"
+    if options.campaign is not None:
+        return f"campaign {options.campaign} has no {options.campaign_status} ad groups"
+    return "the input was empty"
+
+
+async def list_command(options: argparse.Namespace) -> int:
+    known = options.status is None or options.status in set(AdGroupStatus)
+    if not known:
+        statuses = ", ".join(AdGroupStatus)
+        say(f"--status {options.status} is not one of {statuses}; asking the API anyway")
+    async with client_from(options) as client:
+        listed = 0
+        try:
+            async for group in listing_from(client, options.campaign, options.status):
+                print(group.to_json() if options.json else group.id, flush=True)
+                listed += 1
+        except WhopError as error:
+            say(f"listing failed: {described(error)}")
+            return ExitCode.FAILED
+        except BrokenPipeError:  # the reader has what it wanted: | head
+            silence(sys.stdout)
+            return ExitCode.OK
+        if listed:
+            return ExitCode.OK
+        if not known:
+            say(f"no ad groups are {options.status}")
+            return ExitCode.FAILED
+        if options.campaign is not None and await campaign_is_missing(client, options.campaign):
+            say(f"--campaign {options.campaign} has no ad groups; is the id right?")
+            return ExitCode.FAILED
+    say("no ad groups matched")
+    return ExitCode.OK
+
+
+async def demo_command(options: argparse.Namespace) -> int:
+    per_minute = options.rate
+    fake = FakeWhop(
+        groups=options.groups,
+        rate_limit=max(1, per_minute // 60),
+        per=1.0,
+        fault_rate=options.fault_rate * 0.75,
+        drop_rate=options.fault_rate * 0.25,
+        seed=7,
+    )
+    async with fake:
+        show(
+            f"A stand-in Whop API at {fake.base_url} holds {options.groups:,} paused ad groups;"
+            f" it allows {per_minute:,} requests a minute and fails"
+            f" {options.fault_rate:.0%} of them on purpose."
+        )
+        limit = RateLimit(per_minute, per=60.0) if per_minute else None
+        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+            paused = client.ad_groups.list(status=AdGroupStatus.PAUSED, page_size=100)
+            code = await run_bulk(
+                client,
+                "unpause",
+                paused,
+                total=len(fake.ids),
+                concurrency=16,
+                journal=None,
+                quiet=False,
+            )
+        active = fake.statuses()["active"]
+        show(
+            f"Checked on the server: {active:,} of {options.groups:,} ad groups are active"
+            f" ({fake.stats.requests:,} requests, {fake.stats.rate_limited:,} answered 429,"
+            f" {fake.stats.faults:,} failed on purpose)."
+        )
+    return code if active == options.groups else ExitCode.FAILED
+
+
+async def fake_server_command(options: argparse.Namespace) -> int:
+    async with fake_whop_from(options) as fake:
+        with reader_may_leave(sys.stdout):  # it serves on, whoever reads this
+            # Lines to paste into a shell as they are.
+            print(f"export WHOP_BASE_URL={shlex.quote(fake.base_url)}", flush=True)
+            print(f"export WHOP_API_KEY={shlex.quote(fake.api_key)}", flush=True)
+        await asyncio.Event().wait()
+    return ExitCode.OK  # pragma: no cover - it runs until interrupted
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[None, None, int]]] = {
+    "unpause": change_status_command,
+    "pause": change_status_command,
+    "list": list_command,
+    "demo": demo_command,
+    "fake-server": fake_server_command,
+}
