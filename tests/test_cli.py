@@ -13,6 +13,7 @@ import pty
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -308,6 +309,11 @@ async def test_a_listing_that_fails_mid_run_stops_it_with_a_summary() -> None:
             ["list"],
             {"WHOP_API_KEY": "k", "WHOP_BASE_URL": "api.whop.com"},
             "WHOP_BASE_URL: base_url must be an http(s) URL",
+        ),
+        (
+            ["unpause", "adgrp_1"],
+            {"WHOP_API_KEY": "sk_pasted_with_a_newline\n"},
+            "WHOP_API_KEY: api_key must be printable ASCII",
         ),
         ([], {}, "the following arguments are required"),
         (["fake-server", "--per", "0"], {}, "--per: must be more than 0 seconds"),
@@ -687,7 +693,7 @@ async def test_the_fake_server_prints_lines_to_paste_into_a_shell_and_serves_unt
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         *INTERRUPTIBLE_CLI, "fake-server", "--port", "0", "--groups", "2", "--rate", "0",
-        "--api-key", "sk test $key's",
+        "--api-key", "sk_test_$key's\"&;",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
@@ -814,3 +820,34 @@ async def test_an_accepted_answer_that_cannot_be_read_is_journaled_apart_and_not
     assert sorted(sent) == ["adgrp_garbled", "adgrp_good"]  # the resumed run sent nothing
     assert "1 ids in" in stderr
     assert "not sent again" in stderr
+
+
+async def test_a_wrong_key_stops_the_run_at_once_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    ids = tmp_path / "ids.txt"
+    async with FakeWhop(groups=400, rate_limit=None) as fake:
+        ids.write_text("\n".join(fake.ids) + "\n")
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(ids), "--output", str(output), "--rate", "0",
+            environment={**environment_for(fake), "WHOP_API_KEY": "sk_wrong_key"},
+        )  # fmt: skip
+        assert fake.stats.requests <= 2 * 16  # what was in flight, not 400 requests
+    assert code == 2, stderr
+    [line] = stderr.splitlines()
+    assert line.startswith("whop-async: stopped: 401 from POST")
+    assert "sk_wrong_key" not in stderr
+    assert len(journal(output)) == 400  # every id accounted for, so --resume sends them
+
+
+async def test_a_base_url_where_nothing_answers_stops_the_run_with_exit_2() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api/v1"
+    ids = [f"adgrp_{number}" for number in range(100)]
+    code, _, stderr = await whop_async_cli(
+        "unpause", *ids, "--rate", "0",
+        environment={"WHOP_API_KEY": "sk_any", "WHOP_BASE_URL": dead},
+    )  # fmt: skip
+    assert code == 2, stderr
+    [line] = stderr.splitlines()
+    assert f"stopped: nothing answers at {dead}" in line

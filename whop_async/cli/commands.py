@@ -11,7 +11,16 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
 
-from .. import AdGroup, AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
+from .. import (
+    AdGroup,
+    AdGroupList,
+    AdGroupStatus,
+    NotFinishedError,
+    Outcome,
+    RateLimit,
+    WhopClient,
+    WhopError,
+)
 from ..testing import FakeWhop
 from .exits import ExitCode, UsageError
 from .ids import IdFile
@@ -80,9 +89,28 @@ async def run_bulk(
         run.summary()
         say(f"stopped: listing the ad groups failed: {described(error)}")
         return ExitCode.FAILED
+    if run.stopped is not None:
+        return stopped_early(run, run.stopped)
     if run.finished:  # a run that sent nothing has no table: its caller says why
         run.summary()
     return run.exit_code()
+
+
+def stopped_early(run: Run, stop: NotFinishedError) -> int:
+    """The library stopped the run: for an error every id would meet (a wrong key, an
+    address where nothing answers), one line and exit 2, after the table only if
+    anything was done; for its deadline or a long outage, the table and a line."""
+    fatal = stop.reason == "fatal"
+    if not fatal or run.done or run.unreadable:
+        run.summary()
+    again = "the same command" + (" with --resume" if run.output is not None else "")
+    if fatal:
+        cause = stop.cause
+        reason = described(cause) if isinstance(cause, WhopError) else str(stop)
+        say(f"stopped: {reason}. Nothing more was sent; fix that, then run {again}.")
+        return ExitCode.USAGE
+    say(f"stopped: {stop}. Run {again} to take up what was left.")
+    return ExitCode.FAILED
 
 
 class Sources:
@@ -139,8 +167,11 @@ def client_from(options: argparse.Namespace) -> WhopClient:
         return WhopClient(
             api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit
         )
-    except ValueError as error:  # the base URL
-        source = "--base-url" if options.base_url else "WHOP_BASE_URL"
+    except ValueError as error:  # the key or the base URL: its message names which
+        if str(error).startswith("api_key"):
+            source = "WHOP_API_KEY"
+        else:
+            source = "--base-url" if options.base_url else "WHOP_BASE_URL"
         raise UsageError(f"{source}: {error}") from None
 
 

@@ -24,7 +24,8 @@ MEANINGS = {
     ),
     ExitCode.USAGE: (
         "bad usage or configuration: no key, a bad flag, an unreadable --file, an unusable"
-        " --output or one in use by another run; one line, nothing sent"
+        " --output or one in use by another run (one line, nothing sent); or a wrong key"
+        " or a base URL where nothing answers, which stop the run at once"
     ),
     ExitCode.OUTPUT_FAILED: (
         "the journal could not be written mid-run (a full disk, an I/O error): stopped"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .. import APIError, Outcome, WhopClient, WhopError
+from .. import APIError, NotFinishedError, Outcome, WhopClient, WhopError
 from .exits import ExitCode
 
 try:
@@ -65,6 +65,7 @@ class Run:
         self.unreadable = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self.failed_examples: list[str] = []
+        self.stopped: NotFinishedError | None = None
         self.skipped = skipped
         self.started = time.monotonic()
         on_a_terminal = not quiet and _StderrConsole is not None and sys.stderr.isatty()
@@ -85,6 +86,8 @@ class Run:
             self._progress.stop()
 
     def record(self, outcome: Outcome) -> None:
+        if isinstance(outcome.error, NotFinishedError) and self.stopped is None:
+            self.stopped = outcome.error  # the library stopped the run: why, once
         if outcome.ok:
             self.done += 1
         elif outcome.accepted:
