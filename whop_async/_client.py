@@ -53,12 +53,15 @@ class WhopClient:
         timeout: seconds one attempt may take, connecting and reading included (30).
         max_retries: retried failures allowed per call (3).
         max_server_wait: a server-directed wait longer than this many seconds is not
-            slept through: the call raises at once (120).
+            slept through: the call raises at once, and other calls wait only for a
+            short probe to find out whether the server meant it (120).
         rate_limit: the proactive budget per operation, shared by every call of this
-            client; defaults to Whop's ``RateLimit(600, per=60.0)``. None sends unpaced
-            until the first 429, then adapts.
-        rate_limit_timeout: how long one call keeps retrying 429s, counted from its
-            first one, before it raises RateLimitError (600 s).
+            client; defaults to Whop's ``RateLimit(600, per=60.0)``. A ceiling: when the
+            server refuses sooner, calls slow to what it accepts. None: the limit is
+            found from the server's refusals.
+        rate_limit_timeout: how long one call may wait for the rate limit in all (its
+            turns, the gate after a 429), counted from its start, before it raises
+            RateLimitError (600 s).
         session: an aiohttp ClientSession to use instead of an owned one; it is never
             closed by the client.
         api_version: sent as ``Api-Version-Date`` when set; the API's original shapes
@@ -67,7 +70,8 @@ class WhopClient:
 
     Raises:
         WhopError: no API key was given and ``WHOP_API_KEY`` is not set.
-        ValueError: an argument is out of range.
+        ValueError: an argument is out of range, or the key holds a space, a control
+            character (CR, LF, NUL...) or a non-ASCII character (it is never echoed).
     """
 
     ad_groups: AdGroups
