@@ -17,7 +17,8 @@ EXPECTED = {
     "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",
     "APIResponseValidationError", "__version__", "RateLimit", "BulkResult", "Outcome",
     "InvalidIdError", "NotFinishedError", "ClientStats", "AdGroupList", "AdGroupPage",
-    "PageInfo", "AdGroupIssue", "DeliveryStatus",
+    "PageInfo", "AdGroupIssue", "DeliveryStatus", "RawResponse", "SentRequest", "CallOptions",
+    "BulkOptions",
 }  # fmt: skip
 
 

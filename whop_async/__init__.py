@@ -33,6 +33,8 @@ from ._models import (
     Outcome,
     PageInfo,
 )
+from ._options import BulkOptions, CallOptions
+from ._response import RawResponse, SentRequest
 from ._version import __version__
 from .resources.ad_groups import AdGroupList
 
@@ -52,7 +54,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetType",
+    "BulkOptions",
     "BulkResult",
+    "CallOptions",
     "ClientStats",
     "ConflictError",
     "DeliveryStatus",
@@ -65,6 +69,8 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimit",
     "RateLimitError",
+    "RawResponse",
+    "SentRequest",
     "UnprocessableEntityError",
     "WhopClient",
     "WhopError",

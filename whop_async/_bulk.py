@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from typing import cast
@@ -18,6 +19,8 @@ CallOne = Callable[[str], Awaitable[AdGroup]]
 # Returns what must be awaited before the worker goes on (an async callback's
 # coroutine, a full queue), or None: most deliveries need no await at all.
 Deliver = Callable[[int, Outcome], Awaitable[object] | None]
+
+logger = logging.getLogger("whop_async")
 
 # Duplicates are recognised among this many of the latest distinct ids: exact for any
 # file a person makes, and a fixed cost however many ids stream through.
@@ -48,6 +51,7 @@ class BulkRun:
         if self.reason is None:
             self.reason, self.cause = reason, cause
             self.stopping.set()
+            logger.warning("bulk run stopped (%s): %s", reason, cause or "its deadline passed")
 
     def past_deadline(self) -> bool:
         """True, and the run stopped, once its deadline has passed."""

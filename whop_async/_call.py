@@ -6,6 +6,7 @@ runs one call on it and returns the answer's JSON data.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ from ._transport import CouldNotConnect, Transport
 
 if TYPE_CHECKING:
     from ._bulk import BulkRun
+
+logger = logging.getLogger("whop_async")
 
 
 @attrs.frozen(kw_only=True)
@@ -56,10 +59,18 @@ class Wiring:
     closed: Callable[[], bool]
 
 
-async def send(
-    wiring: Wiring, request: _sansio.Request, options: RequestOptions
-) -> tuple[_sansio.Response, object]:
-    """Make one logical call; the answer and its JSON data.
+@attrs.frozen
+class CallResult:
+    """What one call came to: the answer, its JSON data, and how it got there."""
+
+    response: _sansio.Response
+    data: object
+    retries_taken: int
+    elapsed: float
+
+
+async def send(wiring: Wiring, request: _sansio.Request, options: RequestOptions) -> CallResult:
+    """Make one logical call; the answer, its JSON data, its retries and duration.
 
     Raises:
         APIError: (a subclass) what the last attempt met, after retries.
@@ -88,7 +99,7 @@ class _Call:
         self._run = options.run
         self._patience = self._patience_of(options.run)
         self._retries = CallRetries(allow_retry=engine.allow_retry, defers=options.run is not None)
-        self._attempted = False
+        self._attempts = 0
         self._last_error: APIError | None = None
         self._refusals: list[RateLimitError] = []
 
@@ -103,13 +114,16 @@ class _Call:
             stop=run.stopping,
         )
 
-    async def run(self) -> tuple[_sansio.Response, object]:
+    async def run(self) -> CallResult:
+        clock = self._engine.clock
+        started = clock.monotonic()
         try:
-            return await call_with_retries(self._attempt, self._retrying)
+            response, data = await call_with_retries(self._attempt, self._retrying)
         except Stopped:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
             raise self._gave_up(too_long) from None
+        return CallResult(response, data, self._attempts - 1, clock.monotonic() - started)
 
     def _retrying(self) -> tenacity.AsyncRetrying:
         return retrying(self._wiring.policy, self._retries, self._max_retries, self._sleep)
@@ -130,7 +144,9 @@ class _Call:
             ticket = limiter.try_turn(self._patience) or await limiter.turn(
                 self._order, self._patience
             )
-            self._attempted = True
+            self._attempts += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                self._log_sending()
             try:
                 response = await self._wiring.transport.send(
                     self._request.method,
@@ -144,6 +160,8 @@ class _Call:
                 raise
             finally:
                 limiter.release(ticket)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log_answer(response)
         try:
             data = _sansio.decode(
                 self._request,
@@ -158,6 +176,19 @@ class _Call:
         engine.answered(ticket, accepted=True)
         await _settled(self._limiter.accepted(ticket))
         return response, data
+
+    def _log_sending(self) -> None:
+        headers = _sansio.redact_headers(self._headers)
+        logger.debug("%s %s %s", self._request.method, self._url, headers)
+
+    def _log_answer(self, response: _sansio.Response) -> None:
+        logger.debug(
+            "%s %s -> %d (request id %s)",
+            self._request.method,
+            self._url,
+            response.status,
+            _sansio.request_id_in(response.headers),
+        )
 
     async def _no_answer(self, ticket: Ticket, error: APIError) -> None:
         self._last_error = error
@@ -201,7 +232,7 @@ class _Call:
     def _not_finished(self) -> NotFinishedError:
         assert self._run is not None
         what = f"{self._request.method} {self._request.path}"
-        return self._run.not_finished(what, attempted=self._attempted)
+        return self._run.not_finished(what, attempted=self._attempts > 0)
 
     def _gave_up(self, too_long: WaitTooLong) -> APIError | NotFinishedError:
         run = self._run

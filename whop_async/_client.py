@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -10,17 +11,21 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
+
+import attrs
 
 from . import _sansio
 from ._bulk import BulkRun
-from ._call import Wiring, send
+from ._call import CallResult, Wiring, send
 from ._clock import Clock
 from ._converter import ShapeError, structure
 from ._exceptions import WhopError
 from ._limits import ClientStats, Engine, RateLimit
+from ._logs import log_to_stderr_if_asked
 from ._options import NO_OPTIONS, RequestOptions
+from ._response import RAW_REQUESTED, RawResponse, SentRequest
 from ._retry import RetryPolicy
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
@@ -106,7 +111,9 @@ class WhopClient:
         )
         clock = _clock or Clock()
         max_server_wait = _checked_non_negative("max_server_wait", max_server_wait)
+        log_to_stderr_if_asked()
         self._closed = False
+        self._root = self  # the client that owns the session and the engine
         self._wiring = Wiring(
             base_url=self.base_url,
             headers=headers,
@@ -126,7 +133,7 @@ class WhopClient:
             ),
             transport=Transport(self.base_url, session),
             redactor=_sansio.Redactor(api_key),
-            closed=lambda: self._closed,
+            closed=lambda: self.closed,
         )
         self.ad_groups = AdGroups(self)
 
@@ -153,27 +160,100 @@ class WhopClient:
 
     @property
     def closed(self) -> bool:
-        """True once ``close()`` has run; a closed client cannot be reopened."""
-        return self._closed
+        """True once ``close()`` has run (on this client, or on the client it was
+        derived from with ``with_options``); a closed client cannot be reopened."""
+        return self._closed or self._root._closed
 
     async def close(self) -> None:
         """Close the owned HTTP session (a borrowed one stays open) and any connection
-        to a shared budget. Safe to call twice."""
+        to a shared budget. A client made by ``with_options`` closes only itself: the
+        session and engine are its parent's. Safe to call twice."""
         self._closed = True
-        await self._wiring.transport.close()
-        await self._wiring.engine.close()
+        if self._root is self:
+            await self._wiring.transport.close()
+            await self._wiring.engine.close()
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        rate_limit_timeout: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> WhopClient:
+        """A client with other defaults for a few calls, on this client's session,
+        rate budget and engine (one budget per key, always).
+
+            slow = client.with_options(timeout=120, max_retries=5)
+            await slow.ad_groups.unpause("adgrp_...")
+
+        It shares this client's HTTP session, its rate limiting (pacing, the gate
+        after a 429, the adapted rate), its outage breaker and its retry budget, so its
+        calls and this client's never compete for the same limit. Closing it closes
+        only it; closing this client closes both.
+
+        Args:
+            timeout: seconds each attempt may take.
+            max_retries: retried failures per call (429s not counted).
+            rate_limit_timeout: how long one call may wait for the rate limit.
+            default_headers: headers added to (or replacing) this client's on every
+                request; ``Authorization`` and ``Idempotency-Key`` cannot be set.
+            None keeps this client's setting.
+
+        Raises:
+            ValueError: an option is out of range.
+            RuntimeError: this client is closed.
+        """
+        self._ensure_open()
+        wiring = self._wiring
+        policy = wiring.policy
+        changed = attrs.evolve(
+            wiring,
+            timeout=wiring.timeout if timeout is None else _checked_timeout(timeout),
+            headers={
+                **wiring.headers,
+                **dict(_sansio.extra_headers(default_headers, where="default_headers")),
+            },
+            policy=attrs.evolve(
+                policy,
+                max_retries=(
+                    policy.max_retries if max_retries is None else _checked_max_retries(max_retries)
+                ),
+                rate_limit_timeout=(
+                    policy.rate_limit_timeout
+                    if rate_limit_timeout is None
+                    else _checked_non_negative("rate_limit_timeout", rate_limit_timeout)
+                ),
+            ),
+        )
+        return WhopClient._derived(self, changed)
+
+    @classmethod
+    def _derived(cls, parent: WhopClient, wiring: Wiring) -> WhopClient:
+        client = cls.__new__(cls)
+        client.base_url = parent.base_url
+        client.timeout = wiring.timeout
+        client._closed = False
+        client._root = parent._root
+        client._wiring = attrs.evolve(wiring, closed=lambda: client.closed)
+        client.ad_groups = AdGroups(client)
+        return client
 
     async def _send(
         self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
     ) -> T:
-        """Send one logical call with retries and structure its answer into ``cast_to``."""
+        """Send one logical call with retries and structure its answer into ``cast_to``
+        (or, within ``with_raw_response``, answer with a RawResponse)."""
         self._ensure_open()
         _check_options(options)
-        if logger.isEnabledFor(logging.DEBUG):
-            headers = _sansio.request_headers(self._wiring.headers, request)
-            url = self.base_url + request.target
-            logger.debug("%s %s %s", request.method, url, _sansio.redact_headers(headers))
-        response, data = await send(self._wiring, request, options)
+        result = await send(self._wiring, request, options)
+        if RAW_REQUESTED.get():
+            return cast(T, self._raw(request, cast_to, result))
+        return self._structured(request, cast_to, result.response, result.data)
+
+    def _structured(
+        self, request: _sansio.Request, cast_to: type[T], response: _sansio.Response, data: object
+    ) -> T:
         try:
             return structure(data, cast_to)
         except ShapeError as problem:
@@ -184,6 +264,26 @@ class WhopClient:
                 str(problem),
                 redactor=self._wiring.redactor,
             ) from None
+
+    def _raw(
+        self, request: _sansio.Request, cast_to: type[T], result: CallResult
+    ) -> RawResponse[T]:
+        response = result.response
+        sent = _sansio.request_headers(self._wiring.headers, request)
+        return RawResponse(
+            status_code=response.status,
+            headers=response.headers,
+            request_id=_sansio.request_id_in(response.headers),
+            http_request=SentRequest(
+                method=request.method,
+                url=self.base_url + request.target,
+                headers=_sansio.redact_headers(sent),
+            ),
+            elapsed=result.elapsed,
+            retries_taken=result.retries_taken,
+            content=response.body,
+            parse=functools.partial(self._structured, request, cast_to, response, result.data),
+        )
 
     @contextlib.contextmanager
     def _bulk_run(self, *, deadline: float | None, max_outage: float) -> Iterator[BulkRun]:
@@ -197,7 +297,7 @@ class WhopClient:
             yield run
 
     def _ensure_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
 
 

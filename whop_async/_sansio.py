@@ -12,7 +12,7 @@ import math
 import os
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -50,6 +50,7 @@ class Request:
     ``operation`` names the rate budget it draws on (Whop limits each operation apart).
     ``query`` holds (name, value) pairs, encoded when sent.
     ``idempotency_key`` is set for POSTs; every attempt of the call sends the same one.
+    ``headers`` are the call's own, beside the client's (see ``extra_headers``).
     """
 
     method: str
@@ -57,6 +58,7 @@ class Request:
     operation: str
     idempotency_key: str | None = None
     query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def query_string(self) -> str:
@@ -148,20 +150,69 @@ def client_headers(
     }
     if api_version is not None:
         headers["Api-Version-Date"] = api_version
-    for name, value in (default_headers or {}).items():
-        if name.lower() == "idempotency-key":
-            # One key for every call would make the API answer 400 to the second call.
-            raise ValueError("Idempotency-Key is set per call, not in default_headers")
-        headers[name] = value
+    headers.update(extra_headers(default_headers, where="default_headers"))
     return headers
 
 
 def request_headers(base: Mapping[str, str], request: Request) -> dict[str, str]:
-    """The headers of one call: the client's plus its Idempotency-Key."""
+    """The headers of one call: the client's, its own, and its Idempotency-Key."""
     headers = dict(base)
+    headers.update(request.headers)
     if request.idempotency_key is not None:
         headers["Idempotency-Key"] = request.idempotency_key
     return headers
+
+
+# The headers the client sets itself: set here they would replace the key, or make two
+# calls share an Idempotency-Key (the API answers the second one 400).
+_OWN_HEADERS = {
+    "authorization": "the client's key goes there: pass api_key=",
+    "idempotency-key": "it is set per call: pass idempotency_key=",
+}
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def extra_headers(headers: Mapping[str, str] | None, *, where: str) -> tuple[tuple[str, str], ...]:
+    """Headers a caller adds (``where`` names the argument), checked before anything is
+    sent: names that are HTTP tokens, values with no CR, LF or NUL, none the client's.
+
+    Raises:
+        ValueError: naming the header (never showing a value).
+    """
+    checked = []
+    for name, value in (headers or {}).items():
+        if not (isinstance(name, str) and _HEADER_NAME.fullmatch(name)):
+            raise ValueError(f"{where}: {name!r} is not a header name")
+        own = _OWN_HEADERS.get(name.lower())
+        if own is not None:
+            raise ValueError(f"{where}: {name} cannot be set here; {own}")
+        if not (isinstance(value, str) and _HEADER_VALUE.fullmatch(value)):
+            raise ValueError(
+                f"{where}: the value of {name} must be a string without control characters"
+                " (CR, LF, NUL...)"
+            )
+        checked.append((name, value))
+    return tuple(checked)
+
+
+def extra_query(
+    query: Mapping[str, str] | None, *, reserved: Collection[str] = ()
+) -> tuple[tuple[str, str], ...]:
+    """Query parameters a caller adds, checked: none of the operation's own
+    (``reserved``), every name and value a string.
+
+    Raises:
+        ValueError: a parameter the operation sets itself, or one that is not a string.
+    """
+    checked = []
+    for name, value in (query or {}).items():
+        if name in reserved:
+            raise ValueError(f"extra_query: {name!r} is set by the operation itself")
+        if not (isinstance(name, str) and isinstance(value, str)):
+            raise ValueError(f"extra_query: {name!r} must map a string to a string")
+        checked.append((name, value))
+    return tuple(checked)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -302,7 +353,7 @@ def _response_error(
     redactor: Redactor,
     **details: Any,
 ) -> _E:
-    request_id = _request_id(response.headers)
+    request_id = request_id_in(response.headers)
     if request_id is not None:
         description = f"{description} (request id {request_id})"
     return error_class(
@@ -423,7 +474,8 @@ def _excerpt(body: bytes) -> str:
     return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
+def request_id_in(headers: Mapping[str, str]) -> str | None:
+    """The server's request id header (``X-Request-Id``, then ``Request-Id``), if any."""
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from .rules import Breaker, Decision, OperationBudget, RetryBudget, SlowStart, T
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+logger = logging.getLogger("whop_async")
 
 
 class Store(Protocol):
@@ -207,10 +210,18 @@ class OperationLimiter:
         """The server refused the request (429) and hinted how long to wait."""
         cap = self._cap
 
-        def refuse(budget: OperationBudget, now: float) -> bool:
-            return budget.refused(ticket.sent_at, ticket.probe, now, hint, cap)
+        def refuse(budget: OperationBudget, now: float) -> tuple[bool, float, float]:
+            news = budget.refused(ticket.sent_at, ticket.probe, now, hint, cap)
+            return news, budget.gate.probe_at - now, budget.estimate.rate(now)
 
-        news = await self._store.update(self.operation, self._reporting(refuse))
+        news, probe_in, rate = await self._store.update(self.operation, self._reporting(refuse))
+        if news:
+            logger.info(
+                "%s refused (429): holding its calls for a probe in %.2f s; pacing at %s",
+                self.operation,
+                probe_in,
+                "no set rate" if math.isinf(rate) else f"{rate:.3g}/s",
+            )
         if self._slow_start is not None:
             if news:
                 self._slow_start.refused()
@@ -362,6 +373,7 @@ class Engine:
         if accepted:
             self.retry_budget.deposit()
         if not self.breaker.passing:
+            logger.warning("the server answers again: calls held through the outage go on")
             self.breaker.answered(self._last_answer)
             self._wake_all()
         self._answer_heard.set()
@@ -370,9 +382,17 @@ class Engine:
         """No answer (``answered`` False), or a 5xx: the server may be down."""
         self._answered += answered
         self.ever_answered |= answered
-        was_passing = self.breaker.passing
-        self.breaker.failed(ticket.breaker_probe, self.clock.monotonic())
-        if ticket.breaker_probe or was_passing != self.breaker.passing:
+        breaker = self.breaker
+        was_passing = breaker.passing
+        breaker.failed(ticket.breaker_probe, self.clock.monotonic())
+        if was_passing and not breaker.passing:
+            logger.warning(
+                "%d failures in a row with no answer of the server's: bulk calls wait,"
+                " probing it at doubling intervals from %.1f s",
+                breaker.failures,
+                breaker.step,
+            )
+        if ticket.breaker_probe or was_passing != breaker.passing:
             self._wake_all()
 
     async def answer_after(self, moment: float, patience: Patience) -> None:

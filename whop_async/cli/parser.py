@@ -29,6 +29,7 @@ environment:
   WHOP_API_KEY   your Whop API key (required); never a flag, so it stays out of shell
                  history and process lists
   WHOP_BASE_URL  the API's base URL (https://api.whop.com/api/v1); --base-url wins
+  WHOP_LOG       debug or info: log what the client does on stderr (the key never)
 
 exit codes:
 {codes}

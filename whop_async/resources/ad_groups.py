@@ -1,18 +1,31 @@
-"""Ad-group operations: retrieve, unpause, pause, list, and their bulk forms."""
+"""Ad-group operations: retrieve, unpause, pause, list, and their bulk forms.
+
+They build requests and read answers into models; the client sends them. Every
+operation takes the per-call options of ``CallOptions`` (bulk ones those of
+``BulkOptions``) as keyword arguments.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Unpack
 
 import attrs
 
-from .._bulk import BulkRun, CallOne, Ids, OnOutcome, iter_outcomes, run_all
+from .._bulk import BulkRun, CallOne, Ids, iter_outcomes, run_all
 from .._models import AdGroup, AdGroupPage, AdGroupStatus, BulkResult, Outcome
-from .._options import RequestOptions
-from .._sansio import Request, check_idempotency_key, new_idempotency_key, path_param
+from .._options import BulkOptions, CallOptions, RequestOptions, checked
+from .._response import answered_raw
+from .._sansio import (
+    Request,
+    check_idempotency_key,
+    extra_headers,
+    extra_query,
+    new_idempotency_key,
+    path_param,
+)
 
 if TYPE_CHECKING:
     from .._client import WhopClient
@@ -22,9 +35,8 @@ if TYPE_CHECKING:
 BULK_MAX_RETRIES = 8
 # A run waits through an outage of minutes before it gives up on what is left.
 BULK_MAX_OUTAGE = 600.0
+BULK_CONCURRENCY = 16
 MAX_PAGE_SIZE = 100
-
-KeyFor = Callable[[str], str]
 
 
 class AdGroups:
@@ -33,15 +45,23 @@ class AdGroups:
     Each operation draws on its own rate budget, as Whop counts them apart.
     """
 
+    with_raw_response: AdGroupsWithRawResponse
+    """The same operations, answering with a RawResponse (status, headers, request
+    id, timing) whose ``parse()`` gives the usual model."""
+
     def __init__(self, client: WhopClient) -> None:
         self._client = client
+        self.with_raw_response = AdGroupsWithRawResponse(self)
 
-    async def retrieve(
-        self, ad_group_id: str, *, timeout: float | None = None, max_retries: int | None = None
-    ) -> AdGroup:
+    async def retrieve(self, ad_group_id: str, **options: Unpack[CallOptions]) -> AdGroup:
         """Read one ad group: ``GET /ad_groups/{ad_group_id}``.
 
         A GET changes nothing, so its retries need no Idempotency-Key.
+
+        Args:
+            ad_group_id: e.g. ``"adgrp_xxxxxxxxxxxx"``.
+            options: ``timeout``, ``max_retries``, ``extra_headers``, ``extra_query``
+                (see CallOptions).
 
         Raises:
             InvalidIdError: ``ad_group_id`` is not a Whop id; nothing was sent.
@@ -50,20 +70,20 @@ class AdGroups:
             APIConnectionError: the network failed on every attempt.
             APIResponseValidationError: the answer is not an ad group.
         """
+        checked(options, CallOptions)
         path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}"
-        return await self._client._send(
-            Request("GET", path, "ad_groups.retrieve"),
-            AdGroup,
-            RequestOptions(timeout=timeout, max_retries=max_retries),
+        extras = _Extras.of(options)
+        request = Request(
+            "GET", path, "ad_groups.retrieve", query=extras.query, headers=extras.headers
         )
+        return await self._client._send(request, AdGroup, RequestOptions.of(options))
 
     async def unpause(
         self,
         ad_group_id: str,
         *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
         idempotency_key: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> AdGroup:
         """Unpause one ad group: ``POST /ad_groups/{ad_group_id}/unpause``.
 
@@ -72,9 +92,10 @@ class AdGroups:
 
         Args:
             ad_group_id: e.g. ``"adgrp_xxxxxxxxxxxx"``.
-            timeout: seconds for each attempt; defaults to the client's.
-            max_retries: retried failures allowed; defaults to the client's.
             idempotency_key: defaults to a fresh random key for this call.
+            options: ``timeout`` (seconds per attempt), ``max_retries``,
+                ``extra_headers``, ``extra_query`` (see CallOptions); the client's
+                defaults otherwise.
 
         Returns:
             The ad group as the API answered it.
@@ -82,46 +103,37 @@ class AdGroups:
         Raises:
             InvalidIdError: ``ad_group_id`` is not a Whop id (also a ValueError);
                 nothing was sent.
-            ValueError: ``idempotency_key`` is malformed; nothing was sent.
+            ValueError: ``idempotency_key`` or an extra header or query parameter is
+                malformed, or one the client sets itself; nothing was sent.
             APIStatusError: a subclass per status, after retries where they apply.
             APIConnectionError: the network failed on every attempt
                 (APITimeoutError when the last attempt timed out).
-            APIResponseValidationError: the answer is not an ad group.
+            APIResponseValidationError: the answer is not an ad group (the server
+                accepted the request).
             RuntimeError: the client is closed.
         """
-        options = RequestOptions(
-            timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
+        checked(options, CallOptions)
+        return await self._set_status(
+            "unpause", ad_group_id, idempotency_key, _Extras.of(options), RequestOptions.of(options)
         )
-        return await self._set_status("unpause", ad_group_id, options)
 
     async def pause(
         self,
         ad_group_id: str,
         *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
         idempotency_key: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> AdGroup:
         """Pause one ad group: ``POST /ad_groups/{ad_group_id}/pause``.
 
         The mirror of ``unpause``: the same arguments, retries and errors.
         """
-        options = RequestOptions(
-            timeout=timeout, max_retries=max_retries, idempotency_key=idempotency_key
+        checked(options, CallOptions)
+        return await self._set_status(
+            "pause", ad_group_id, idempotency_key, _Extras.of(options), RequestOptions.of(options)
         )
-        return await self._set_status("pause", ad_group_id, options)
 
-    async def unpause_many(
-        self,
-        ids: Ids,
-        *,
-        concurrency: int = 16,
-        max_retries: int = BULK_MAX_RETRIES,
-        on_outcome: OnOutcome | None = None,
-        idempotency_key: KeyFor | None = None,
-        deadline: float | None = None,
-        max_outage: float = BULK_MAX_OUTAGE,
-    ) -> BulkResult:
+    async def unpause_many(self, ids: Ids, **options: Unpack[BulkOptions]) -> BulkResult:
         """Unpause every id, ``concurrency`` at a time, through the client's rate limit.
 
         One failing id never stops the others: it ends up in ``failed`` with its typed
@@ -130,131 +142,49 @@ class AdGroups:
         error raised by ``ids``, cancellation) stops the run and propagates; in-flight
         calls are cancelled.
 
-        Args:
-            ids: any iterable or async iterable of ids or AdGroups, read lazily; a
-                ``client.ad_groups.list(...)`` streams straight in.
-            concurrency: how many calls run at once (16).
-            max_retries: retried failures per id (8); 429s are not counted.
-            on_outcome: called (or awaited, if it returns an awaitable) with each
-                Outcome as it arrives; for progress bars and journals.
-            idempotency_key: id -> the Idempotency-Key of its call. A job that may be
-                stopped and started again derives keys from its own identity and the
-                id, so a call that reached Whop before the stop is replayed, not
-                repeated. Defaults to a fresh key per call.
-            deadline: seconds the whole run may take; what is left then ends failed
-                with NotFinishedError (reason ``"deadline"``). None (the default): no
-                bound but the ones below.
-            max_outage: the longest, in seconds, the run waits for a server that
-                answers nothing (an outage pauses the run rather than failing its ids);
-                past it, what is left ends failed with NotFinishedError (reason
-                ``"outage"``). 600 by default.
-
         A run stops at once for an error every further id would meet too: a 401 (the
         key is wrong), or no answer at all from the base URL, not even to the outage
         probe. Requests in flight finish; every other id ends failed with
         NotFinishedError (reason ``"fatal"``, ``cause`` the error), so every id is
         still accounted for. Other errors (403, 404, ...) belong to their id alone.
 
+        Args:
+            ids: any iterable or async iterable of ids or AdGroups, read lazily; a
+                ``client.ad_groups.list(...)`` streams straight in.
+            options: ``concurrency`` (16), ``max_retries`` (8 per id), ``on_outcome``,
+                ``idempotency_key``, ``deadline``, ``max_outage`` (600 s),
+                ``timeout``, ``extra_headers``, ``extra_query`` (see BulkOptions).
+
         Returns:
             ``succeeded`` in input order, ``failed`` by id, ``unreadable`` by id.
 
         Raises:
             TypeError: ``ids`` is a single string (it would be read letter by letter).
-            ValueError: ``concurrency`` is not a positive whole number.
+            ValueError: an option is out of range.
         """
-        return await self._many(
-            "unpause",
-            ids,
-            _Bulk(
-                concurrency=concurrency,
-                max_retries=max_retries,
-                on_outcome=on_outcome,
-                idempotency_key=idempotency_key,
-                deadline=deadline,
-                max_outage=max_outage,
-            ),
-        )
+        checked(options, BulkOptions)
+        return await self._many("unpause", ids, options)
 
-    def iter_unpause(
-        self,
-        ids: Ids,
-        *,
-        concurrency: int = 16,
-        max_retries: int = BULK_MAX_RETRIES,
-        on_outcome: OnOutcome | None = None,
-        idempotency_key: KeyFor | None = None,
-        deadline: float | None = None,
-        max_outage: float = BULK_MAX_OUTAGE,
-    ) -> AsyncIterator[Outcome]:
+    def iter_unpause(self, ids: Ids, **options: Unpack[BulkOptions]) -> AsyncIterator[Outcome]:
         """Unpause every id like ``unpause_many``, yielding each Outcome as it completes.
 
         Memory stays bounded by ``concurrency`` however many ids stream through: ids are
         read only as calls finish, and nothing is kept per id once it is yielded
         (beyond the latest 100,000 ids, remembered to skip duplicates).
         """
-        return self._iter(
-            "unpause",
-            ids,
-            _Bulk(
-                concurrency=concurrency,
-                max_retries=max_retries,
-                on_outcome=on_outcome,
-                idempotency_key=idempotency_key,
-                deadline=deadline,
-                max_outage=max_outage,
-            ),
-        )
+        checked(options, BulkOptions)
+        return self._iter("unpause", ids, options)
 
-    async def pause_many(
-        self,
-        ids: Ids,
-        *,
-        concurrency: int = 16,
-        max_retries: int = BULK_MAX_RETRIES,
-        on_outcome: OnOutcome | None = None,
-        idempotency_key: KeyFor | None = None,
-        deadline: float | None = None,
-        max_outage: float = BULK_MAX_OUTAGE,
-    ) -> BulkResult:
+    async def pause_many(self, ids: Ids, **options: Unpack[BulkOptions]) -> BulkResult:
         """Pause every id: the mirror of ``unpause_many``, under the pause budget."""
-        return await self._many(
-            "pause",
-            ids,
-            _Bulk(
-                concurrency=concurrency,
-                max_retries=max_retries,
-                on_outcome=on_outcome,
-                idempotency_key=idempotency_key,
-                deadline=deadline,
-                max_outage=max_outage,
-            ),
-        )
+        checked(options, BulkOptions)
+        return await self._many("pause", ids, options)
 
-    def iter_pause(
-        self,
-        ids: Ids,
-        *,
-        concurrency: int = 16,
-        max_retries: int = BULK_MAX_RETRIES,
-        on_outcome: OnOutcome | None = None,
-        idempotency_key: KeyFor | None = None,
-        deadline: float | None = None,
-        max_outage: float = BULK_MAX_OUTAGE,
-    ) -> AsyncIterator[Outcome]:
+    def iter_pause(self, ids: Ids, **options: Unpack[BulkOptions]) -> AsyncIterator[Outcome]:
         """Pause every id, yielding each Outcome as it completes: the mirror of
         ``iter_unpause``."""
-        return self._iter(
-            "pause",
-            ids,
-            _Bulk(
-                concurrency=concurrency,
-                max_retries=max_retries,
-                on_outcome=on_outcome,
-                idempotency_key=idempotency_key,
-                deadline=deadline,
-                max_outage=max_outage,
-            ),
-        )
+        checked(options, BulkOptions)
+        return self._iter("pause", ids, options)
 
     def list(
         self,
@@ -262,6 +192,7 @@ class AdGroups:
         ad_campaign_id: str | None = None,
         status: AdGroupStatus | str | None = None,
         page_size: int | None = None,
+        **options: Unpack[CallOptions],
     ) -> AdGroupList:
         """Every ad group that matches, newest first: ``GET /ad_groups``, page by page.
 
@@ -273,11 +204,15 @@ class AdGroups:
             ad_campaign_id: only the groups of this campaign.
             status: only groups in this status (e.g. ``AdGroupStatus.PAUSED``).
             page_size: groups per request, 1 to 100; the API's default otherwise.
+            options: ``timeout``, ``max_retries``, ``extra_headers``, ``extra_query``
+                (see CallOptions), for every page's request.
 
         Raises:
             InvalidIdError: ``ad_campaign_id`` is not a Whop id.
-            ValueError: ``page_size`` is out of range.
+            ValueError: ``page_size`` is out of range, or an extra header or query
+                parameter is malformed.
         """
+        checked(options, CallOptions)
         query: list[tuple[str, str]] = []
         if ad_campaign_id is not None:
             query.append(("ad_campaign_id", path_param("ad_campaign_id", ad_campaign_id)))
@@ -289,61 +224,126 @@ class AdGroups:
             if not (isinstance(page_size, int) and 1 <= page_size <= MAX_PAGE_SIZE):
                 raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
             query.append(("first", str(page_size)))
-        return AdGroupList(self._client, tuple(query))
+        extras = _Extras.of(options, reserved=(*(name for name, _ in query), "after"))
+        return AdGroupList(
+            self._client,
+            Request(
+                "GET",
+                "/ad_groups",
+                "ad_groups.list",
+                query=(*query, *extras.query),
+                headers=extras.headers,
+            ),
+            RequestOptions.of(options),
+        )
 
-    async def _set_status(self, verb: str, ad_group_id: str, options: RequestOptions) -> AdGroup:
+    async def _set_status(
+        self,
+        verb: str,
+        ad_group_id: str,
+        idempotency_key: str | None,
+        extras: _Extras,
+        how: RequestOptions,
+    ) -> AdGroup:
         path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/{verb}"
-        key = options.idempotency_key
-        key = new_idempotency_key() if key is None else check_idempotency_key(key)
-        request = Request("POST", path, f"ad_groups.{verb}", idempotency_key=key)
-        return await self._client._send(request, AdGroup, options)
+        key = new_idempotency_key() if idempotency_key is None else idempotency_key
+        request = Request(
+            "POST",
+            path,
+            f"ad_groups.{verb}",
+            idempotency_key=check_idempotency_key(key),
+            query=extras.query,
+            headers=extras.headers,
+        )
+        return await self._client._send(request, AdGroup, how)
 
-    async def _many(self, verb: str, ids: Ids, bulk: _Bulk) -> BulkResult:
-        with self._client._bulk_run(deadline=bulk.deadline, max_outage=bulk.max_outage) as run:
+    async def _many(self, verb: str, ids: Ids, options: BulkOptions) -> BulkResult:
+        with self._bulk_run(options) as run:
             return await run_all(
-                self._bulk_call(verb, bulk, run),
+                self._bulk_call(verb, options, run),
                 ids,
-                concurrency=bulk.concurrency,
-                on_outcome=bulk.on_outcome,
+                concurrency=options.get("concurrency", BULK_CONCURRENCY),
+                on_outcome=options.get("on_outcome"),
                 run=run,
             )
 
-    async def _iter(self, verb: str, ids: Ids, bulk: _Bulk) -> AsyncIterator[Outcome]:
-        with self._client._bulk_run(deadline=bulk.deadline, max_outage=bulk.max_outage) as run:
+    async def _iter(self, verb: str, ids: Ids, options: BulkOptions) -> AsyncIterator[Outcome]:
+        with self._bulk_run(options) as run:
             outcomes = iter_outcomes(
-                self._bulk_call(verb, bulk, run),
+                self._bulk_call(verb, options, run),
                 ids,
-                concurrency=bulk.concurrency,
-                on_outcome=bulk.on_outcome,
+                concurrency=options.get("concurrency", BULK_CONCURRENCY),
+                on_outcome=options.get("on_outcome"),
                 run=run,
             )
             async with contextlib.aclosing(outcomes):
                 async for outcome in outcomes:
                     yield outcome
 
-    def _bulk_call(self, verb: str, bulk: _Bulk, run: BulkRun) -> CallOne:
-        options = RequestOptions(max_retries=bulk.max_retries, run=run)
-        key_for = bulk.idempotency_key
+    def _bulk_run(self, options: BulkOptions) -> contextlib.AbstractContextManager[BulkRun]:
+        return self._client._bulk_run(
+            deadline=options.get("deadline"),
+            max_outage=options.get("max_outage", BULK_MAX_OUTAGE),
+        )
+
+    def _bulk_call(self, verb: str, options: BulkOptions, run: BulkRun) -> CallOne:
+        extras = _Extras.of(options)  # checked once, before anything is sent
+        how = RequestOptions(
+            timeout=options.get("timeout"),
+            max_retries=options.get("max_retries", BULK_MAX_RETRIES),
+            run=run,
+        )
+        key_for = options.get("idempotency_key")
         if key_for is None:
-            return functools.partial(self._set_status, verb, options=options)
+            return functools.partial(
+                self._set_status, verb, idempotency_key=None, extras=extras, how=how
+            )
 
         def call(ad_group_id: str) -> Awaitable[AdGroup]:
-            keyed = attrs.evolve(options, idempotency_key=key_for(ad_group_id))
-            return self._set_status(verb, ad_group_id, keyed)
+            return self._set_status(verb, ad_group_id, key_for(ad_group_id), extras, how)
 
         return call
 
+    async def _first_page(
+        self,
+        *,
+        ad_campaign_id: str | None = None,
+        status: AdGroupStatus | str | None = None,
+        page_size: int | None = None,
+        **options: Unpack[CallOptions],
+    ) -> AdGroupPage:
+        listing = self.list(
+            ad_campaign_id=ad_campaign_id, status=status, page_size=page_size, **options
+        )
+        return await listing._page(after=None)
 
-@attrs.frozen(kw_only=True)
-class _Bulk:
-    """The settings of one bulk call, as its public method took them."""
 
-    concurrency: int
-    max_retries: int
-    on_outcome: OnOutcome | None
-    idempotency_key: KeyFor | None
-    deadline: float | None
-    max_outage: float
+@attrs.frozen
+class _Extras:
+    """The headers and query parameters a caller adds to an operation's, checked."""
+
+    headers: tuple[tuple[str, str], ...]
+    query: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, options: CallOptions, *, reserved: tuple[str, ...] = ()) -> _Extras:
+        return cls(
+            extra_headers(options.get("extra_headers"), where="extra_headers"),
+            extra_query(options.get("extra_query"), reserved=reserved),
+        )
+
+
+class AdGroupsWithRawResponse:
+    """``client.ad_groups.with_raw_response``: each single-request operation, answering
+    with a RawResponse. ``list`` answers with its first page's (``parse()`` gives an
+    AdGroupPage; its ``page_info.end_cursor`` leads on). Bulk operations make many
+    requests, so they have no raw form: their Outcomes carry each id's result."""
+
+    def __init__(self, ad_groups: AdGroups) -> None:
+        self.retrieve = answered_raw(ad_groups.retrieve)
+        self.unpause = answered_raw(ad_groups.unpause)
+        self.pause = answered_raw(ad_groups.pause)
+        self.list = answered_raw(ad_groups._first_page)
 
 
 class AdGroupList:
@@ -353,9 +353,10 @@ class AdGroupList:
     iteration starts again from the first page.
     """
 
-    def __init__(self, client: WhopClient, query: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, client: WhopClient, request: Request, how: RequestOptions) -> None:
         self._client = client
-        self._query = query
+        self._request = request
+        self._how = how
 
     def __aiter__(self) -> AsyncIterator[AdGroup]:
         return self._groups()
@@ -370,11 +371,14 @@ class AdGroupList:
         ``has_next_page``; the next request goes out only when it is asked for."""
         after: str | None = None
         while True:
-            query = self._query if after is None else (*self._query, ("after", after))
-            page = await self._client._send(
-                Request("GET", "/ad_groups", "ad_groups.list", query=query), AdGroupPage
-            )
+            page = await self._page(after=after)
             yield page
             after = page.page_info.end_cursor
             if not page.page_info.has_next_page or after is None:
                 return
+
+    async def _page(self, *, after: str | None) -> AdGroupPage:
+        request = self._request
+        if after is not None:
+            request = attrs.evolve(request, query=(*request.query, ("after", after)))
+        return await self._client._send(request, AdGroupPage, self._how)
