@@ -161,7 +161,7 @@ async def test_nothing_longer_than_max_server_wait_is_written(
             with pytest.raises(whop_async.RateLimitError) as caught:
                 await whop.ad_groups.unpause(fake.ids[1])  # "come back tomorrow"
         assert caught.value.retry_after is not None
-        assert caught.value.retry_after > 80_000
+        assert caught.value.retry_after > 30.0  # far past max_server_wait
     state = budget_in(await redis_client.get("whop_async:{long}:ad_groups.unpause"))
     now = await redis_now(redis_client)
     assert not state["gate"]["passing"]

@@ -51,7 +51,7 @@ class BulkRun:
         if self.reason is None:
             self.reason, self.cause = reason, cause
             self.stopping.set()
-            logger.warning("bulk run stopped (%s): %s", reason, cause or "its deadline passed")
+            logger.info("bulk run stopped (%s): %s", reason, cause or "its deadline passed")
 
     def past_deadline(self) -> bool:
         """True, and the run stopped, once its deadline has passed."""

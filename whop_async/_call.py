@@ -81,30 +81,69 @@ async def send(wiring: Wiring, request: _sansio.Request, options: RequestOptions
 
 
 class _Call:
-    """The state of one call across its attempts."""
+    """The state of one call across its attempts. What only a wait or a retry needs
+    (its patience, its retry account) is made when first needed: most calls succeed
+    at once."""
+
+    __slots__ = (
+        "_attempts",
+        "_engine",
+        "_headers",
+        "_last_error",
+        "_limiter",
+        "_options",
+        "_order",
+        "_patience_made",
+        "_refusals",
+        "_request",
+        "_retries_made",
+        "_started",
+        "_url",
+        "_wiring",
+    )
 
     def __init__(self, wiring: Wiring, request: _sansio.Request, options: RequestOptions) -> None:
         self._wiring = wiring
         self._request = request
+        self._options = options
         self._url = wiring.base_url + request.target
         self._headers = _sansio.request_headers(wiring.headers, request)
-        self._timeout = wiring.timeout if options.timeout is None else options.timeout
-        self._max_retries = (
-            wiring.policy.max_retries if options.max_retries is None else options.max_retries
-        )
-        engine = wiring.engine
-        self._engine = engine
+        engine = self._engine = wiring.engine
         self._limiter = engine.limiter(request.operation)
-        self._order = engine.next_order()
-        self._run = options.run
-        self._patience = self._patience_of(options.run)
-        self._retries = CallRetries(allow_retry=engine.allow_retry, defers=options.run is not None)
+        self._started = engine.clock.monotonic()
+        # The call's place in the queues, kept by every attempt: a retried call goes
+        # ahead of calls that came after it.
+        self._order = next(engine.arrivals)
         self._attempts = 0
         self._last_error: APIError | None = None
         self._refusals: list[RateLimitError] = []
+        self._patience_made: Patience | None = None
+        self._retries_made: CallRetries | None = None
+
+    @property
+    def _run(self) -> BulkRun | None:
+        return self._options.run
+
+    @property
+    def _patience(self) -> Patience:
+        patience = self._patience_made
+        if patience is None:
+            patience = self._patience_made = self._patience_of(self._options.run)
+        return patience
+
+    @property
+    def _retries(self) -> CallRetries:
+        retries = self._retries_made
+        if retries is None:
+            engine = self._engine
+            defers = self._options.run is not None
+            retries = self._retries_made = CallRetries(
+                allow_retry=engine.allow_retry, defers=defers
+            )
+        return retries
 
     def _patience_of(self, run: BulkRun | None) -> Patience:
-        own_deadline = self._engine.clock.monotonic() + self._wiring.policy.rate_limit_timeout
+        own_deadline = self._started + self._wiring.policy.rate_limit_timeout
         if run is None:
             return Patience(deadline=own_deadline)
         return Patience(
@@ -115,18 +154,19 @@ class _Call:
         )
 
     async def run(self) -> CallResult:
-        clock = self._engine.clock
-        started = clock.monotonic()
         try:
             response, data = await call_with_retries(self._attempt, self._retrying)
         except Stopped:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
             raise self._gave_up(too_long) from None
-        return CallResult(response, data, self._attempts - 1, clock.monotonic() - started)
+        elapsed = self._engine.clock.monotonic() - self._started
+        return CallResult(response, data, self._attempts - 1, elapsed)
 
     def _retrying(self) -> tenacity.AsyncRetrying:
-        return retrying(self._wiring.policy, self._retries, self._max_retries, self._sleep)
+        options, policy = self._options, self._wiring.policy
+        max_retries = policy.max_retries if options.max_retries is None else options.max_retries
+        return retrying(policy, self._retries, max_retries, self._sleep)
 
     async def _sleep(self, seconds: float) -> None:
         stop = self._run.stopping if self._run is not None else None
@@ -135,13 +175,17 @@ class _Call:
     async def _attempt(self) -> tuple[_sansio.Response, object]:
         if self._wiring.closed():
             raise RuntimeError("this WhopClient was closed; the call was not sent again")
-        engine, limiter = self._engine, self._limiter
-        if self._retries.deferred_at is not None:
-            await engine.answer_after(self._retries.deferred_at, self._patience)
-            self._retries.deferred_at = None
+        engine, limiter, request = self._engine, self._limiter, self._request
+        retries = self._retries_made
+        if retries is not None and retries.deferred_at is not None:
+            await engine.answer_after(retries.deferred_at, self._patience)
+            retries.deferred_at = None
         # The permit comes first: waiting for it must not eat into the timeout.
-        async with engine.permits:
-            ticket = limiter.try_turn(self._patience) or await limiter.turn(
+        permits = engine.permits
+        if not permits.take_now():
+            await permits.take()
+        try:
+            ticket = limiter.try_turn(self._options.run is not None) or await limiter.turn(
                 self._order, self._patience
             )
             self._attempts += 1
@@ -149,22 +193,26 @@ class _Call:
                 self._log_sending()
             try:
                 response = await self._wiring.transport.send(
-                    self._request.method,
-                    self._request.path,
+                    request.method,
+                    request.path,
                     self._headers,
-                    self._timeout,
-                    self._request.query_string,
+                    self._wiring.timeout
+                    if self._options.timeout is None
+                    else self._options.timeout,
+                    request.query_string,
                 )
             except APIError as error:
                 await self._no_answer(ticket, error)
                 raise
             finally:
                 limiter.release(ticket)
+        finally:
+            permits.give_back()
         if logger.isEnabledFor(logging.DEBUG):
             self._log_answer(response)
         try:
             data = _sansio.decode(
-                self._request,
+                request,
                 self._url,
                 response,
                 now=engine.clock.time(),
@@ -174,7 +222,7 @@ class _Call:
             await self._error_answer(ticket, error)
             raise
         engine.answered(ticket, accepted=True)
-        await _settled(self._limiter.accepted(ticket))
+        await _settled(limiter.accepted(ticket))
         return response, data
 
     def _log_sending(self) -> None:

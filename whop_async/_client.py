@@ -255,7 +255,7 @@ class WhopClient:
         self, request: _sansio.Request, cast_to: type[T], response: _sansio.Response, data: object
     ) -> T:
         try:
-            return structure(data, cast_to)
+            return structure(data, cast_to, source=response.body)
         except ShapeError as problem:
             raise _sansio.validation_error(
                 request,

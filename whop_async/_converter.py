@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime
 import enum
+import functools
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -131,6 +132,7 @@ def _is_homogeneous_tuple(annotation: Any) -> bool:
     return typing.get_origin(annotation) is tuple and len(arguments) == 2 and arguments[1] is ...
 
 
+@functools.cache
 def _keeps_raw(cls: Any) -> bool:
     return isinstance(cls, type) and attrs.has(cls) and "_raw" in attrs.fields_dict(cls)
 
@@ -197,8 +199,9 @@ _converter = _make_converter()
 _hooks: dict[type, StructureHook] = {}
 
 
-def structure(data: object, cls: type[T]) -> T:
-    """Structure JSON data into ``cls``.
+def structure(data: object, cls: type[T], *, source: bytes | None = None) -> T:
+    """Structure JSON data into ``cls``; ``source``, the bytes it was decoded from, is
+    what the model keeps of it, if given.
 
     Raises:
         ShapeError: listing every problem as ``<what> @ $.<path>``.
@@ -209,9 +212,12 @@ def structure(data: object, cls: type[T]) -> T:
     if hook is None:
         hook = _hooks[cls] = _converter.get_structure_hook(cls)
     try:
-        return cast(T, hook(data, cls))
+        model = cast(T, hook(data, cls))
     except cattrs.BaseValidationError as exc:
         raise ShapeError("; ".join(cattrs.transform_error(exc, path="$"))) from None
+    if source is not None and _keeps_raw(cast(Hashable, cls)):
+        object.__setattr__(model, "_raw", source)
+    return model
 
 
 def unstructure(model: object) -> Any:

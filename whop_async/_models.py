@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 from typing import Any
 
 import attrs
 
+from . import _json
 from ._converter import unstructure
 from ._exceptions import APIResponseValidationError, WhopError
 
@@ -78,19 +78,31 @@ class _Model:
     answer behind it, and ``to_dict()`` returns its own fields instead.
     """
 
-    # Set once, right after structuring; left out of eq, hash and repr, so two groups
-    # that agree on every field are equal whatever else the server sent.
-    _raw: Any = attrs.field(default=None, init=False, eq=False, repr=False)
+    # Set once, right after structuring: the answer's bytes for a whole answer (bytes
+    # are no burden to the garbage collector, which a retained dict tree would be in a
+    # bulk run of thousands), its JSON object for a model read from inside one. Left
+    # out of eq, hash and repr: two groups that agree on every field are equal whatever
+    # else the server sent.
+    _raw: bytes | dict[str, Any] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as plain JSON values (a fresh copy: changing it changes nothing)."""
-        copy: dict[str, Any] = json.loads(self.to_json())
+        raw = self._raw
+        if isinstance(raw, bytes):
+            parsed: dict[str, Any] = _json.loads(raw)
+            return parsed
+        copy: dict[str, Any] = _json.copied(raw if raw is not None else unstructure(self))
         return copy
 
     def to_json(self) -> str:
         """The answer as one line of JSON."""
-        data = self._raw if self._raw is not None else unstructure(self)
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        raw = self._raw
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8")
+            return text if "\n" not in text else _json.dumps(_json.loads(raw))
+        return _json.dumps(raw if raw is not None else unstructure(self))
 
 
 @attrs.frozen(kw_only=True)
@@ -218,7 +230,7 @@ class Outcome:
 
     def to_json(self) -> str:
         """``to_dict()`` as one line of JSON."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return _json.dumps(self.to_dict())
 
 
 @attrs.frozen(kw_only=True)

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 import attrs
 from multidict import CIMultiDict
 
+from . import _json
 from ._exceptions import (
     APIResponseValidationError,
     APIStatusError,
@@ -283,12 +284,11 @@ def decode(
     """
     if 200 <= response.status < 300:
         try:
-            # JSON is UTF-8 (RFC 8259); decoding first skips json's encoding sniffing.
-            return json.loads(response.body.decode("utf-8"))
+            return _json.loads(response.body)
+        except _json.TooDeep:
+            problem = "the body is JSON nested deeper than the parser allows"
         except ValueError:
             problem = f"the body is not JSON: {_excerpt(response.body)}"
-        except RecursionError:
-            problem = "the body is JSON nested deeper than the parser allows"
         raise validation_error(request, url, response, problem, redactor=redactor)
     raise status_error(request, url, response, now=now, redactor=redactor)
 
@@ -445,8 +445,8 @@ def _finite_number(value: str | None) -> float | None:
 
 def _body_for_error(body: bytes) -> object:
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return _json.loads(body)
+    except ValueError:
         return body.decode("utf-8", errors="replace")
 
 

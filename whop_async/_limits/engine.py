@@ -12,6 +12,7 @@ they decide, in order of arrival.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import logging
@@ -130,7 +131,7 @@ class OperationLimiter:
         self.changed = asyncio.Event()
         self._unreported = 0
 
-    def try_turn(self, patience: Patience) -> Ticket | None:
+    def try_turn(self, waits_out_outages: bool) -> Ticket | None:
         """A turn at once when nothing stands in the way, else None (nothing taken)."""
         local = self._local
         if (
@@ -138,7 +139,7 @@ class OperationLimiter:
             or self._busy
             or self._waiters
             or not self._window_has_room()
-            or (patience.outages and not self._engine.breaker.passing)
+            or (waits_out_outages and not self._engine.breaker.passing)
         ):
             return None
         decision = local.take(self._clock.monotonic())
@@ -147,7 +148,8 @@ class OperationLimiter:
         return self._ticket(decision, breaker_probe=False)
 
     async def turn(self, order: int, patience: Patience) -> Ticket:
-        """Wait for this request's turn; ``order`` places it in the queue.
+        """Wait for this request's turn; ``order`` (its call's arrival) places it in the
+        queue.
 
         Raises:
             WaitTooLong: the turn would come after one of the call's bounds.
@@ -300,6 +302,44 @@ class OperationLimiter:
         self._busy = False
 
 
+class Permits:
+    """At most ``count`` requests in flight, in order of asking. Taking one when one is
+    free needs no await: most requests never wait here."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take_now(self) -> bool:
+        """True, and a permit taken, when one is free and nobody waits for one."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a permit, after those who asked before."""
+        if self.take_now():
+            return
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(handed)
+        try:
+            await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.give_back()  # handed the permit just as it was cancelled
+            raise
+
+    def give_back(self) -> None:
+        """A permit is free again: to the first waiter, if any."""
+        while self._waiters:
+            handed = self._waiters.popleft()
+            if not handed.done():
+                handed.set_result(None)
+                return
+        self._free += 1
+
+
 class Engine:
     """Permits, one limiter per operation, the breaker and the retry budget of a client.
 
@@ -327,12 +367,12 @@ class Engine:
             self._store = RedisStore(limit, limit.key or budget_key, clock)
         else:
             self._store = self._local = LocalStore(limit, clock.monotonic)
-        self.permits = asyncio.Semaphore(max_in_flight)
+        self.permits = Permits(max_in_flight)
         self.breaker = Breaker()
         self.retry_budget = RetryBudget()
         self.ever_answered = False
         self._limiters: dict[str, OperationLimiter] = {}
-        self._orders = itertools.count()
+        self.arrivals = itertools.count()  # the order calls arrive in, for the queues
         self._answered = 0
         self._rate_limited = 0
         self._last_answer = -math.inf
@@ -359,10 +399,6 @@ class Engine:
                 max_server_wait=self._max_server_wait,
             )
         return limiter
-
-    def next_order(self) -> int:
-        """A call's place in the queues, kept by all of its attempts."""
-        return next(self._orders)
 
     def answered(self, ticket: Ticket, *, accepted: bool, rate_limited: bool = False) -> None:
         """The server answered (any status but 5xx): it is up."""

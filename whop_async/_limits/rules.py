@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
+from typing import NamedTuple
 
 import attrs
 
@@ -82,12 +83,12 @@ class Turn(enum.Enum):
     WAIT = "wait"
 
 
-@attrs.frozen
-class Decision:
+class Decision(NamedTuple):
     """A turn taken (``SEND`` or ``PROBE``, ``at`` a moment in the budget's time), or
     how long to ``wait`` before asking again (``gated``: at a closed gate, where an
     answer to the probe may end the wait early; ``firm`` False: the wait is only an
-    upper bound, as for a probe in flight, which may be answered any moment)."""
+    upper bound, as for a probe in flight, which may be answered any moment). A tuple:
+    one is made per request."""
 
     turn: Turn
     wait: float = 0.0
