@@ -121,7 +121,7 @@ async def test_the_budget_key_is_a_hash_never_the_api_key(
 async def test_a_429_pauses_and_slows_every_client_of_the_budget(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
-    async with FakeWhop(groups=3, rate_limit=1, per=60.0, retry_after=True) as fake:
+    async with FakeWhop(groups=3, rate_limit=1, per=60.0, hint="retry-after-ms") as fake:
         limit = shared(redis_server, 100, key="b")
         async with (
             WhopClient(
@@ -172,7 +172,12 @@ async def test_four_processes_share_one_budget_with_almost_no_429s(
 ) -> None:
     workers, each = 4, 40
     async with FakeWhop(
-        groups=workers * each, rate_limit=100, per=1.0, limiter="bucket", burst=10, retry_after=True
+        groups=workers * each,
+        rate_limit=100,
+        per=1.0,
+        limiter="bucket",
+        burst=10,
+        hint="retry-after-ms",
     ) as fake:
         processes = [
             await start_worker(fake, redis_server.url, 1 + n * each, each, 100)

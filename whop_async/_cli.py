@@ -21,7 +21,7 @@ from typing import IO, Any, NoReturn
 from . import AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
 from ._bulk import Ids
 from ._version import __version__
-from .testing import SHAPES, FakeWhop
+from .testing import LIMITERS, SHAPES, FakeWhop
 
 try:
     from rich.console import Console
@@ -468,7 +468,7 @@ async def fake_server_command(options: argparse.Namespace) -> int:
         per=options.per,
         limiter=options.limiter,
         burst=options.burst,
-        retry_after=options.retry_after,
+        hint="retry-after" if options.retry_after else "message",
         fault_rate=options.fault_rate,
         drop_rate=options.drop_rate,
         latency=options.latency,
@@ -611,12 +611,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fake.add_argument(
         "--limiter",
-        choices=["window", "bucket"],
+        choices=LIMITERS,
         default="window",
-        help="fixed windows like Whop (default) or a token bucket",
+        help="fixed windows like Whop (default), a token bucket or a sliding log",
     )
     fake.add_argument("--burst", type=_positive, default=10, help="the bucket's size (10)")
-    fake.add_argument("--retry-after", action="store_true", help="send Retry-After on 429s")
+    fake.add_argument(
+        "--retry-after", action="store_true", help="send Retry-After (whole seconds) on 429s"
+    )
     fake.add_argument("--fault-rate", type=_share, default=0.0, help="share answered 500/502/503")
     fake.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
     fake.add_argument("--latency", type=_seconds, default=0.0, help="seconds added to each answer")
