@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
+import inspect
 import re
 from typing import Any
 
@@ -382,3 +385,92 @@ async def test_the_fixture_points_a_default_client_at_the_fake(fake_whop: FakeWh
 def test_out_of_range_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"must be|needs a"):
         FakeWhop(**options)
+
+
+def parse(*flags: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    FakeWhop.add_arguments(parser)
+    return parser.parse_args(flags)
+
+
+FLAGS = {
+    ("--limiter", "sliding"): {"limiter": "sliding"},
+    ("--hint", "retry-after-ms"): {"hint": "retry-after-ms"},
+    ("--retry-after",): {"hint": "retry-after"},
+    ("--rate", "10", "--per", "1"): {"rate_limit": 10, "per": 1.0},
+    ("--rate", "0"): {"rate_limit": None},
+    ("--neighbour-rate", "4", "--neighbour-from", "1", "--neighbour-for", "2.5"):
+        {"neighbour_rate": 4.0, "neighbour_from": 1.0, "neighbour_for": 2.5},
+    ("--limit-drop", "2,3,2"): {"limit_drop": (2.0, 3.0, 2.0)},
+    ("--outage", "1,6"): {"outage": (1.0, 6.0)},
+    ("--fail-first", "2", "--fail-first-ids", "adgrp_a,adgrp_b"):
+        {"fail_first": 2, "fail_first_ids": {"adgrp_a", "adgrp_b"}},
+    ("--host", "127.0.0.2", "--status", "active", "--campaigns", "3"):
+        {"host": "127.0.0.2", "status": "active", "campaigns": 3},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("flags", FLAGS)
+def test_each_fake_server_flag_reaches_fakewhop(
+    flags: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    received: dict[str, Any] = {}
+    build = FakeWhop.__init__
+
+    @functools.wraps(build)
+    def spy(self: FakeWhop, **options: Any) -> None:
+        received.update(options)
+        build(self, **options)
+
+    monkeypatch.setattr(FakeWhop, "__init__", spy)
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(FakeWhop).parameters.items()
+        if name != "clock"
+    }
+    FakeWhop.from_arguments(parse())
+    assert received == {**defaults, "groups": 100, "port": 8080}  # fake-server's own
+    FakeWhop.from_arguments(parse(*flags))
+    assert received == {**defaults, "groups": 100, "port": 8080, **FLAGS[flags]}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rate", "10", "--per", "1", "--neighbour-rate", "10"],
+         "--neighbour-rate must be 0 to 9 requests a second under this limit, got 10.0"),
+        (["--rate", "0", "--neighbour-rate", "1"], "--neighbour-rate needs a rate limit"),
+        (["--neighbour-rate", "1", "--neighbour-for", "0"], "--neighbour-for must be more than 0"),
+        (["--limit-drop", "1,2,0.5"], "--limit-drop needs a factor of 1 or more, got 0.5"),
+        (["--outage", "1,0"], "--outage must be at 0 or more seconds, for more than 0"),
+        (["--fail-first", "-1"], "--fail-first must be 0 or more, got -1"),
+        (["--per", "0"], "--per must be more than 0 seconds"),
+        (["--rate", "-5"], "--rate must be at least 1, got -5"),
+        (["--fault-rate", "0.6", "--drop-rate", "0.6"], "--drop-rate must be a share, 0 to 0.4"),
+        (["--groups", "-1"], "--groups must be 0 or more"),
+        (["--port", "70000"], "--port must be 0 to 65535"),
+        (["--latency", "nan"], "--latency must be 0 or more seconds"),
+    ],
+)  # fmt: skip
+def test_bad_flag_values_are_refused_in_a_line_naming_the_flag(
+    flags: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}[^\n]*$"):
+        FakeWhop.from_arguments(parse(*flags))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--outage", "5"], "argument --outage: expected AT,FOR, got '5'"),
+        (["--limit-drop", "1,x,2"], "argument --limit-drop: expected AT,FOR,FACTOR"),
+        (["--hint", "header"], "argument --hint: invalid choice: 'header'"),
+        (["--limiter", "leaky"], "argument --limiter: invalid choice: 'leaky'"),
+    ],
+)
+def test_malformed_flags_are_refused_by_the_parser(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse(*flags)
+    assert message in capsys.readouterr().err

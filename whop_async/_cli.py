@@ -9,7 +9,6 @@ import contextlib
 import csv
 import hashlib
 import json
-import math
 import os
 import secrets
 import sys
@@ -21,7 +20,7 @@ from typing import IO, Any, NoReturn
 from . import AdGroupList, AdGroupStatus, Outcome, RateLimit, WhopClient, WhopError
 from ._bulk import Ids
 from ._version import __version__
-from .testing import LIMITERS, SHAPES, FakeWhop
+from .testing import FakeWhop
 
 try:
     from rich.console import Console
@@ -460,22 +459,7 @@ async def demo_command(options: argparse.Namespace) -> int:
 
 
 async def fake_server_command(options: argparse.Namespace) -> int:
-    fake = FakeWhop(
-        groups=options.groups,
-        shape=options.shape,
-        api_key=options.api_key,
-        rate_limit=options.rate or None,
-        per=options.per,
-        limiter=options.limiter,
-        burst=options.burst,
-        hint="retry-after" if options.retry_after else "message",
-        fault_rate=options.fault_rate,
-        drop_rate=options.drop_rate,
-        latency=options.latency,
-        seed=options.seed,
-        accept_any_id=options.accept_any_id,
-        port=options.port,
-    )
+    fake = FakeWhop.from_arguments(options)
     async with fake:
         print(f"WHOP_BASE_URL={fake.base_url}", flush=True)
         print(f"WHOP_API_KEY={fake.api_key}", flush=True)
@@ -503,20 +487,6 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text}")
-    return value
-
-
-def _window_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
 
 
@@ -589,45 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=demo_command)
 
     fake = commands.add_parser("fake-server", help="run the stand-in Whop API until Ctrl-C")
-    fake.add_argument(
-        "--port", type=_non_negative, default=8080, help="port (8080; 0: any free one)"
-    )
-    fake.add_argument("--groups", type=_non_negative, default=100, help="paused ad groups (100)")
-    fake.add_argument(
-        "--shape",
-        choices=SHAPES,
-        default="docs-2026-11",
-        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)",
-    )
-    fake.add_argument("--api-key", default="sk_test_fake_whop", help="the key it accepts")
-    fake.add_argument(
-        "--rate",
-        type=_non_negative,
-        default=600,
-        help="requests per --per seconds per operation (600; 0: no limit)",
-    )
-    fake.add_argument(
-        "--per", type=_window_seconds, default=60.0, help="the rate's window in seconds (60)"
-    )
-    fake.add_argument(
-        "--limiter",
-        choices=LIMITERS,
-        default="window",
-        help="fixed windows like Whop (default), a token bucket or a sliding log",
-    )
-    fake.add_argument("--burst", type=_positive, default=10, help="the bucket's size (10)")
-    fake.add_argument(
-        "--retry-after", action="store_true", help="send Retry-After (whole seconds) on 429s"
-    )
-    fake.add_argument("--fault-rate", type=_share, default=0.0, help="share answered 500/502/503")
-    fake.add_argument("--drop-rate", type=_share, default=0.0, help="share of dropped connections")
-    fake.add_argument("--latency", type=_seconds, default=0.0, help="seconds added to each answer")
-    fake.add_argument("--seed", type=int, default=0, help="seeds the faults")
-    fake.add_argument(
-        "--accept-any-id",
-        action="store_true",
-        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise",
-    )
+    FakeWhop.add_arguments(fake)
     fake.set_defaults(run=fake_server_command)
     return parser
 

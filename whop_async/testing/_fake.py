@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import collections
+import inspect
 import itertools
 import json
 import math
@@ -112,7 +114,8 @@ class FakeWhop:
     ``reset()``, on ``clock``.
 
     Use it as ``async with FakeWhop(groups=100) as fake:``, then point a client at
-    ``fake.base_url`` with ``fake.api_key``.
+    ``fake.base_url`` with ``fake.api_key``. ``whop-async fake-server`` takes each
+    option as a flag (see ``add_arguments``).
 
     Args:
         groups: how many ad groups to create (ids ``adgrp_000000000001`` ...).
@@ -227,6 +230,32 @@ class FakeWhop:
         for number in range(1, groups + 1):
             campaign = (number - 1) % campaigns + 1
             self.add_group(f"adgrp_{number:0{_ID_WIDTH}d}", status=status, campaign=campaign)
+
+    # --- the fake-server command ---------------------------------------------------
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add a flag for each option to ``parser``, with ``whop-async fake-server``'s
+        defaults (port 8080, 100 groups): ``--rate`` for ``rate_limit`` (0: no
+        limit), ``--limit-drop AT,FOR,FACTOR`` and ``--outage AT,FOR`` for the pairs and
+        triples, ``--fail-first-ids ID,ID`` for the set, and the option's name with
+        dashes for the rest. ``--retry-after`` is kept as ``--hint retry-after``."""
+        _add_serving_arguments(parser)
+        _add_limit_arguments(parser)
+        _add_failure_arguments(parser)
+
+    @classmethod
+    def from_arguments(cls, options: argparse.Namespace) -> FakeWhop:
+        """A FakeWhop with the options parsed from ``add_arguments``'s flags.
+
+        Raises:
+            ValueError: a value is out of range; the message names its flag.
+        """
+        names = [name for name in inspect.signature(cls).parameters if name != "clock"]
+        try:
+            return cls(**{name: getattr(options, name) for name in names})
+        except _OptionError as error:
+            raise ValueError(f"{_flag(error.option)} {error.requirement}") from None
 
     # --- state -----------------------------------------------------------------------
 
@@ -533,6 +562,118 @@ def _check_failures(fail_first: int, fault_rate: float, drop_rate: float, latenc
         f"must be a share, 0 to {1 - fault_rate:g} (1 less the fault rate), got {drop_rate}",
     )
     _require(_is_seconds(latency), "latency", f"must be 0 or more seconds, got {latency}")
+
+
+# --- flags ---------------------------------------------------------------------------
+
+
+def _flag(option: str) -> str:
+    return "--rate" if option == "rate_limit" else "--" + option.replace("_", "-")
+
+
+def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--port", type=int, default=8080, help="port (8080; 0: any free one)")
+    add("--host", default="127.0.0.1", help="the address to listen on (127.0.0.1)")
+    add("--groups", type=int, default=100, help="paused ad groups (100)")
+    add("--status", default="paused", help="their starting status (paused)")
+    add("--campaigns", type=int, default=1, help="campaigns sharing them, round robin (1)")
+    add(
+        "--shape",
+        choices=SHAPES,
+        default="docs-2026-11",
+        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)",
+    )
+    add("--api-key", default=DEFAULT_API_KEY, help="the key it accepts")
+    add(
+        "--accept-any-id",
+        action="store_true",
+        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise",
+    )
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        _flag("rate_limit"),
+        dest="rate_limit",
+        metavar="N",
+        type=_limit_or_none,
+        default=600,
+        help="requests per --per seconds per operation (600; 0: no limit)",
+    )
+    add("--per", type=float, default=60.0, help="the rate's window in seconds (60)")
+    add(
+        "--limiter",
+        choices=LIMITERS,
+        default="window",
+        help="fixed windows like Whop (default), a token bucket or a sliding log",
+    )
+    add("--burst", type=int, default=10, help="the bucket's size (10)")
+    add("--hint", choices=HINTS, default="message", help="where a 429 says how long to wait")
+    add(
+        "--retry-after",
+        dest="hint",
+        action="store_const",
+        const="retry-after",
+        help="the same as --hint retry-after",
+    )
+    add(
+        "--neighbour-rate",
+        type=float,
+        default=0.0,
+        help="requests a second another program takes from each budget (0)",
+    )
+    add("--neighbour-from", type=float, default=0.0, help="when it starts, in seconds (0)")
+    add("--neighbour-for", type=float, help="how long it stays, in seconds (to the end)")
+    add(
+        "--limit-drop",
+        type=_numbers("AT", "FOR", "FACTOR"),
+        metavar="AT,FOR,FACTOR",
+        help="from AT seconds, for FOR seconds, the limit is FACTOR times lower",
+    )
+
+
+def _add_failure_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--outage",
+        type=_numbers("AT", "FOR"),
+        metavar="AT,FOR",
+        help="from AT seconds, for FOR seconds, answer 503 with an HTML page",
+    )
+    add(
+        "--fail-first",
+        type=int,
+        default=0,
+        help="each id's first N unpause or pause requests are answered 503 (0)",
+    )
+    add("--fail-first-ids", type=_ids, metavar="ID,ID", help="only these ids fail first (every id)")
+    add("--fault-rate", type=float, default=0.0, help="share answered 500/502/503")
+    add("--drop-rate", type=float, default=0.0, help="share of dropped connections")
+    add("--latency", type=float, default=0.0, help="seconds added to each answer")
+    add("--seed", type=int, default=0, help="seeds the faults")
+
+
+def _limit_or_none(text: str) -> int | None:
+    return int(text) or None
+
+
+def _numbers(*names: str) -> Callable[[str], tuple[float, ...]]:
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            numbers = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            numbers = ()
+        if len(numbers) != len(names):
+            raise argparse.ArgumentTypeError(f"expected {','.join(names)}, got {text!r}")
+        return numbers
+
+    return parse
+
+
+def _ids(text: str) -> frozenset[str]:
+    return frozenset(part for part in text.split(",") if part)
 
 
 def _server_error(status: int) -> web.Response:
