@@ -257,7 +257,7 @@ async def test_a_neighbour_leaves_a_sliding_log_gradually() -> None:
         assert await passed(fake, 1) == 1
 
 
-async def test_a_neighbour_makes_the_bucket_refill_slower() -> None:
+async def test_a_neighbour_slows_a_bucket_and_a_burst_of_it_empties_it() -> None:
     clock = SteppedClock()
     async with FakeWhop(
         groups=1, rate_limit=10, per=1.0, limiter="bucket", burst=1, neighbour_rate=4.0,
@@ -265,6 +265,16 @@ async def test_a_neighbour_makes_the_bucket_refill_slower() -> None:
     ) as fake:  # fmt: skip
         assert await passed(fake, 1) == 1
         assert (await raw(fake, "POST", UNPAUSE))[1]["retry-after-ms"] == "167"  # 1 / 6 s
+    clock = SteppedClock()
+    async with FakeWhop(
+        groups=1, rate_limit=10, per=1.0, limiter="bucket", burst=10, neighbour_rate=200.0,
+        neighbour_from=1.0, neighbour_for=0.1, hint="retry-after-ms", clock=clock,
+    ) as fake:  # fmt: skip
+        assert await passed(fake, 1) == 1
+        clock.to(1.1)  # 20 of the neighbour's in 0.1 s took all 10 tokens and the refill
+        assert (await raw(fake, "POST", UNPAUSE))[1]["retry-after-ms"] == "100"
+        clock.to(1.2)
+        assert await passed(fake, 2) == 1
 
 
 async def test_an_outage_answers_html_503s_then_recovers() -> None:

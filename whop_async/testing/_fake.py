@@ -139,7 +139,8 @@ class FakeWhop:
         neighbour_rate: requests a second that another program using the same key
             takes from every operation's budget (0: none). In a fixed window its share
             is held back from the window's start; a sliding log counts it; a bucket
-            refills that much slower.
+            loses tokens to it (a short, fast neighbour empties it). Without
+            ``neighbour_for`` it must leave room for one request a window.
         neighbour_from: when the neighbour starts, in seconds (0).
         neighbour_for: for how long it stays, in seconds (None: to the end).
         limit_drop: ``(at, for, factor)``: from ``at`` seconds, for ``for`` seconds,
@@ -516,8 +517,8 @@ def _budget(
     _require(rate_limit >= 1, "rate_limit", f"must be at least 1, got {rate_limit}")
     _require(_is_seconds(per, above_zero=True), "per", f"must be more than 0 seconds, got {per}")
     _require(burst >= 1, "burst", f"must be at least 1, got {burst}")
-    # The neighbour leaves at least one request a window, or a client could never pass.
-    most = (rate_limit - 1) / per
+    # A neighbour that never leaves must leave a request a window, or none would pass.
+    most = (rate_limit - 1) / per if neighbour_for is None else math.inf
     _require(
         0 <= neighbour_rate <= most,
         "neighbour_rate",

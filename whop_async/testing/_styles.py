@@ -16,6 +16,8 @@ import attrs
 
 Limiter = Literal["window", "bucket", "sliding"]
 LIMITERS: tuple[Limiter, ...] = ("window", "bucket", "sliding")
+# Float noise must not keep a request out at the very moment its wait ends.
+_HAIR = 1e-9
 
 
 @attrs.frozen
@@ -66,15 +68,16 @@ class Budget:
         spans = (span for span in (self.drop, self.neighbour) if span is not None)
         return sorted({edge for span in spans for edge in (span.start, span.end)} - {math.inf})
 
-    def refill_rate(self, moment: float) -> float:
-        """Requests a second left for us at ``moment``, after the neighbour's."""
+    def net_rate(self, moment: float) -> float:
+        """Requests a second the budget gains at ``moment``: the limit's rate less the
+        neighbour's, below 0 while the neighbour asks faster than that."""
         active = self.neighbour is not None and self.neighbour.holds(moment)
-        return max(0.0, self.limit_at(moment) / self.per - (self.neighbour_rate if active else 0))
+        return self.limit_at(moment) / self.per - (self.neighbour_rate if active else 0)
 
     def stretches(self, start: float) -> Iterator[tuple[float, float, float]]:
-        """(from, until, refill rate) from ``start`` on; the last never ends."""
+        """(from, until, net rate) from ``start`` on; the last never ends."""
         for until in [edge for edge in self.changes() if edge > start] + [math.inf]:
-            yield start, until, self.refill_rate(start)
+            yield start, until, self.net_rate(start)
             start = until
 
 
@@ -96,7 +99,7 @@ class FixedWindow:
         self._window, self._used = 0, 0
 
     def admit(self, moment: float) -> float | None:
-        window = math.floor(moment / self._budget.per)
+        window = math.floor((moment + _HAIR) / self._budget.per)
         if window != self._window:
             self._window, self._used = window, 0
         if self._used + 1 <= self._allowance(window, moment):
@@ -115,31 +118,36 @@ class FixedWindow:
 
 
 class TokenBucket:
-    """A bucket of ``burst`` tokens, refilled at the budget's rate less the neighbour's."""
+    """A bucket of ``burst`` tokens refilled at the budget's rate. A neighbour takes
+    its tokens as they come, so it slows the refill, and a burst of it empties the
+    bucket."""
 
     def __init__(self, budget: Budget, burst: int) -> None:
         self._budget, self._burst = budget, burst
         self._tokens, self._stamp = float(burst), 0.0
 
     def admit(self, moment: float) -> float | None:
-        refilled = sum(
-            rate * (min(until, moment) - begin)
-            for begin, until, rate in self._budget.stretches(self._stamp)
-            if begin < moment
-        )
-        self._tokens = min(float(self._burst), self._tokens + refilled)
+        for begin, until, net in self._budget.stretches(self._stamp):
+            if begin >= moment:
+                break
+            self._tokens = self._after(self._tokens, net, min(until, moment) - begin)
         self._stamp = moment
-        if self._tokens >= 1:
-            self._tokens -= 1
+        if self._tokens >= 1 - _HAIR:
+            self._tokens = max(0.0, self._tokens - 1)
             return None
-        return self._time_to_refill(moment, 1 - self._tokens)
+        return self._time_to_refill(moment)
 
-    def _time_to_refill(self, moment: float, needed: float) -> float:
-        for begin, until, rate in self._budget.stretches(moment):
-            gained = rate * (until - begin) if rate else 0.0
-            if needed <= gained:
-                return begin + needed / rate - moment
-            needed -= gained
+    def _after(self, tokens: float, net: float, seconds: float) -> float:
+        # Within a stretch the tokens only rise or only fall, so clamping at its end
+        # is clamping all along.
+        return min(float(self._burst), max(0.0, tokens + net * seconds))
+
+    def _time_to_refill(self, moment: float) -> float:
+        tokens = self._tokens
+        for begin, until, net in self._budget.stretches(moment):
+            if net > 0 and tokens + net * (until - begin) >= 1:
+                return begin + (1 - tokens) / net - moment
+            tokens = self._after(tokens, net, until - begin)
         raise AssertionError("the last stretch refills: FakeWhop checks the neighbour's rate")
 
 
@@ -151,9 +159,9 @@ class SlidingLog:
         self._log: collections.deque[float] = collections.deque()
 
     def admit(self, moment: float) -> float | None:
-        while self._log and self._log[0] <= moment - self._budget.per:
+        while self._log and self._log[0] <= moment - self._budget.per + _HAIR:
             self._log.popleft()
-        if self._room(moment, len(self._log)) >= 1:
+        if self._room(moment, len(self._log)) >= 1 - _HAIR:
             self._log.append(moment)
             return None
         return self._next_room(moment) - moment
@@ -173,13 +181,13 @@ class SlidingLog:
         for begin, until in zip([moment, *ordered], [*ordered, math.inf], strict=True):
             ours = len(self._log) - bisect.bisect_right(self._log, begin - per)
             room_at_start = self._room(begin, ours)
-            if room_at_start >= 1:
+            if room_at_start >= 1 - _HAIR:
                 return begin
             if until == math.inf:
                 continue
             room_at_end = self._budget.limit_at(begin) - ours
             room_at_end -= self._budget.neighbour_spent(until - per, until)
-            if room_at_end >= 1:
+            if room_at_end >= 1 - _HAIR:
                 return begin + (1 - room_at_start) / (room_at_end - room_at_start) * (until - begin)
         raise AssertionError("the log empties: FakeWhop checks the neighbour's rate")
 
