@@ -1,209 +1,85 @@
-"""Rate-limit scenarios in virtual time: a server that limits like a real one, and the
-real client stack (engine, retries, transport) running against it, measured.
+"""Rate-limit and outage scenarios in virtual time: the stand-in (FakeWhop) limiting and
+failing the way real servers do, and the real client stack running against it.
 
-The server is answered through aioresponses, so everything but the socket is the code
-users run. Time is virtual (tests/virtual_time.py): a minute of rate limits takes
-milliseconds, and the figures do not depend on how busy the machine is.
+FakeWhop's own application answers each request in-process (aiohttp's mocked request,
+through aioresponses), so everything but the socket is what users run and test
+against. Time is virtual (tests/virtual_time.py): a minute of rate limits takes
+milliseconds, and no figure depends on how busy the machine is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import math
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 from unittest import mock
 
 import aiohttp
 import attrs
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from aioresponses import CallbackResult
+from yarl import URL
 
 import whop_async
 from whop_async._clock import Clock
+from whop_async.testing import FakeWhop
 
-from .helpers import MockAPI, ShimResponse, ad_group_json
+from .helpers import MockAPI, ShimResponse
 
-BASE_URL = "https://api.scenario.example/api/v1"
 API_KEY = "sk_scenario"
-UNPAUSE = re.compile(r".*/ad_groups/([^/]+)/unpause$")
+ANY_REQUEST = re.compile(r"https://api\.scenario\.example/api/v1/.*")
 
 
-class Limiter(Protocol):
-    def take(self, now: float, scale: float) -> float | None:
-        """None when a request may pass at ``now`` (and is counted), else the true wait;
-        ``scale`` multiplies the limit (a limit that drops mid-run)."""
+class _Transport:
+    """Stands in for the connection of a mocked request: FakeWhop closes it to drop one."""
 
+    def __init__(self) -> None:
+        self.closed = False
 
-@attrs.define
-class Bucket:
-    """A token bucket: ``rate`` a second, at most ``burst`` at once."""
+    def close(self) -> None:
+        self.closed = True
 
-    rate: float
-    burst: int
-    tokens: float = attrs.field(init=False)
-    stamp: float = 0.0
+    def is_closing(self) -> bool:
+        return self.closed
 
-    def __attrs_post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def take(self, now: float, scale: float = 1.0) -> float | None:
-        rate = self.rate * scale
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return None
-        return (1 - self.tokens) / rate
-
-
-@attrs.define
-class FixedWindow:
-    """Whop's style: at most ``limit`` per window of ``per`` seconds."""
-
-    limit: int
-    per: float
-    start: float = 0.0
-    used: int = 0
-
-    def take(self, now: float, scale: float = 1.0) -> float | None:
-        start = math.floor(now / self.per) * self.per
-        if start != self.start:
-            self.start, self.used = start, 0
-        if self.used < self.limit * scale:
-            self.used += 1
-            return None
-        return start + self.per - now
-
-
-@attrs.define
-class SlidingLog:
-    """At most ``limit`` in any ``per`` seconds."""
-
-    limit: int
-    per: float
-    log: collections.deque[float] = attrs.field(factory=collections.deque)
-
-    def take(self, now: float, scale: float = 1.0) -> float | None:
-        while self.log and self.log[0] <= now - self.per:
-            self.log.popleft()
-        if len(self.log) < self.limit * scale:
-            self.log.append(now)
-            return None
-        return self.log[0] + self.per - now
-
-
-PROXY_503 = CallbackResult(
-    status=503,
-    body="<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
-    content_type="text/html",
-    response_class=ShimResponse,
-)
-
-
-def rate_limited(style: str, wait: float) -> CallbackResult:
-    """A 429 as servers send it: the wait rounded up to whole seconds (at least 1) in
-    ``Retry-After`` or Whop's message, in milliseconds, or not at all."""
-    seconds = max(1, math.ceil(wait))
-    headers: dict[str, str] = {}
-    message = "Rate limit exceeded."
-    if style == "retry-after":
-        headers["Retry-After"] = str(seconds)
-    elif style == "retry-after-ms":
-        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
-    elif style == "message":
-        message = f"Try again in {seconds} seconds."
-    body = {"error": {"type": "rate_limit_exceeded", "message": message}}
-    return CallbackResult(status=429, headers=headers, payload=body, response_class=ShimResponse)
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
 
 
 @attrs.define
 class Server:
-    """A limited server: its limiter, hint style, round trip, and who else spends it.
+    """A FakeWhop with ``options``, answering in-process, and what it accepted when.
 
-    ``neighbour`` requests a second of another program count against the same limit
-    until ``neighbour_until``; ``drop`` is (from, for, factor): the limit scaled by
-    ``factor`` for a while. ``strays`` are the numbers (from 1) of requests refused
-    whatever the limit, as if told to wait ``stray_wait``: stray 429s. ``outage`` is
-    (from, for): every request then gets a proxy's HTML 503. ``fail_first`` maps ids to
-    how many of their first attempts get a 503; ``drops`` to how many lose their
-    connection before any answer.
+    ``strays`` are the numbers (from 1) of requests refused with a 429 whatever the
+    limit, worded in the FakeWhop's hint style, for a wait of ``stray_wait`` seconds: a
+    429 that another program's burst might cause.
     """
 
-    limiter: Limiter | None
-    hint: str = "retry-after"
+    options: dict[str, Any]
     round_trip: float = 0.002
-    neighbour: float = 0.0
-    neighbour_until: float = math.inf
-    drop: tuple[float, float, float] | None = None
     strays: frozenset[int] = frozenset()
     stray_wait: float = 1.0
-    outage: tuple[float, float] | None = None
-    fail_first: dict[str, int] = attrs.field(factory=dict)
-    drops: dict[str, int] = attrs.field(factory=dict)
-    status: int = 200
-    requests: int = 0
-    refused: int = 0
-    failed: int = 0
     accepted: list[tuple[float, str]] = attrs.field(factory=list)
-    neighbour_accepted: int = 0
-    _neighbour_next: float = 0.0
+    requests: int = 0
+    stray_refusals: int = 0
+    fake: FakeWhop | None = None
+    _app: web.Application | None = None
 
-    def scale(self, now: float) -> float:
-        if self.drop is not None and self.drop[0] <= now < self.drop[0] + self.drop[1]:
-            return self.drop[2]
-        return 1.0
+    def start(self) -> None:
+        """Make the FakeWhop, on the running (virtual) loop's clock."""
+        options = {"api_key": API_KEY, "accept_any_id": True, **self.options}
+        self.fake = FakeWhop(clock=asyncio.get_running_loop().time, **options)
+        self.fake.base_url = "https://api.scenario.example/api/v1"
+        self._app = self.fake.app()
 
-    async def answer(self, url: Any, **_: Any) -> CallbackResult:
-        await asyncio.sleep(self.round_trip / 2)
-        now = asyncio.get_running_loop().time()
-        self._neighbours_until(now)
-        self.requests += 1
-        ad_group_id = UNPAUSE.match(str(url)).group(1)  # type: ignore[union-attr]
-        failure = self._failure(ad_group_id, now)
-        if failure is not None:
-            await asyncio.sleep(self.round_trip / 2)
-            if isinstance(failure, BaseException):
-                raise failure
-            return failure
-        if self.requests in self.strays:
-            wait: float | None = self.stray_wait
-        else:
-            wait = None if self.limiter is None else self.limiter.take(now, self.scale(now))
-        await asyncio.sleep(self.round_trip / 2)
-        if wait is not None:
-            self.refused += 1
-            return rate_limited(self.hint, wait)
-        self.accepted.append((now, ad_group_id))
-        if self.status != 200:  # a server that answers every request the same way
-            body = {"error": {"type": "error", "message": f"status {self.status}"}}
-            return CallbackResult(status=self.status, payload=body, response_class=ShimResponse)
-        return CallbackResult(payload=ad_group_json(ad_group_id), response_class=ShimResponse)
-
-    def _failure(self, ad_group_id: str, now: float) -> CallbackResult | BaseException | None:
-        if self.outage is not None and self.outage[0] <= now < sum(self.outage):
-            self.failed += 1
-            return PROXY_503
-        if self.drops.get(ad_group_id, 0) > 0:
-            self.drops[ad_group_id] -= 1
-            self.failed += 1
-            return aiohttp.ServerDisconnectedError()
-        if self.fail_first.get(ad_group_id, 0) > 0:
-            self.fail_first[ad_group_id] -= 1
-            self.failed += 1
-            return PROXY_503
-        return None
-
-    def _neighbours_until(self, now: float) -> None:
-        if not self.neighbour or self.limiter is None:
-            return
-        while self._neighbour_next <= min(now, self.neighbour_until):
-            moment = self._neighbour_next
-            self.neighbour_accepted += self.limiter.take(moment, self.scale(moment)) is None
-            self._neighbour_next += 1 / self.neighbour
+    @property
+    def refused(self) -> int:
+        assert self.fake is not None
+        return self.fake.stats.rate_limited + self.stray_refusals
 
     @property
     def unpaused(self) -> set[str]:
@@ -212,6 +88,55 @@ class Server:
     def rate_between(self, start: float, end: float) -> float:
         """What the server accepted from the client, a second, in ``[start, end)``."""
         return sum(1 for moment, _ in self.accepted if start <= moment < end) / (end - start)
+
+    async def answer(self, method: str, url: URL, **kwargs: Any) -> CallbackResult:
+        await asyncio.sleep(self.round_trip / 2)
+        self.requests += 1
+        if self.requests in self.strays:
+            self.stray_refusals += 1
+            await asyncio.sleep(self.round_trip / 2)
+            return _result(self.fake._rate_limited(self.stray_wait))
+        response = await self._handled(method, url, kwargs.get("headers") or {})
+        await asyncio.sleep(self.round_trip / 2)
+        if response.status == 200 and "/unpause" in url.path:
+            now = asyncio.get_running_loop().time()
+            self.accepted.append((now, url.path.split("/")[-2]))
+        return _result(response)
+
+    async def _handled(self, method: str, url: URL, headers: dict[str, str]) -> web.Response:
+        assert self._app is not None
+        transport = _Transport()
+        path = url.path_qs
+        request = make_mocked_request(method, path, headers, app=self._app, transport=transport)
+        route = await self._app.router.resolve(request)
+        request = make_mocked_request(
+            method, path, headers, match_info=dict(route), app=self._app, transport=transport
+        )
+        response = await route.handler(request)
+        if transport.closed:
+            raise aiohttp.ServerDisconnectedError()
+        assert isinstance(response, web.Response)
+        return response
+
+
+def _result(response: web.Response) -> CallbackResult:
+    """FakeWhop's answer as aioresponses gives it to the client."""
+    return CallbackResult(
+        status=response.status,
+        headers=dict(response.headers),
+        body=response.body,
+        response_class=ShimResponse,
+    )
+
+
+def limited(rate: int, per: float = 1.0, **options: Any) -> Server:
+    """A Server limiting each operation to ``rate`` requests per ``per`` seconds."""
+    return Server({"rate_limit": rate, "per": per, **options})
+
+
+def unlimited(**options: Any) -> Server:
+    """A Server with no rate limit."""
+    return Server({"rate_limit": None, **options})
 
 
 def virtual_clock() -> Clock:
@@ -229,7 +154,11 @@ def virtual_clock() -> Clock:
 
 def client(rate_limit: whop_async.RateLimit | None, **options: Any) -> whop_async.WhopClient:
     return whop_async.WhopClient(
-        API_KEY, base_url=BASE_URL, rate_limit=rate_limit, _clock=virtual_clock(), **options
+        API_KEY,
+        base_url="https://api.scenario.example/api/v1",
+        rate_limit=rate_limit,
+        _clock=virtual_clock(),
+        **options,
     )
 
 
@@ -246,8 +175,21 @@ class Run:
         return self.server.refused / max(1, self.server.requests)
 
 
-def serve(mock: MockAPI, server: Server) -> None:
-    mock.post(UNPAUSE, callback=server.answer, repeat=True)
+@contextlib.contextmanager
+def serving(server: Server, *, first: Callable[[MockAPI], None] | None = None) -> Iterator[MockAPI]:
+    """``server`` answering every request of the scenario's base URL (after what
+    ``first`` registers, which answers before it)."""
+    server.start()
+    with MockAPI() as mocked:
+        if first is not None:
+            first(mocked)
+        for method in ("GET", "POST"):
+
+            async def answer(url: URL, _method: str = method, **kwargs: Any) -> CallbackResult:
+                return await server.answer(_method, url, **kwargs)
+
+            mocked.add(ANY_REQUEST, method, callback=answer, repeat=True)
+        yield mocked
 
 
 async def bulk(
@@ -261,8 +203,7 @@ async def bulk(
     """Unpause ``count`` ids through ``server``; the run as measured."""
     loop = asyncio.get_running_loop()
     ids = [f"adgrp_{number}" for number in range(count)]
-    with MockAPI() as mock:
-        serve(mock, server)
+    with serving(server):
         async with client(rate_limit) as whop:
             start = loop.time()
             result = await whop.ad_groups.unpause_many(ids, concurrency=concurrency, **options)
@@ -278,8 +219,7 @@ async def timed_calls(
 ) -> list[float]:
     """One unpause started at each of ``moments`` (seconds from now); how long each took."""
     loop = asyncio.get_running_loop()
-    with MockAPI() as mock:
-        serve(mock, server)
+    with serving(server):
         async with client(rate_limit) as whop:
             if before is not None:
                 await before(whop)

@@ -24,17 +24,15 @@ import whop_async
 from whop_async import RateLimit
 from whop_async._limits.rules import PROBE_LEASE, Gate, Turn, WaitHint
 
-from .helpers import MockAPI
 from .scenarios import (
-    Bucket,
-    FixedWindow,
     RealIO,
     Server,
-    SlidingLog,
     bulk,
     client,
-    serve,
+    limited,
+    serving,
     timed_calls,
+    unlimited,
 )
 from .test_shared import RedisServer, redis_server_or_skip
 from .virtual_time import run_virtual
@@ -68,11 +66,24 @@ class Backend:
             return run_virtual(scenario, io_pending=io.pending)
 
 
-@pytest.fixture(params=["local", "redis"])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "local":
+def backend_named(name: str, request: pytest.FixtureRequest) -> Backend:
+    if name == "local":
         return Backend("local", None)
     return Backend("redis", request.getfixturevalue("shared_redis"))
+
+
+@pytest.fixture(params=["local", "redis"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return backend_named(request.param, request)
+
+
+@pytest.fixture(
+    params=[("local", False), ("local", True), ("redis", True)],
+    ids=["unknown limit", "told, local", "told, in Redis"],  # Redis budgets are always told
+)
+def budget(request: pytest.FixtureRequest) -> tuple[Backend, bool]:
+    name, told = request.param
+    return backend_named(name, request), told
 
 
 @pytest.fixture
@@ -89,12 +100,17 @@ def check_bulk(run: Any, count: int, *, ideal: float, slowest: float, refused: f
 
 # --- bulk against each way servers limit ----------------------------------------------
 
+
 # (server, ids, ideal seconds: the server's opening allowance counted as instant)
+def bucket(rate: int, burst: int = 10, hint: str = "retry-after", **options: Any) -> Server:
+    return limited(rate, limiter="bucket", burst=burst, hint=hint, **options)
+
+
 STYLES = {
-    "bucket, Retry-After in whole seconds": (lambda: Server(Bucket(100, 10)), 600, 5.9),
-    "bucket, retry-after-ms": (lambda: Server(Bucket(100, 10), "retry-after-ms"), 600, 5.9),
-    "Whop's window, message only": (lambda: Server(FixedWindow(50, 1.0), "message"), 300, 5.0),
-    "sliding log": (lambda: Server(SlidingLog(100, 1.0)), 600, 5.0),
+    "bucket, Retry-After in whole seconds": (lambda: bucket(100), 600, 5.9),
+    "bucket, retry-after-ms": (lambda: bucket(100, hint="retry-after-ms"), 600, 5.9),
+    "Whop's window, message only": (lambda: limited(50), 300, 5.0),
+    "sliding log": (lambda: limited(100, limiter="sliding", hint="retry-after"), 600, 5.0),
 }
 LIMITS = {
     "bucket, Retry-After in whole seconds": RateLimit(100, per=1.0),
@@ -124,18 +140,18 @@ def test_a_told_limit_is_held_with_hardly_a_429(backend: Backend, style: str) ->
 
 
 def test_a_server_that_never_hints_costs_little_more(local: Backend) -> None:
-    run = local.run(bulk(Server(Bucket(100, 10), "none"), 600, None))
+    run = local.run(bulk(bucket(100, hint="none"), 600, None))
     check_bulk(run, 600, ideal=5.9, slowest=1.5, refused=0.10)
 
 
 def test_a_minute_window_scaled_down_is_waited_out_not_hammered(local: Backend) -> None:
     # 300 per 10 s: "Try again in 9 seconds." is honoured, the last second probed.
-    run = local.run(bulk(Server(FixedWindow(300, 10.0), "message"), 900, None))
+    run = local.run(bulk(limited(300, per=10.0), 900, None))
     check_bulk(run, 900, ideal=20.0, slowest=1.3, refused=0.10)
 
 
 def test_a_server_stricter_than_the_told_limit(backend: Backend) -> None:
-    run = backend.run(bulk(Server(Bucket(50, 10)), 600, backend.limit(100)))
+    run = backend.run(bulk(bucket(50), 600, backend.limit(100)))
     check_bulk(run, 600, ideal=11.8, slowest=1.3, refused=0.10)
 
 
@@ -152,25 +168,20 @@ def recovery_seconds(server: Server, change: float, limit: float) -> float:
     return math.inf
 
 
-@pytest.mark.parametrize("told", [False, True], ids=["unknown limit", "told 100/s"])
 def test_a_neighbour_gets_its_share_and_ours_comes_back_when_it_leaves(
-    backend: Backend, told: bool
+    budget: tuple[Backend, bool],
 ) -> None:
-    if backend.name == "redis" and not told:
-        pytest.skip("a shared budget always has a told limit")
-    server = Server(Bucket(100, 10), neighbour=40.0, neighbour_until=3.0)
+    backend, told = budget
+    server = bucket(100, neighbour_rate=40.0, neighbour_for=3.0)
     run = backend.run(bulk(server, 700, backend.limit(100) if told else None))
     check_bulk(run, 700, ideal=(700 - 10 + 40 * 3) / 100, slowest=1.5, refused=0.10)
-    assert server.neighbour_accepted >= 0.75 * 40 * 3  # the neighbour got its share...
-    assert server.rate_between(1.0, 3.0) >= 50  # ...and we did not starve
+    assert server.rate_between(1.0, 3.0) >= 50  # the neighbour's 40/s left, not less
     assert recovery_seconds(server, 3.0, 100) <= 10
 
 
-@pytest.mark.parametrize("told", [False, True], ids=["unknown limit", "told 100/s"])
-def test_a_limit_that_drops_is_followed_down_and_back_up(backend: Backend, told: bool) -> None:
-    if backend.name == "redis" and not told:
-        pytest.skip("a shared budget always has a told limit")
-    server = Server(Bucket(100, 10), drop=(1.5, 3.0, 0.5))
+def test_a_limit_that_drops_is_followed_down_and_back_up(budget: tuple[Backend, bool]) -> None:
+    backend, told = budget
+    server = bucket(100, limit_drop=(1.5, 3.0, 2.0))
     run = backend.run(bulk(server, 700, backend.limit(100) if told else None))
     check_bulk(run, 700, ideal=(700 - 10 + 50 * 3) / 100, slowest=1.5, refused=0.10)
     assert server.rate_between(2.5, 4.5) <= 55  # followed down...
@@ -185,7 +196,7 @@ def test_a_limit_that_drops_is_followed_down_and_back_up(backend: Backend, told:
 def test_one_call_waits_about_what_the_server_said(local: Backend, hint: str, told: bool) -> None:
     # One request a second passes: the call at 0.5 s is refused until 1.0 s, and told
     # "1 second" (rounded up), "500 ms", or nothing.
-    server = Server(FixedWindow(1, 1.0), hint)
+    server = limited(1, hint=hint)
     limit = whop_async.RateLimit(600, per=60.0) if told else None
     _, refused_call = local.run(timed_calls(server, limit, [0.0, 0.5]))
     assert 0.5 <= refused_call <= 1.0
@@ -195,14 +206,16 @@ def test_one_call_waits_about_what_the_server_said(local: Backend, hint: str, to
 def test_a_stray_429_costs_one_call_a_short_probe(local: Backend, hint: str) -> None:
     # The server would take the retry at once: whole-second and missing hints are not
     # slept through.
-    server = Server(None, hint, strays=frozenset({1}), stray_wait=1.0)
+    server = unlimited(hint=hint)
+    server.strays, server.stray_wait = frozenset({1}), 1.0
     [took] = local.run(timed_calls(server, RateLimit(600, per=60.0), [0.0]))
     assert took <= 0.15
 
 
 def test_a_refused_call_keeps_its_place_on_a_busy_client(backend: Backend) -> None:
     # 40 calls queue for a 20/s budget; the third request is refused with "300 ms".
-    server = Server(Bucket(20, 5), "retry-after-ms", strays=frozenset({3}), stray_wait=0.3)
+    server = bucket(20, burst=5, hint="retry-after-ms")
+    server.strays, server.stray_wait = frozenset({3}), 0.3
     run = backend.run(bulk(server, 40, backend.limit(20, burst=1), concurrency=16))
     refused_at = 2 / 20  # the third request's turn
     [(accepted_at, _)] = [entry for entry in server.accepted if entry[1] == "adgrp_2"]
@@ -211,13 +224,12 @@ def test_a_refused_call_keeps_its_place_on_a_busy_client(backend: Backend) -> No
 
 
 @pytest.mark.parametrize("hint", ["message", "retry-after", "none"])
-@pytest.mark.parametrize("told", [False, True], ids=["unknown limit", "Whop's default"])
 def test_a_service_calling_every_200_ms_never_waits_even_after_a_stray_429(
-    backend: Backend, hint: str, told: bool
+    budget: tuple[Backend, bool], hint: str
 ) -> None:
-    if backend.name == "redis" and not told:
-        pytest.skip("a shared budget always has a told limit")
-    server = Server(Bucket(10, 10), hint, strays=frozenset({6}))
+    backend, told = budget
+    server = bucket(10, hint=hint)
+    server.strays = frozenset({6})
     limit = backend.limit(600, 60.0) if told else None
     took = sorted(backend.run(timed_calls(server, limit, [n * 0.2 for n in range(100)])))
     assert took[98] <= 0.05  # p99
@@ -245,15 +257,12 @@ def test_an_absurd_wait_fails_that_call_and_stalls_nobody(
         loop = asyncio.get_running_loop()
         message = answer.pop("message", "Slow down.")
         body = {"error": {"type": "rate_limit_exceeded", "message": message}}
-        with MockAPI() as mock:
-            mock.post(
-                "https://api.scenario.example/api/v1/ad_groups/adgrp_first/unpause",
-                status=429,
-                headers=answer,
-                payload=body,
-            )
-            server = Server(None)
-            serve(mock, server)
+
+        def refuse_the_first(mock: Any) -> None:
+            url = "https://api.scenario.example/api/v1/ad_groups/adgrp_first/unpause"
+            mock.post(url, status=429, headers=answer, payload=body)
+
+        with serving(unlimited(), first=refuse_the_first):
             async with client(backend.limit(600, 60.0), max_server_wait=60.0) as whop:
                 first: BaseException | None = None
                 try:
@@ -276,9 +285,7 @@ def test_an_absurd_wait_fails_that_call_and_stalls_nobody(
 def test_waiting_at_the_gate_counts_against_the_calls_own_deadline(local: Backend) -> None:
     async def refused_for_long() -> tuple[float, BaseException]:
         loop = asyncio.get_running_loop()
-        server = Server(FixedWindow(1, 3600.0), "message")  # one an hour
-        with MockAPI() as mock:
-            serve(mock, server)
+        with serving(limited(1, per=3600.0)):  # one an hour
             async with client(RateLimit(600, per=60.0), rate_limit_timeout=30.0) as whop:
                 await whop.ad_groups.unpause("adgrp_first")
                 began = loop.time()

@@ -17,8 +17,7 @@ from whop_async import RateLimit, WhopClient
 from whop_async.testing import FakeWhop
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json
-from .scenarios import Server, client
-from .scenarios import serve as serve_scenario
+from .scenarios import client, serving, unlimited
 from .virtual_time import run_virtual
 
 UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
@@ -121,8 +120,7 @@ async def test_a_derived_client_has_its_own_defaults(mock_api: MockAPI) -> None:
 def test_a_derived_client_shares_the_rate_budget() -> None:
     async def parent_and_child() -> list[float]:
         loop = asyncio.get_running_loop()
-        with MockAPI() as mock:
-            serve_scenario(mock, Server(None))
+        with serving(unlimited()):
             async with client(RateLimit(2, per=1.0, burst=1)) as whop:
                 child = whop.with_options(timeout=5)
                 moments = []

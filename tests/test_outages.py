@@ -20,8 +20,7 @@ from whop_async import NotFinishedError, WhopClient
 from whop_async.testing import FakeWhop
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json, serve
-from .scenarios import Bucket, Server, bulk, client
-from .scenarios import serve as serve_scenario
+from .scenarios import bulk, client, limited, serving, unlimited
 from .virtual_time import run_virtual
 
 UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_xxxxxxxxxxxx/unpause"
@@ -39,8 +38,9 @@ def reasons(result: whop_async.BulkResult) -> Counter[str]:
 
 @pytest.mark.parametrize("concurrency", [16, 64])
 def test_a_six_second_outage_is_ridden_out_with_few_extra_requests(concurrency: int) -> None:
-    normal = run_virtual(bulk(Server(Bucket(100, 10)), 300, None, concurrency=concurrency))
-    server = Server(Bucket(100, 10), outage=(1.0, 6.0))
+    bucket = {"limiter": "bucket", "burst": 10}
+    normal = run_virtual(bulk(limited(100, **bucket), 300, None, concurrency=concurrency))
+    server = limited(100, **bucket, outage=(1.0, 6.0))
     run = run_virtual(bulk(server, 300, None, concurrency=concurrency))
     assert run.result.ok
     assert len(server.unpaused) == 300
@@ -48,28 +48,27 @@ def test_a_six_second_outage_is_ridden_out_with_few_extra_requests(concurrency: 
     assert server.requests - 300 <= 150  # about half as many extra requests as ids at most
 
 
-def test_ids_that_need_two_or_three_retries_all_succeed() -> None:
-    needy = {f"adgrp_{number}": 2 for number in range(0, 200, 3)}  # 67 ids, twice 503
-    needy |= {f"adgrp_{number}": 3 for number in range(1, 40, 3)}  # 13 ids, three times
-    server = Server(None, fail_first=dict(needy))
+@pytest.mark.parametrize(("failures", "every"), [(2, 3), (3, 11)])
+def test_ids_that_need_two_or_three_retries_all_succeed(failures: int, every: int) -> None:
+    needy = [f"adgrp_{number}" for number in range(0, 200, every)]
+    server = unlimited(fail_first=failures, fail_first_ids=needy)
     run = run_virtual(bulk(server, 200, None, concurrency=16))
     assert run.result.ok
-    assert server.requests == 200 + 2 * 67 + 3 * 13
+    assert server.requests == 200 + failures * len(needy)
 
 
 def test_retries_and_dropped_connections_lose_nothing() -> None:
-    server = Server(
-        None,
-        fail_first={f"adgrp_{number}": 2 for number in range(20)},
-        drops={f"adgrp_{number}": 1 for number in range(100, 105)},
-    )
+    needy = [f"adgrp_{number}" for number in range(20)]
+    server = unlimited(fail_first=2, fail_first_ids=needy, drop_rate=0.03, seed=5)
     run = run_virtual(bulk(server, 255, None, concurrency=16))
     assert run.result.ok
     assert len(server.unpaused) == 255
+    assert server.fake is not None
+    assert server.fake.stats.faults >= 40 + 3
 
 
 def test_a_long_outage_costs_probes_not_requests_per_id_then_ends_the_run() -> None:
-    server = Server(None, outage=(0.02, 3600.0))
+    server = unlimited(outage=(0.02, 3600.0))
     run = run_virtual(bulk(server, 2000, None, concurrency=16, max_outage=120.0))
     result = run.result
     assert len(result.succeeded) + len(result.failed) == 2000  # every id accounted for
@@ -84,7 +83,7 @@ def test_a_long_outage_costs_probes_not_requests_per_id_then_ends_the_run() -> N
 
 
 def test_a_deadline_bounds_the_run_and_says_what_was_left() -> None:
-    server = Server(Bucket(10, 1))
+    server = limited(10, limiter="bucket", burst=1)
     run = run_virtual(bulk(server, 100, whop_async.RateLimit(10, per=1.0), deadline=3.0))
     assert len(run.result.succeeded) + len(run.result.failed) == 100
     assert 20 <= len(run.result.succeeded) <= 40
@@ -152,7 +151,10 @@ async def test_403_and_404_belong_to_their_id_alone() -> None:
     app = web.Application()
     app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
     ids = ["adgrp_forbidden", "adgrp_missing", *(f"adgrp_{n}" for n in range(50))]
-    async with serve(app) as base_url, WhopClient(API_KEY, base_url=base_url) as whop:
+    async with (
+        serve(app) as base_url,
+        WhopClient(API_KEY, base_url=base_url, rate_limit=None) as whop,
+    ):
         result = await whop.ad_groups.unpause_many(ids)
     assert len(result.succeeded) == 50
     assert reasons(result) == {"PermissionDeniedError": 1, "NotFoundError": 1}
@@ -163,9 +165,9 @@ async def test_403_and_404_belong_to_their_id_alone() -> None:
 
 def test_a_single_call_keeps_its_max_retries_and_a_quiet_client_can_retry_again() -> None:
     async def burst_then_quiet() -> tuple[list[BaseException | None], bool]:
-        server = Server(None, status=503)
-        with MockAPI() as mock:
-            serve_scenario(mock, server)
+        # Everything fails for 30 s, then adgrp_later needs one retry.
+        server = unlimited(outage=(0.0, 30.0), fail_first=1, fail_first_ids=["adgrp_later"])
+        with serving(server):
             async with client(None) as whop:
                 burst = await asyncio.gather(
                     *(whop.ad_groups.unpause(f"adgrp_{n}") for n in range(40)),
@@ -173,8 +175,6 @@ def test_a_single_call_keeps_its_max_retries_and_a_quiet_client_can_retry_again(
                 )
                 spent = server.requests
                 await asyncio.sleep(30)  # quiet: the retry budget refills with time
-                server.status = 200
-                server.fail_first["adgrp_later"] = 1
                 await whop.ad_groups.unpause("adgrp_later")
                 return burst, spent <= 40 + 20 + 10
 

@@ -298,6 +298,8 @@ class Gate(_Probed):
             self.step = DISTRUST_STEP
         else:
             self.step = max(first_step, min(self.last_wait / 4, MAX_STEP))
+        # A failed probe retries a step later: never later than the cap either.
+        self.step = min(self.step, cap)
         self.latest = math.inf
         self._schedule(now, hint, cap)
 
@@ -311,7 +313,7 @@ class Gate(_Probed):
             longest = max(MIN_STEP, (hint.upper - hint.lower) / 4)
         else:
             longest = MAX_STEP
-        self.step = max(min(2 * self.step, longest), MIN_STEP)
+        self.step = min(max(min(2 * self.step, longest), MIN_STEP), cap)
         if now >= self.latest:
             self.latest = math.inf  # the promise was not kept: take the new one
         self._schedule(now, hint, cap)

@@ -25,7 +25,6 @@ from ..testing import FakeWhop
 from .exits import ExitCode, UsageError
 from .ids import IdFile
 from .journal import Journal, JournalWriteError
-from .parser import fake_whop_from
 from .progress import Run, described, reader_may_leave, say, show, silence
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
@@ -337,7 +336,7 @@ async def demo_command(options: argparse.Namespace) -> int:
 
 
 async def fake_server_command(options: argparse.Namespace) -> int:
-    async with fake_whop_from(options) as fake:
+    async with FakeWhop.from_arguments(options) as fake:
         with reader_may_leave(sys.stdout):  # it serves on, whoever reads this
             # Lines to paste into a shell as they are.
             print(f"export WHOP_BASE_URL={shlex.quote(fake.base_url)}", flush=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import textwrap
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from .. import AdGroupStatus, __version__
-from ..testing import SHAPES, FakeWhop
+from ..testing import FakeWhop
 from .exits import MEANINGS, ExitCode
 
 WHOP_RATE_PER_MINUTE = 600
@@ -77,25 +76,6 @@ def whole_number(what: str, *, least: int | None = None) -> Callable[[str], int]
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if least is not None and value < least:
             raise argparse.ArgumentTypeError(f"must be {least} or more, got {value}")
-        return value
-
-    return parse
-
-
-def seconds(*, above_zero: bool = False) -> Callable[[str], float]:
-    """A flag's value: a number of seconds, 0 or more (more than 0 with
-    ``above_zero``)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a number of seconds, got {text!r}"
-            ) from None
-        if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
-            bound = "more than 0" if above_zero else "0 or more"
-            raise argparse.ArgumentTypeError(f"must be {bound} seconds, got {text}")
         return value
 
     return parse
@@ -209,59 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per minute (12000)",
     )
 
-    add_fake_server_arguments(
+    # One flag per FakeWhop option, defined beside FakeWhop.
+    FakeWhop.add_arguments(
         commands.add_parser("fake-server", help="run the stand-in Whop API until Ctrl-C")
     )
     return parser
-
-
-# --- fake-server: FakeWhop's options as flags, and the FakeWhop they make --------------
-
-
-def add_fake_server_arguments(fake: argparse.ArgumentParser) -> None:
-    """The flags of ``fake-server``, one per FakeWhop option."""
-    add = fake.add_argument
-    # fmt: off
-    add("--port", type=whole_number("a port number", least=0), default=8080,
-        help="port (8080; 0: any free one)")
-    add("--groups", type=whole_number("a whole number of ad groups", least=0), default=100,
-        help="paused ad groups (100)")
-    add("--shape", choices=SHAPES, default="docs-2026-11",
-        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)")
-    add("--api-key", default="sk_test_fake_whop", help="the key it accepts")
-    add("--rate", type=whole_number("a whole number of requests", least=0), default=600,
-        help="requests per --per seconds per operation (600; 0: no limit)")
-    add("--per", type=seconds(above_zero=True), default=60.0,
-        help="the rate's window in seconds (60)")
-    add("--limiter", choices=["window", "bucket"], default="window",
-        help="fixed windows like Whop (default) or a token bucket")
-    add("--burst", type=whole_number("a whole number of requests", least=1), default=10,
-        help="the bucket's size (10)")
-    add("--retry-after", action="store_true", help="send Retry-After on 429s")
-    add("--fault-rate", type=share, default=0.0, help="share answered 500/502/503")
-    add("--drop-rate", type=share, default=0.0, help="share of dropped connections")
-    add("--latency", type=seconds(), default=0.0, help="seconds added to each answer")
-    add("--seed", type=whole_number("a whole number"), default=0, help="seeds the faults")
-    add("--accept-any-id", action="store_true",
-        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise")
-    # fmt: on
-
-
-def fake_whop_from(options: argparse.Namespace) -> FakeWhop:
-    """The FakeWhop that ``fake-server``'s flags describe."""
-    return FakeWhop(
-        groups=options.groups,
-        shape=options.shape,
-        api_key=options.api_key,
-        rate_limit=options.rate or None,
-        per=options.per,
-        limiter=options.limiter,
-        burst=options.burst,
-        retry_after=options.retry_after,
-        fault_rate=options.fault_rate,
-        drop_rate=options.drop_rate,
-        latency=options.latency,
-        seed=options.seed,
-        accept_any_id=options.accept_any_id,
-        port=options.port,
-    )

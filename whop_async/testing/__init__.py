@@ -12,6 +12,27 @@ and yields it:
 Options go in a marker: ``@pytest.mark.fake_whop(groups=50, fault_rate=0.1)``.
 """
 
-from ._fake import DEFAULT_API_KEY, SHAPES, FakeStats, FakeWhop, Shape, example_ad_group
+from ._fake import (
+    DEFAULT_API_KEY,
+    HINTS,
+    SHAPES,
+    FakeStats,
+    FakeWhop,
+    Hint,
+    Shape,
+    example_ad_group,
+)
+from ._styles import LIMITERS, Limiter
 
-__all__ = ["DEFAULT_API_KEY", "SHAPES", "FakeStats", "FakeWhop", "Shape", "example_ad_group"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "HINTS",
+    "LIMITERS",
+    "SHAPES",
+    "FakeStats",
+    "FakeWhop",
+    "Hint",
+    "Limiter",
+    "Shape",
+    "example_ad_group",
+]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import collections
+import inspect
 import itertools
 import json
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from importlib import resources
 from types import TracebackType
@@ -19,12 +21,19 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from ._styles import LIMITERS, Budget, Keeper, Limiter, Span, keeper
+
 DEFAULT_API_KEY = "sk_test_fake_whop"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Shape = Literal["seed", "sdk-2026", "docs-2026-11"]
 SHAPES: tuple[Shape, ...] = ("seed", "sdk-2026", "docs-2026-11")
+Hint = Literal["message", "retry-after", "retry-after-ms", "none"]
+HINTS: tuple[Hint, ...] = ("message", "retry-after", "retry-after-ms", "none")
 _ID_WIDTH = 12
 _MAX_PAGE = 100
+_MAX_PORT = 65535
+# What a proxy in front of the API answers while the API is away.
+_OUTAGE_PAGE = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
 
 
 def example_ad_group(shape: Shape = "docs-2026-11") -> dict[str, Any]:
@@ -51,52 +60,44 @@ class FakeStats:
     Attributes:
         requests: every API request (admin endpoints excepted).
         rate_limited: answers of 429.
-        faults: injected 500/502/503 answers and dropped connections.
+        faults: injected 500/502/503 answers and dropped connections (``fault_rate``,
+            ``drop_rate`` and ``fail_first``).
+        outage: 503s served during the outage.
         attempts: per ad-group id, how many unpause or pause requests reached it.
+        failed_first: per ad-group id, how many of its unpause or pause requests were
+            answered 503 by ``fail_first``.
     """
 
     requests: int = 0
     rate_limited: int = 0
     faults: int = 0
+    outage: int = 0
     attempts: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    failed_first: collections.Counter[str] = attrs.field(factory=collections.Counter)
 
     def as_json(self) -> dict[str, Any]:
-        """The counters as JSON-ready data (``attempts`` as a plain dict)."""
-        return {**attrs.asdict(self, recurse=False), "attempts": dict(self.attempts)}
+        """The counters as JSON-ready data (per-id counters as plain dicts)."""
+        return {
+            name: dict(value) if isinstance(value, collections.Counter) else value
+            for name, value in attrs.asdict(self, recurse=False).items()
+        }
 
 
-class _Limiter:
-    """Whop-style fixed windows per operation, or a token bucket."""
+class _OptionError(ValueError):
+    """An option out of range; ``requirement`` says what it must be."""
 
-    def __init__(
-        self, limit: int, per: float, style: Literal["window", "bucket"], burst: int
-    ) -> None:
-        self._limit, self._per, self._style, self._burst = limit, per, style, burst
-        self._windows: dict[str, tuple[float, int]] = {}
-        self._buckets: dict[str, tuple[float, float]] = {}
+    def __init__(self, option: str, requirement: str) -> None:
+        super().__init__(f"{option} {requirement}")
+        self.option, self.requirement = option, requirement
 
-    def wait_for(self, operation: str, now: float) -> float | None:
-        """None when the request may pass (and is counted), else seconds until it may."""
-        if self._style == "bucket":
-            return self._take_token(operation, now)
-        start = math.floor(now / self._per) * self._per
-        window_start, used = self._windows.get(operation, (start, 0))
-        if window_start != start:
-            used = 0
-        if used < self._limit:
-            self._windows[operation] = (start, used + 1)
-            return None
-        return start + self._per - now
 
-    def _take_token(self, operation: str, now: float) -> float | None:
-        rate = self._limit / self._per
-        tokens, stamp = self._buckets.get(operation, (float(self._burst), now))
-        tokens = min(float(self._burst), tokens + (now - stamp) * rate)
-        if tokens >= 1:
-            self._buckets[operation] = (tokens - 1, now)
-            return None
-        self._buckets[operation] = (tokens, now)
-        return (1 - tokens) / rate
+def _require(condition: bool, option: str, requirement: str) -> None:
+    if not condition:
+        raise _OptionError(option, requirement)
+
+
+def _is_seconds(value: float, *, above_zero: bool = False) -> bool:
+    return math.isfinite(value) and (value > 0 if above_zero else value >= 0)
 
 
 class FakeWhop:
@@ -106,12 +107,15 @@ class FakeWhop:
     ``/pause`` change it and answer in one of Whop's real shapes (``shape``);
     ``GET /ad_groups/{id}`` and ``GET /ad_groups`` (cursor paging, newest first) read
     it. It checks the bearer key (401), knows only its ids (404), limits each operation
-    like Whop (a 429 whose only hint is "Try again in N seconds." unless
-    ``retry_after`` is set), replays answers by Idempotency-Key, and can inject seeded
-    faults.
+    apart (unpause, pause, retrieve, list), replays answers by Idempotency-Key, and can
+    play the ways real servers limit and fail.
+
+    Every time below counts from the first API request after ``start()`` or
+    ``reset()``, on ``clock``.
 
     Use it as ``async with FakeWhop(groups=100) as fake:``, then point a client at
-    ``fake.base_url`` with ``fake.api_key``.
+    ``fake.base_url`` with ``fake.api_key``. ``whop-async fake-server`` takes each
+    option as a flag (see ``add_arguments``).
 
     Args:
         groups: how many ad groups to create (ids ``adgrp_000000000001`` ...).
@@ -123,9 +127,29 @@ class FakeWhop:
         api_key: the only key accepted.
         rate_limit: requests per ``per`` seconds per operation (600); None: no limit.
         per: the window, in seconds (60).
-        limiter: "window" (Whop-style fixed windows) or "bucket" (a token bucket).
+        limiter: how the limit is kept: ``"window"``, Whop-style fixed windows of
+            ``per`` seconds; ``"bucket"``, a token bucket of ``burst`` tokens;
+            ``"sliding"``, a sliding log (at most ``rate_limit`` in any ``per`` seconds).
         burst: the bucket's size, with ``limiter="bucket"`` (10).
-        retry_after: also send ``Retry-After`` and ``retry-after-ms`` on a 429.
+        hint: where a 429 says how long to wait, rounded up as real servers do:
+            ``"message"`` (Whop's: only the body's "Try again in N seconds.", N whole
+            and at least 1), ``"retry-after"`` (a ``Retry-After`` header in whole
+            seconds, at least 1), ``"retry-after-ms"`` (a ``retry-after-ms`` header in
+            whole milliseconds) or ``"none"`` (nowhere).
+        neighbour_rate: requests a second that another program using the same key
+            takes from every operation's budget (0: none). In a fixed window its share
+            is held back from the window's start; a sliding log counts it; a bucket
+            loses tokens to it (a short, fast neighbour empties it). Without
+            ``neighbour_for`` it must leave room for one request a window.
+        neighbour_from: when the neighbour starts, in seconds (0).
+        neighbour_for: for how long it stays, in seconds (None: to the end).
+        limit_drop: ``(at, for, factor)``: from ``at`` seconds, for ``for`` seconds,
+            the limit is ``factor`` times lower, then back.
+        outage: ``(at, for)``: from ``at`` seconds, for ``for`` seconds, every API
+            request is answered 503 with an HTML page, as by a proxy in front.
+        fail_first: each id's first ``fail_first`` unpause or pause requests are
+            answered 503, so ids that need retries can be played exactly.
+        fail_first_ids: only these ids fail first (None: every id).
         fault_rate: share of requests answered 500, 502 or 503.
         drop_rate: share of requests whose connection is closed without an answer.
         latency: seconds added to every answer.
@@ -134,6 +158,7 @@ class FakeWhop:
             tests over more ids than are worth holding); unknown ids get 404 otherwise.
         host: the address to listen on ("127.0.0.1").
         port: the port; 0 picks a free one.
+        clock: seconds that only move forward; a test passes its own to move time.
 
     Raises:
         ValueError: an option is out of range.
@@ -149,9 +174,16 @@ class FakeWhop:
         api_key: str = DEFAULT_API_KEY,
         rate_limit: int | None = 600,
         per: float = 60.0,
-        limiter: Literal["window", "bucket"] = "window",
+        limiter: Limiter = "window",
         burst: int = 10,
-        retry_after: bool = False,
+        hint: Hint = "message",
+        neighbour_rate: float = 0.0,
+        neighbour_from: float = 0.0,
+        neighbour_for: float | None = None,
+        limit_drop: tuple[float, float, float] | None = None,
+        outage: tuple[float, float] | None = None,
+        fail_first: int = 0,
+        fail_first_ids: Collection[str] | None = None,
         fault_rate: float = 0.0,
         drop_rate: float = 0.0,
         latency: float = 0.0,
@@ -161,25 +193,35 @@ class FakeWhop:
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rate_limit is not None and not (rate_limit > 0 and per > 0 and burst > 0):
-            raise ValueError("rate_limit, per and burst must be positive")
-        if not (0 <= fault_rate <= 1 and 0 <= drop_rate <= 1 and fault_rate + drop_rate <= 1):
-            raise ValueError("fault_rate and drop_rate are shares: together at most 1")
-        if latency < 0:
-            raise ValueError(f"latency must be 0 or more seconds, got {latency!r}")
+        _require(groups >= 0, "groups", f"must be 0 or more, got {groups}")
+        _require(campaigns >= 1, "campaigns", f"must be at least 1, got {campaigns}")
+        _require(0 <= port <= _MAX_PORT, "port", f"must be 0 to {_MAX_PORT}, got {port}")
+        _require(hint in HINTS, "hint", f"must be one of {', '.join(HINTS)}, got {hint!r}")
+        self._budget = _budget(
+            rate_limit,
+            per,
+            limiter,
+            burst,
+            (neighbour_rate, neighbour_from, neighbour_for),
+            limit_drop,
+        )
+        self._outage = _outage(outage)
+        _check_failures(fail_first, fault_rate, drop_rate, latency)
         self.api_key = api_key
         self.shape = shape
         self._template = example_ad_group(shape)
         self.stats = FakeStats()
         self._starting_status = status
-        self._options = (rate_limit, per, limiter, burst)
-        self._limiter = self._new_limiter()
-        self._retry_after = retry_after
+        self._limiter, self._burst, self._hint = limiter, burst, hint
+        self._keepers: dict[str, Keeper] = {}
+        self._fail_first = fail_first
+        self._fail_first_ids = None if fail_first_ids is None else frozenset(fail_first_ids)
         self._fault_rate, self._drop_rate, self._latency = fault_rate, drop_rate, latency
         self._seed = seed
         self._accept_any_id = accept_any_id
         self._chance = random.Random(seed)
         self._clock = clock
+        self._started: float | None = None
         self._host, self._port = host, port
         self._groups: dict[str, dict[str, Any]] = {}
         self._replies: dict[str, tuple[int, str]] = {}
@@ -187,8 +229,34 @@ class FakeWhop:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         for number in range(1, groups + 1):
-            campaign = (number - 1) % max(1, campaigns) + 1
+            campaign = (number - 1) % campaigns + 1
             self.add_group(f"adgrp_{number:0{_ID_WIDTH}d}", status=status, campaign=campaign)
+
+    # --- the fake-server command ---------------------------------------------------
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add a flag for each option to ``parser``, with ``whop-async fake-server``'s
+        defaults (port 8080, 100 groups): ``--rate`` for ``rate_limit`` (0: no
+        limit), ``--limit-drop AT,FOR,FACTOR`` and ``--outage AT,FOR`` for the pairs and
+        triples, ``--fail-first-ids ID,ID`` for the set, and the option's name with
+        dashes for the rest. ``--retry-after`` is kept as ``--hint retry-after``."""
+        _add_serving_arguments(parser)
+        _add_limit_arguments(parser)
+        _add_failure_arguments(parser)
+
+    @classmethod
+    def from_arguments(cls, options: argparse.Namespace) -> FakeWhop:
+        """A FakeWhop with the options parsed from ``add_arguments``'s flags.
+
+        Raises:
+            ValueError: a value is out of range; the message names its flag.
+        """
+        names = [name for name in inspect.signature(cls).parameters if name != "clock"]
+        try:
+            return cls(**{name: getattr(options, name) for name in names})
+        except _OptionError as error:
+            raise ValueError(f"{_flag(error.option)}: {error.requirement}") from None
 
     # --- state -----------------------------------------------------------------------
 
@@ -219,12 +287,14 @@ class FakeWhop:
 
     def reset(self) -> None:
         """Put every group back in its starting status, zero the counters, forget
-        stored replies, and restart the limits and the seeded faults."""
+        stored replies, and restart the limits and the seeded faults; the clock starts
+        again at the next request."""
         for group in self._groups.values():
             group["status"] = self._starting_status
         self.stats = FakeStats()
         self._replies.clear()
-        self._limiter = self._new_limiter()
+        self._keepers.clear()
+        self._started = None
         self._chance = random.Random(self._seed)
 
     # --- serving ---------------------------------------------------------------------
@@ -279,6 +349,8 @@ class FakeWhop:
             if key is not None and key in self._replies:
                 answer_status, body = self._replies[key]
                 return _json(answer_status, body, {"Idempotent-Replayed": "true"})
+            if self._fails_first(ad_group_id):
+                return _server_error(503)
             self.stats.attempts[ad_group_id] += 1
             group = self._groups.get(ad_group_id)
             if group is None and self._accept_any_id:
@@ -362,15 +434,18 @@ class FakeWhop:
         return web.json_response({})
 
     async def _admit(self, request: web.Request, operation: str) -> web.StreamResponse | None:
-        """Count the request; a refusal (401, 429, an injected fault) or None."""
+        """Count the request; a refusal (the outage, 401, 429, an injected fault) or None."""
         self.stats.requests += 1
+        moment = self._elapsed()
+        if self._outage is not None and self._outage.holds(moment):
+            self.stats.outage += 1
+            return web.Response(status=503, text=_OUTAGE_PAGE, content_type="text/html")
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "unauthorized", "Invalid API key")
-        if self._limiter is not None:
-            wait = self._limiter.wait_for(operation, self._clock())
-            if wait is not None:
-                self.stats.rate_limited += 1
-                return self._rate_limited(wait)
+        wait = self._wait_before(operation, moment)
+        if wait is not None:
+            self.stats.rate_limited += 1
+            return self._rate_limited(wait)
         if self._latency:
             await asyncio.sleep(self._latency)
         draw = self._chance.random()
@@ -381,20 +456,229 @@ class FakeWhop:
             return web.Response(status=500)  # never reaches the client
         if draw < self._drop_rate + self._fault_rate:
             self.stats.faults += 1
-            status = self._chance.choice((500, 502, 503))
-            return _error(status, "server_error", "Something went wrong on our end")
+            return _server_error(self._chance.choice((500, 502, 503)))
         return None
 
-    def _rate_limited(self, wait: float) -> web.Response:
-        seconds = max(1, math.ceil(wait))
-        headers = {}
-        if self._retry_after:
-            headers = {"Retry-After": str(seconds), "retry-after-ms": str(math.ceil(wait * 1000))}
-        return _error(429, "rate_limit_exceeded", f"Try again in {seconds} seconds.", headers)
+    def _elapsed(self) -> float:
+        """Seconds since the first request after start or reset."""
+        now = self._clock()
+        if self._started is None:
+            self._started = now
+        return now - self._started
 
-    def _new_limiter(self) -> _Limiter | None:
-        rate_limit, per, limiter, burst = self._options
-        return None if rate_limit is None else _Limiter(rate_limit, per, limiter, burst)
+    def _wait_before(self, operation: str, moment: float) -> float | None:
+        """None when ``operation``'s limit lets a request pass now, else the wait."""
+        if self._budget is None:
+            return None
+        if operation not in self._keepers:
+            self._keepers[operation] = keeper(self._limiter, self._budget, self._burst)
+        return self._keepers[operation].admit(moment)
+
+    def _rate_limited(self, wait: float) -> web.Response:
+        # Float noise must not turn an exact wait of 1 s into "2 seconds".
+        wait = round(wait, 6)
+        seconds = max(1, math.ceil(wait))
+        if self._hint == "message":
+            return _error(429, "rate_limit_exceeded", f"Try again in {seconds} seconds.")
+        headers = {}
+        if self._hint == "retry-after":
+            headers = {"Retry-After": str(seconds)}
+        elif self._hint == "retry-after-ms":
+            headers = {"retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
+        return _error(429, "rate_limit_exceeded", "Rate limit exceeded.", headers)
+
+    def _fails_first(self, ad_group_id: str) -> bool:
+        """Whether this request for ``ad_group_id`` is one of its first that fail."""
+        chosen = self._fail_first_ids is None or ad_group_id in self._fail_first_ids
+        if not chosen or self.stats.failed_first[ad_group_id] >= self._fail_first:
+            return False
+        self.stats.failed_first[ad_group_id] += 1
+        self.stats.faults += 1
+        return True
+
+
+def _budget(
+    rate_limit: int | None,
+    per: float,
+    limiter: Limiter,
+    burst: int,
+    neighbour: tuple[float, float, float | None],
+    limit_drop: tuple[float, float, float] | None,
+) -> Budget | None:
+    """The budget each operation starts with, checked; None without a limit."""
+    _require(
+        limiter in LIMITERS, "limiter", f"must be one of {', '.join(LIMITERS)}, got {limiter!r}"
+    )
+    neighbour_rate, neighbour_from, neighbour_for = neighbour
+    if rate_limit is None:
+        _require(neighbour_rate == 0, "neighbour_rate", "needs a rate limit to share")
+        _require(limit_drop is None, "limit_drop", "needs a rate limit to lower")
+        return None
+    _require(rate_limit >= 1, "rate_limit", f"must be at least 1, got {rate_limit}")
+    _require(_is_seconds(per, above_zero=True), "per", f"must be more than 0 seconds, got {per}")
+    _require(burst >= 1, "burst", f"must be at least 1, got {burst}")
+    # A neighbour that never leaves must leave a request a window, or none would pass.
+    most = (rate_limit - 1) / per if neighbour_for is None else math.inf
+    _require(
+        0 <= neighbour_rate <= most,
+        "neighbour_rate",
+        f"must be 0 to {most:g} requests a second under this limit, got {neighbour_rate}",
+    )
+    _require(_is_seconds(neighbour_from), "neighbour_from", "must be 0 or more seconds")
+    _require(
+        neighbour_for is None or _is_seconds(neighbour_for, above_zero=True),
+        "neighbour_for",
+        "must be more than 0 seconds (None: to the end)",
+    )
+    budget = Budget(rate_limit, per, neighbour_rate=neighbour_rate)
+    if neighbour_rate:
+        length = math.inf if neighbour_for is None else neighbour_for
+        budget = attrs.evolve(budget, neighbour=Span(neighbour_from, length))
+    if limit_drop is not None:
+        at, length, factor = limit_drop
+        _require(factor >= 1, "limit_drop", f"needs a factor of 1 or more, got {factor}")
+        budget = attrs.evolve(budget, drop=_span("limit_drop", at, length), factor=factor)
+    return budget
+
+
+def _outage(outage: tuple[float, float] | None) -> Span | None:
+    return None if outage is None else _span("outage", *outage)
+
+
+def _span(option: str, at: float, length: float) -> Span:
+    _require(
+        _is_seconds(at) and _is_seconds(length, above_zero=True),
+        option,
+        f"must be at 0 or more seconds, for more than 0 seconds, got {at:g},{length:g}",
+    )
+    return Span(at, length)
+
+
+def _check_failures(fail_first: int, fault_rate: float, drop_rate: float, latency: float) -> None:
+    _require(fail_first >= 0, "fail_first", f"must be 0 or more, got {fail_first}")
+    _require(0 <= fault_rate <= 1, "fault_rate", f"must be a share, 0 to 1, got {fault_rate}")
+    _require(
+        0 <= drop_rate <= 1 - fault_rate,
+        "drop_rate",
+        f"must be a share, 0 to {1 - fault_rate:g} (1 less the fault rate), got {drop_rate}",
+    )
+    _require(_is_seconds(latency), "latency", f"must be 0 or more seconds, got {latency}")
+
+
+# --- flags ---------------------------------------------------------------------------
+
+
+def _flag(option: str) -> str:
+    return "--rate" if option == "rate_limit" else "--" + option.replace("_", "-")
+
+
+def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--port", type=int, default=8080, help="port (8080; 0: any free one)")
+    add("--host", default="127.0.0.1", help="the address to listen on (127.0.0.1)")
+    add("--groups", type=int, default=100, help="paused ad groups (100)")
+    add("--status", default="paused", help="their starting status (paused)")
+    add("--campaigns", type=int, default=1, help="campaigns sharing them, round robin (1)")
+    add(
+        "--shape",
+        choices=SHAPES,
+        default="docs-2026-11",
+        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)",
+    )
+    add("--api-key", default=DEFAULT_API_KEY, help="the key it accepts")
+    add(
+        "--accept-any-id",
+        action="store_true",
+        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise",
+    )
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        _flag("rate_limit"),
+        dest="rate_limit",
+        metavar="N",
+        type=_limit_or_none,
+        default=600,
+        help="requests per --per seconds per operation (600; 0: no limit)",
+    )
+    add("--per", type=float, default=60.0, help="the rate's window in seconds (60)")
+    add(
+        "--limiter",
+        choices=LIMITERS,
+        default="window",
+        help="fixed windows like Whop (default), a token bucket or a sliding log",
+    )
+    add("--burst", type=int, default=10, help="the bucket's size (10)")
+    add("--hint", choices=HINTS, default="message", help="where a 429 says how long to wait")
+    add(
+        "--retry-after",
+        dest="hint",
+        action="store_const",
+        const="retry-after",
+        help="the same as --hint retry-after",
+    )
+    add(
+        "--neighbour-rate",
+        type=float,
+        default=0.0,
+        help="requests a second another program takes from each budget (0)",
+    )
+    add("--neighbour-from", type=float, default=0.0, help="when it starts, in seconds (0)")
+    add("--neighbour-for", type=float, help="how long it stays, in seconds (to the end)")
+    add(
+        "--limit-drop",
+        type=_numbers("AT", "FOR", "FACTOR"),
+        metavar="AT,FOR,FACTOR",
+        help="from AT seconds, for FOR seconds, the limit is FACTOR times lower",
+    )
+
+
+def _add_failure_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--outage",
+        type=_numbers("AT", "FOR"),
+        metavar="AT,FOR",
+        help="from AT seconds, for FOR seconds, answer 503 with an HTML page",
+    )
+    add(
+        "--fail-first",
+        type=int,
+        default=0,
+        help="each id's first N unpause or pause requests are answered 503 (0)",
+    )
+    add("--fail-first-ids", type=_ids, metavar="ID,ID", help="only these ids fail first (every id)")
+    add("--fault-rate", type=float, default=0.0, help="share answered 500/502/503")
+    add("--drop-rate", type=float, default=0.0, help="share of dropped connections")
+    add("--latency", type=float, default=0.0, help="seconds added to each answer")
+    add("--seed", type=int, default=0, help="seeds the faults")
+
+
+def _limit_or_none(text: str) -> int | None:
+    return int(text) or None
+
+
+def _numbers(*names: str) -> Callable[[str], tuple[float, ...]]:
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            numbers = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            numbers = ()
+        if len(numbers) != len(names):
+            raise argparse.ArgumentTypeError(f"expected {','.join(names)}, got {text!r}")
+        return numbers
+
+    return parse
+
+
+def _ids(text: str) -> frozenset[str]:
+    return frozenset(part for part in text.split(",") if part)
+
+
+def _server_error(status: int) -> web.Response:
+    return _error(status, "server_error", "Something went wrong on our end")
 
 
 def _json(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
