@@ -51,6 +51,29 @@ class _Transport:
 
 
 @attrs.define
+class _Addressed:
+    """What routing reads of a request."""
+
+    method: str
+    rel_url: URL
+
+
+@attrs.define
+class _Protocol:
+    """What a request reads of its connection (``make_mocked_request``'s own mocks,
+    made afresh for every request, would cost more than the rest of the scenario)."""
+
+    transport: _Transport
+    writer: object = None
+    max_field_size: int = 8190
+    max_line_length: int = 8190
+    max_headers: int = 128
+    peername: object = None
+    sockname: object = None
+    ssl_context: object = None
+
+
+@attrs.define
 class Server:
     """A FakeWhop with ``options``, answering in-process, and what it accepted when.
 
@@ -105,12 +128,18 @@ class Server:
 
     async def _handled(self, method: str, url: URL, headers: dict[str, str]) -> web.Response:
         assert self._app is not None
-        transport = _Transport()
         path = url.path_qs
-        request = make_mocked_request(method, path, headers, app=self._app, transport=transport)
-        route = await self._app.router.resolve(request)
+        route = await self._app.router.resolve(_Addressed(method, URL(path)))  # type: ignore[arg-type]
+        transport = _Transport()
         request = make_mocked_request(
-            method, path, headers, match_info=dict(route), app=self._app, transport=transport
+            method,
+            path,
+            headers,
+            match_info=dict(route),
+            app=self._app,
+            transport=transport,
+            protocol=_Protocol(transport),
+            writer=_Transport(),  # never written to: the handler's answer is read instead
         )
         response = await route.handler(request)
         if transport.closed:

@@ -319,14 +319,35 @@ async def test_a_listing_that_fails_mid_run_stops_it_with_a_summary() -> None:
         (["fake-server", "--per", "0"], {}, "--per: must be more than 0 seconds"),
     ],
 )
-async def test_bad_usage_is_one_line_and_exit_2(
-    args: list[str], environment: dict[str, str], message: str
+def test_bad_usage_is_one_line_and_exit_2(
+    args: list[str],
+    environment: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, _, stderr = await whop_async_cli(*args, environment=environment)
+    # In-process, as there are many: the subprocess test below shows the command agrees.
+    for name in os.environ:
+        if name.startswith("WHOP_"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    try:
+        code = whop_async.cli.main(args)
+    except SystemExit as stopped:  # argparse's own usage errors
+        code = stopped.code  # type: ignore[assignment]
+    stderr = capsys.readouterr().err
     assert code == 2
     assert message in stderr
     assert len(stderr.strip().splitlines()) == 1
-    assert "Traceback" not in stderr
+
+
+async def test_bad_usage_from_the_installed_command_is_one_line_and_exit_2() -> None:
+    code, _, stderr = await whop_async_cli("unpause", "--concurrency", "0")
+    assert (code, stderr) == (
+        2,
+        "whop-async unpause: --concurrency: must be 1 or more, got 0 (see --help)\n",
+    )
 
 
 # --- ids from anything a shell hands over ----------------------------------------------

@@ -34,7 +34,7 @@ from .scenarios import (
     timed_calls,
     unlimited,
 )
-from .test_shared import RedisServer, redis_server_or_skip
+from .test_shared import RedisServer, running_redis_server
 from .virtual_time import run_virtual
 
 # --- the backends: one set of rules, state in memory or in Redis ----------------------
@@ -42,7 +42,7 @@ from .virtual_time import run_virtual
 
 @pytest.fixture(scope="module")
 def shared_redis() -> Iterator[RedisServer]:
-    yield from redis_server_or_skip()
+    yield from running_redis_server()
 
 
 class Backend:
@@ -127,7 +127,16 @@ def test_an_unknown_limit_is_found_and_held(local: Backend, style: str) -> None:
     check_bulk(run, count, ideal=ideal, slowest=1.3, refused=0.10)
 
 
-@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize(
+    ("backend", "style"),
+    # Redis keeps the same rules' state: Whop's own style and a bucket's suffice there.
+    [
+        *(("local", style) for style in STYLES),
+        ("redis", "Whop's window, message only"),
+        ("redis", "bucket, Retry-After in whole seconds"),
+    ],
+    indirect=["backend"],
+)
 def test_a_told_limit_is_held_with_hardly_a_429(backend: Backend, style: str) -> None:
     make, count, ideal = STYLES[style]
     told = LIMITS[style]
@@ -168,6 +177,12 @@ def recovery_seconds(server: Server, change: float, limit: float) -> float:
     return math.inf
 
 
+@pytest.mark.parametrize(
+    "budget",
+    [("local", False), ("local", True)],  # a shared budget's estimate: the drop below
+    ids=["unknown limit", "told, local"],
+    indirect=True,
+)
 def test_a_neighbour_gets_its_share_and_ours_comes_back_when_it_leaves(
     budget: tuple[Backend, bool],
 ) -> None:

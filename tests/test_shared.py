@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -63,12 +62,10 @@ class RedisServer:
             self._process = None
 
 
-def redis_server_or_skip() -> Iterator[RedisServer]:
+def running_redis_server() -> Iterator[RedisServer]:
     """A running redis-server for as long as the generator is not closed."""
     if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: .ci/run installs it")
-        pytest.skip("redis-server is not installed here (CI installs it)")
+        pytest.fail("redis-server is missing: install it (apt install redis-server)")
     server = RedisServer()
     server.start()
     yield server
@@ -77,7 +74,7 @@ def redis_server_or_skip() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    yield from redis_server_or_skip()
+    yield from running_redis_server()
 
 
 @pytest.fixture
