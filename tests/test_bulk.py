@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
+from aioresponses import CallbackResult
+from yarl import URL
 
 import whop_async
 from whop_async import Outcome, WhopClient
@@ -17,6 +21,7 @@ from .helpers import (
     BASE_URL,
     FakeClock,
     MockAPI,
+    ShimResponse,
     ad_group_json,
     serve,
 )
@@ -243,3 +248,47 @@ async def test_accepted_answers_that_cannot_be_read_are_kept_apart_from_failures
     assert records["adgrp_garbled"]["status_code"] == 200
     assert records["adgrp_missing"]["accepted"] is False
     assert records["adgrp_good"]["ad_group"]["budget_amount"] == 100
+
+
+@pytest.mark.usefixtures("env")
+async def test_once_the_opening_is_over_an_unknown_limit_costs_no_extra_wake_ups(
+    mock_api: MockAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no limit known, the first requests queue for the slow-start window. Once it
+    # has opened, requests must go straight out again, not through the queue one by
+    # one, each woken by the one before: that doubled the event loop's work per id.
+    async def answer(url: URL, **_: object) -> CallbackResult:
+        await asyncio.sleep(0)  # in flight across a turn of the loop, as on a network
+        return CallbackResult(payload=ad_group_json(url.parts[-2]), response_class=ShimResponse)
+
+    mock_api.post(re.compile(rf"{re.escape(BASE_URL)}/ad_groups/.*"), callback=answer, repeat=True)
+    loop = asyncio.get_running_loop()
+    scheduled = 0
+    call_soon = loop.call_soon
+
+    def counted(*args: Any, **kwargs: Any) -> asyncio.Handle:
+        nonlocal scheduled
+        scheduled += 1
+        return call_soon(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counted)
+
+    async def scheduled_per_id_after_the_opening(rate_limit: whop_async.RateLimit | None) -> float:
+        ids = [f"adgrp_{number}" for number in range(1000)]
+        outcomes, scheduled_at_half = 0, 0
+
+        def halfway(_: Outcome) -> None:
+            nonlocal outcomes, scheduled_at_half
+            outcomes += 1
+            if outcomes == len(ids) // 2:
+                scheduled_at_half = scheduled
+
+        async with WhopClient(base_url=BASE_URL, rate_limit=rate_limit) as whop:
+            result = await whop.ad_groups.unpause_many(ids, concurrency=64, on_outcome=halfway)
+        assert result.ok
+        return (scheduled - scheduled_at_half) / (len(ids) // 2)
+
+    told = whop_async.RateLimit(10**6, per=1.0, burst=10**6)
+    never_queued = await scheduled_per_id_after_the_opening(told)
+    unknown = await scheduled_per_id_after_the_opening(None)
+    assert unknown <= never_queued * 1.1

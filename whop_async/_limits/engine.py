@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 import attrs
 
@@ -85,9 +85,9 @@ class Patience:
 PATIENT = Patience()
 
 
-@attrs.frozen
-class Ticket:
-    """A turn taken: when (in the store's time), and which probes it carries."""
+class Ticket(NamedTuple):
+    """A turn taken: when (in the store's time), and which probes it carries. A tuple:
+    every request takes one."""
 
     sent_at: float
     probe: bool
@@ -126,18 +126,23 @@ class OperationLimiter:
         self._slow_start = slow_start
         self._cap = max_server_wait
         self._busy = False
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[Ticket | None], bool]] = []
         self._arrivals = itertools.count()
         self.changed = asyncio.Event()
         self._unreported = 0
 
     def try_turn(self, waits_out_outages: bool) -> Ticket | None:
-        """A turn at once when nothing stands in the way, else None (nothing taken)."""
+        """A turn at once when nobody queues and nothing stands in the way, else None
+        (nothing taken)."""
+        if self._busy or self._waiters:
+            return None
+        return self._turn_now(waits_out_outages)
+
+    def _turn_now(self, waits_out_outages: bool) -> Ticket | None:
+        """A turn at once from a local budget that has one to give, else None."""
         local = self._local
         if (
             local is None
-            or self._busy
-            or self._waiters
             or not self._window_has_room()
             or (waits_out_outages and not self._engine.breaker.passing)
         ):
@@ -155,7 +160,9 @@ class OperationLimiter:
             WaitTooLong: the turn would come after one of the call's bounds.
             Stopped: the call's run stopped meanwhile.
         """
-        await self._queue_up(order)
+        handed = await self._queue_up(order, patience.outages)
+        if handed is not None:
+            return handed
         try:
             return await self._turn_at_head(patience)
         finally:
@@ -280,24 +287,38 @@ class OperationLimiter:
             stop=patience.stop,
         )
 
-    async def _queue_up(self, order: int) -> None:
+    async def _queue_up(self, order: int, waits_out_outages: bool) -> Ticket | None:
+        """Wait to be at the head of the queue (None), or for a turn handed on by the
+        request before (see ``_pass_turn_on``)."""
         if not self._busy and not self._waiters:
             self._busy = True
-            return
-        called: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (order, next(self._arrivals), called))
+            return None
+        called: asyncio.Future[Ticket | None] = asyncio.get_running_loop().create_future()
+        entry = (order, next(self._arrivals), called, waits_out_outages)
+        heapq.heappush(self._waiters, entry)
         try:
-            await called
+            return await called
         except asyncio.CancelledError:
             if called.done() and not called.cancelled():
-                self._pass_turn_on()  # handed the turn just as it was cancelled
+                handed = called.result()
+                if handed is None:
+                    self._pass_turn_on()  # made head just as it was cancelled
+                else:
+                    self.release(handed)  # handed a turn it will not use
             raise
 
     def _pass_turn_on(self) -> None:
+        """Hand the waiters, in order, the turns the budget has now; the first that
+        cannot have one becomes the head and asks. Without this, requests arriving while
+        any queue stood would queue behind it one by one, each waking the next, long
+        after the wait that made the queue was over."""
         while self._waiters:
-            _, _, called = heapq.heappop(self._waiters)
-            if not called.done():
-                called.set_result(None)
+            _, _, called, waits_out_outages = heapq.heappop(self._waiters)
+            if called.done():
+                continue  # cancelled meanwhile
+            handed = self._turn_now(waits_out_outages)
+            called.set_result(handed)
+            if handed is None:
                 return
         self._busy = False
 
