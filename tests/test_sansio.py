@@ -39,7 +39,7 @@ def whop_error(error_type: str, message: str, code: str | None = None) -> dict[s
 
 def failure(response: Response) -> whop_async.APIStatusError:
     with pytest.raises(whop_async.APIStatusError) as caught:
-        _sansio.decode(UNPAUSE, URL, response, now=NOW)
+        _sansio.decode(UNPAUSE, URL, response, now=lambda: NOW)
     return caught.value
 
 
@@ -205,12 +205,12 @@ def test_an_empty_error_body_says_so() -> None:
 
 def test_a_2xx_body_that_is_not_json_is_a_validation_error() -> None:
     with pytest.raises(whop_async.APIResponseValidationError, match="not JSON: <html>") as caught:
-        _sansio.decode(UNPAUSE, URL, answer(200, "<html>hi</html>"), now=NOW)
+        _sansio.decode(UNPAUSE, URL, answer(200, "<html>hi</html>"), now=lambda: NOW)
     assert caught.value.status_code == 200
 
 
 def test_a_2xx_json_body_is_returned_as_data() -> None:
-    assert _sansio.decode(UNPAUSE, URL, answer(200, {"id": "x"}), now=NOW) == {"id": "x"}
+    assert _sansio.decode(UNPAUSE, URL, answer(200, {"id": "x"}), now=lambda: NOW) == {"id": "x"}
 
 
 @given(status=st.integers(300, 599), body=st.binary(max_size=300))
@@ -222,7 +222,7 @@ def test_any_error_answer_becomes_a_status_error(status: int, body: bytes) -> No
 @given(st.binary(max_size=300))
 def test_any_2xx_body_is_data_or_a_validation_error(body: bytes) -> None:
     with contextlib.suppress(whop_async.APIResponseValidationError):
-        _sansio.decode(UNPAUSE, URL, Response(200, CIMultiDict(), body), now=NOW)
+        _sansio.decode(UNPAUSE, URL, Response(200, CIMultiDict(), body), now=lambda: NOW)
 
 
 # --- the server's wait hint ----------------------------------------------------------------

@@ -16,9 +16,11 @@ from ._models import AdGroup, BulkResult, Outcome
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 OnOutcome = Callable[[Outcome], object]
 CallOne = Callable[[str], Awaitable[AdGroup]]
-# Returns what must be awaited before the worker goes on (an async callback's
-# coroutine, a full queue), or None: most deliveries need no await at all.
-Deliver = Callable[[int, Outcome], Awaitable[object] | None]
+# Takes an id's input position, the id, and its ad group or its error. Returns what
+# must be awaited before the worker goes on (an async callback's coroutine, a full
+# queue), or None: most deliveries need no await at all. No Outcome is made for an id
+# unless someone asked for one.
+Deliver = Callable[[int, str, AdGroup | None, WhopError | None], Awaitable[object] | None]
 
 logger = logging.getLogger("whop_async")
 
@@ -144,7 +146,7 @@ def _id_of(item: object) -> object:
 
 
 def _callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[object] | None:
-    """Call ``on_outcome``; what it returns, if that must be awaited."""
+    """Call ``on_outcome``, if any; what it returns, if that must be awaited."""
     if on_outcome is None:
         return None
     result = on_outcome(outcome)
@@ -164,19 +166,19 @@ async def _run(
         raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
     source = _IdSource(ids)
 
-    async def take() -> tuple[int, str] | None:
-        if run.past_deadline():
-            return None
-        return source.next_now() if source.is_plain else await source.next_async()
-
     async def work() -> None:
-        while (job := await take()) is not None:
+        while not run.past_deadline():
+            # A plain iterable is read without an await: most ids come from lists.
+            job = source.next_now() if source.is_plain else await source.next_async()
+            if job is None:
+                return
             index, ad_group_id = job
             try:
-                outcome = Outcome(id=ad_group_id, ad_group=await call(ad_group_id))
+                group = await call(ad_group_id)
             except WhopError as error:
-                outcome = Outcome(id=str(ad_group_id), error=error)
-            pending = deliver(index, outcome)
+                pending = deliver(index, str(ad_group_id), None, error)
+            else:
+                pending = deliver(index, ad_group_id, group, None)
             if pending is not None:
                 await pending
 
@@ -199,7 +201,7 @@ async def _account_for_the_rest(source: _IdSource, deliver: Deliver, run: BulkRu
     while (job := source.next_now() if source.is_plain else await source.next_async()) is not None:
         index, ad_group_id = job
         error = run.not_finished(str(ad_group_id), attempted=False)
-        pending = deliver(index, Outcome(id=str(ad_group_id), error=error))
+        pending = deliver(index, str(ad_group_id), None, error)
         if pending is not None:
             await pending
 
@@ -212,15 +214,18 @@ async def run_all(
     failed: dict[str, WhopError] = {}
     unreadable: dict[str, APIResponseValidationError] = {}
 
-    def record(index: int, outcome: Outcome) -> Awaitable[object] | None:
-        error = outcome.error
-        if isinstance(error, APIResponseValidationError):
-            unreadable[outcome.id] = error
+    def record(
+        index: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
+    ) -> Awaitable[object] | None:
+        if group is not None:
+            succeeded.append((index, group))
+        elif isinstance(error, APIResponseValidationError):
+            unreadable[ad_group_id] = error
         elif error is not None:
-            failed[outcome.id] = error
-        elif outcome.ad_group is not None:
-            succeeded.append((index, outcome.ad_group))
-        return _callback(on_outcome, outcome)
+            failed[ad_group_id] = error
+        if on_outcome is None:
+            return None
+        return _callback(on_outcome, Outcome(id=ad_group_id, ad_group=group, error=error))
 
     await _run(call, ids, concurrency=concurrency, deliver=record, run=run)
     succeeded.sort(key=lambda numbered: numbered[0])
@@ -239,7 +244,10 @@ async def iter_outcomes(
     """
     finished: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=concurrency)
 
-    async def hand_over(_: int, outcome: Outcome) -> None:
+    async def hand_over(
+        _: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
+    ) -> None:
+        outcome = Outcome(id=ad_group_id, ad_group=group, error=error)
         pending = _callback(on_outcome, outcome)
         if pending is not None:
             await pending

@@ -1,7 +1,11 @@
 """One logical call's path: engine -> transport -> decode, retried as the policy says.
 
-``Wiring`` is what every call of a client goes through, built once per client; ``send``
-runs one call on it and returns the answer's JSON data.
+``Wiring`` is what every call of a client goes through, built once per client;
+``Call(wiring, request, options).run(finish)`` makes one call on it and hands its
+result to ``finish``. Every coroutine frame between a bulk worker and aiohttp is paid
+again each time the request waits for the network, so the path has as few as it can:
+the worker, ``run`` (the first attempt inline, tenacity only for retries), the attempt,
+the transport.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import tenacity
@@ -25,11 +29,13 @@ from ._exceptions import (
 )
 from ._limits import Engine, Patience, Stopped, Ticket, WaitHint, WaitTooLong
 from ._options import RequestOptions
-from ._retry import CallRetries, RetryPolicy, call_with_retries, retrying
+from ._retry import CallRetries, RetryPolicy, is_retryable, retry_after, retrying
 from ._transport import CouldNotConnect, Transport
 
 if TYPE_CHECKING:
     from ._bulk import BulkRun
+
+T = TypeVar("T")
 
 logger = logging.getLogger("whop_async")
 
@@ -69,21 +75,10 @@ class CallResult:
     elapsed: float
 
 
-async def send(wiring: Wiring, request: _sansio.Request, options: RequestOptions) -> CallResult:
-    """Make one logical call; the answer, its JSON data, its retries and duration.
-
-    Raises:
-        APIError: (a subclass) what the last attempt met, after retries.
-        NotFinishedError: the call's bulk run stopped before the call was done.
-        RuntimeError: the client was closed (before or while the call waited).
-    """
-    return await _Call(wiring, request, options).run()
-
-
-class _Call:
-    """The state of one call across its attempts. What only a wait or a retry needs
-    (its patience, its retry account) is made when first needed: most calls succeed
-    at once."""
+class Call:
+    """One logical call, and its state across its attempts. What only a wait or a
+    retry needs (its patience, its retry account) is made when first needed: most calls
+    succeed at once."""
 
     __slots__ = (
         "_attempts",
@@ -153,15 +148,27 @@ class _Call:
             stop=run.stopping,
         )
 
-    async def run(self) -> CallResult:
+    async def run(self, finish: Callable[[CallResult], T]) -> T:
+        """Make the call; what ``finish`` makes of its result.
+
+        Raises:
+            APIError: (a subclass) what the last attempt met, after retries.
+            NotFinishedError: the call's bulk run stopped before the call was done.
+            RuntimeError: the client was closed (before or while the call waited).
+        """
         try:
-            response, data = await call_with_retries(self._attempt, self._retrying)
+            try:
+                response, data = await self._attempt()
+            except APIError as error:
+                if not is_retryable(error):
+                    raise
+                response, data = await retry_after(error, self._attempt, self._retrying)
         except Stopped:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
             raise self._gave_up(too_long) from None
         elapsed = self._engine.clock.monotonic() - self._started
-        return CallResult(response, data, self._attempts - 1, elapsed)
+        return finish(CallResult(response, data, self._attempts - 1, elapsed))
 
     def _retrying(self) -> tenacity.AsyncRetrying:
         options, policy = self._options, self._wiring.policy
@@ -189,7 +196,8 @@ class _Call:
                 self._order, self._patience
             )
             self._attempts += 1
-            if logger.isEnabledFor(logging.DEBUG):
+            debug = logger.isEnabledFor(logging.DEBUG)
+            if debug:
                 self._log_sending()
             try:
                 response = await self._wiring.transport.send(
@@ -208,21 +216,23 @@ class _Call:
                 limiter.release(ticket)
         finally:
             permits.give_back()
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug:
             self._log_answer(response)
         try:
             data = _sansio.decode(
                 request,
                 self._url,
                 response,
-                now=engine.clock.time(),
+                now=engine.clock.time,
                 redactor=self._wiring.redactor,
             )
         except APIStatusError as error:
             await self._error_answer(ticket, error)
             raise
         engine.answered(ticket, accepted=True)
-        await _settled(limiter.accepted(ticket))
+        pending = limiter.accepted(ticket)
+        if pending is not None:  # awaited only when there is something to await
+            await pending
         return response, data
 
     def _log_sending(self) -> None:

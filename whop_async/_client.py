@@ -6,10 +6,9 @@ import contextlib
 import functools
 import hashlib
 import logging
-import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import TypeVar, cast
 from urllib.parse import urlsplit
@@ -18,13 +17,13 @@ import attrs
 
 from . import _sansio
 from ._bulk import BulkRun
-from ._call import CallResult, Wiring, send
+from ._call import Call, CallResult, Wiring
 from ._clock import Clock
 from ._converter import ShapeError, structure
 from ._exceptions import WhopError
 from ._limits import ClientStats, Engine, RateLimit
 from ._logs import log_to_stderr_if_asked
-from ._options import NO_OPTIONS, RequestOptions
+from ._options import NO_OPTIONS, RequestOptions, checked_max_retries, checked_timeout
 from ._response import RAW_REQUESTED, RawResponse, SentRequest
 from ._retry import RetryPolicy
 from ._transport import CONNECTION_LIMIT, Session, Transport
@@ -105,7 +104,7 @@ class WhopClient:
         self.base_url = _checked_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL
         )
-        self.timeout = _checked_timeout(timeout)
+        self.timeout = checked_timeout(timeout)
         headers = _sansio.client_headers(
             _checked_api_key(api_key), api_version=api_version, default_headers=default_headers
         )
@@ -119,7 +118,7 @@ class WhopClient:
             headers=headers,
             timeout=self.timeout,
             policy=RetryPolicy(
-                max_retries=_checked_max_retries(max_retries),
+                max_retries=checked_max_retries(max_retries),
                 max_server_wait=max_server_wait,
                 rate_limit_timeout=_checked_non_negative("rate_limit_timeout", rate_limit_timeout),
                 clock=clock,
@@ -209,7 +208,7 @@ class WhopClient:
         policy = wiring.policy
         changed = attrs.evolve(
             wiring,
-            timeout=wiring.timeout if timeout is None else _checked_timeout(timeout),
+            timeout=wiring.timeout if timeout is None else checked_timeout(timeout),
             headers={
                 **wiring.headers,
                 **dict(_sansio.extra_headers(default_headers, where="default_headers")),
@@ -217,7 +216,7 @@ class WhopClient:
             policy=attrs.evolve(
                 policy,
                 max_retries=(
-                    policy.max_retries if max_retries is None else _checked_max_retries(max_retries)
+                    policy.max_retries if max_retries is None else checked_max_retries(max_retries)
                 ),
                 rate_limit_timeout=(
                     policy.rate_limit_timeout
@@ -239,14 +238,20 @@ class WhopClient:
         client.ad_groups = AdGroups(client)
         return client
 
-    async def _send(
+    def _send(
         self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
-    ) -> T:
-        """Send one logical call with retries and structure its answer into ``cast_to``
-        (or, within ``with_raw_response``, answer with a RawResponse)."""
+    ) -> Coroutine[None, None, T]:
+        """One logical call with retries, to await: its answer structured into
+        ``cast_to`` (or, within ``with_raw_response``, a RawResponse).
+
+        Not a coroutine itself, nor are the resource methods that hand it on, so a bulk
+        worker awaits the call with no frame between (see _call.py).
+        """
         self._ensure_open()
-        _check_options(options)
-        result = await send(self._wiring, request, options)
+        call = Call(self._wiring, request, options)
+        return call.run(functools.partial(self._answer, request, cast_to))
+
+    def _answer(self, request: _sansio.Request, cast_to: type[T], result: CallResult) -> T:
         if RAW_REQUESTED.get():
             return cast(T, self._raw(request, cast_to, result))
         return self._structured(request, cast_to, result.response, result.data)
@@ -301,13 +306,6 @@ class WhopClient:
             raise RuntimeError("this WhopClient is closed; create a new one")
 
 
-def _check_options(options: RequestOptions) -> None:
-    if options.timeout is not None:
-        _checked_timeout(options.timeout)
-    if options.max_retries is not None:
-        _checked_max_retries(options.max_retries)
-
-
 def _budget_key(api_key: str, base_url: str) -> str:
     """A name for this key's budget that does not reveal the key."""
     return hashlib.sha256(f"{api_key}\n{base_url}".encode()).hexdigest()[:24]
@@ -338,18 +336,6 @@ def _checked_base_url(base_url: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
     return base_url.rstrip("/")
-
-
-def _checked_timeout(timeout: float) -> float:
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
-
-
-def _checked_max_retries(max_retries: int) -> int:
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ValueError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-    return max_retries
 
 
 def _checked_non_negative(name: str, value: float) -> float:

@@ -7,6 +7,7 @@ the client that reads it; no operation's signature changes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -94,6 +95,13 @@ class RequestOptions:
     idempotency_key: str | None = None
     run: BulkRun | None = None
 
+    def __attrs_post_init__(self) -> None:
+        # Checked once when made: a bulk call's options serve every id.
+        if self.timeout is not None:
+            checked_timeout(self.timeout)
+        if self.max_retries is not None:
+            checked_max_retries(self.max_retries)
+
     @classmethod
     def of(cls, options: CallOptions, **more: object) -> RequestOptions:
         """The options of ``options`` (an operation's keyword arguments) and ``more``."""
@@ -105,3 +113,25 @@ class RequestOptions:
 
 
 NO_OPTIONS = RequestOptions()
+
+
+def checked_timeout(timeout: float) -> float:
+    """``timeout`` as a float, if it is a positive finite number of seconds.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def checked_max_retries(max_retries: int) -> int:
+    """``max_retries``, if it is a whole number >= 0.
+
+    Raises:
+        ValueError: it is not.
+    """
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+    return max_retries

@@ -90,24 +90,22 @@ def retrying(
     )
 
 
-async def call_with_retries(
-    attempt: Callable[[], Awaitable[T]], build: Callable[[], tenacity.AsyncRetrying]
+async def retry_after(
+    first: APIError,
+    attempt: Callable[[], Awaitable[T]],
+    build: Callable[[], tenacity.AsyncRetrying],
 ) -> T:
-    """Run ``attempt``; after a retryable failure, retry it as ``build()``'s policy says.
+    """Retry ``attempt``, whose first try (run by the caller) failed with the retryable
+    ``first``, as ``build()``'s policy says.
 
     Raises:
         The last attempt's own error: never tenacity's RetryError, never wrapped.
     """
-    try:
-        return await attempt()
-    except APIError as error:
-        if not is_retryable(error):
-            raise
-        failure = cast(ExcInfo, sys.exc_info())
     retrier = build()
     retrier.begin()
     state = tenacity.RetryCallState(retry_object=retrier, fn=attempt, args=(), kwargs={})
-    state.set_exception(failure)  # the first attempt's outcome, as if tenacity had run it
+    # The first attempt's outcome, as if tenacity had run it.
+    state.set_exception((type(first), first, first.__traceback__))
     while True:
         action = await retrier.iter(retry_state=state)
         if isinstance(action, tenacity.DoAttempt):

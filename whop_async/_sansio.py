@@ -12,7 +12,7 @@ import math
 import os
 import platform
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -269,13 +269,14 @@ def decode(
     url: str,
     response: Response,
     *,
-    now: float,
+    now: Callable[[], float],
     redactor: Redactor = NO_SECRETS,
 ) -> object:
     """Turn an answer into JSON data, or raise the typed error it stands for.
 
     Args:
-        now: the wall-clock time (Unix seconds), to read an HTTP-date Retry-After.
+        now: the wall-clock time (Unix seconds), asked only to read an HTTP-date
+            Retry-After.
         redactor: removes the client's key from anything an error keeps of the answer.
 
     Raises:
@@ -290,7 +291,7 @@ def decode(
         except ValueError:
             problem = f"the body is not JSON: {_excerpt(response.body)}"
         raise validation_error(request, url, response, problem, redactor=redactor)
-    raise status_error(request, url, response, now=now, redactor=redactor)
+    raise status_error(request, url, response, now=now(), redactor=redactor)
 
 
 def validation_error(

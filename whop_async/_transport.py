@@ -85,16 +85,21 @@ class Transport:
             encoded=True,
         )
         try:
-            async with self._session.request(
+            # Awaited, not entered: ``async with`` would add a frame that every wait
+            # for the network passes through.
+            answer = await self._session.request(
                 method,
                 url,
                 headers=headers,
                 allow_redirects=False,
                 timeout=_client_timeout(timeout),
-            ) as answer:
+            )
+            try:
                 # Read it all before the connection returns to the pool.
                 body = await answer.read()
-                return Response(answer.status, answer.headers, body)
+            finally:
+                answer.release()
+            return Response(answer.status, answer.headers, body)
         except TimeoutError as exc:
             raise APITimeoutError(
                 f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)

@@ -237,25 +237,29 @@ class AdGroups:
             RequestOptions.of(options),
         )
 
-    async def _set_status(
+    def _set_status(
         self,
         verb: str,
         ad_group_id: str,
         idempotency_key: str | None,
         extras: _Extras,
         how: RequestOptions,
-    ) -> AdGroup:
+    ) -> Awaitable[AdGroup]:
+        # Not a coroutine: the call to await is the client's, one frame fewer per wait.
         path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/{verb}"
-        key = new_idempotency_key() if idempotency_key is None else idempotency_key
+        if idempotency_key is None:
+            key = new_idempotency_key()
+        else:
+            key = check_idempotency_key(idempotency_key)  # only a caller's key can be bad
         request = Request(
             "POST",
             path,
             f"ad_groups.{verb}",
-            idempotency_key=check_idempotency_key(key),
+            idempotency_key=key,
             query=extras.query,
             headers=extras.headers,
         )
-        return await self._client._send(request, AdGroup, how)
+        return self._client._send(request, AdGroup, how)
 
     async def _many(self, verb: str, ids: Ids, options: BulkOptions) -> BulkResult:
         with self._bulk_run(options) as run:
