@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -249,6 +250,42 @@ def test_a_service_calling_every_200_ms_never_waits_even_after_a_stray_429(
     took = sorted(backend.run(timed_calls(server, limit, [n * 0.2 for n in range(100)])))
     assert took[98] <= 0.05  # p99
     assert took[-1] <= 0.15  # the refused call itself: one short probe
+
+
+async def _engine_memory_growth(calls: int) -> int:
+    """Bytes the rate-limit engine holds after ``3 * calls`` calls, one every 50 ms and
+    none refused, beyond what it held after ``2 * calls``; memory is traced from the
+    ``calls``-th call on. (The stand-in keeps every request it saw: only the engine's own
+    memory is counted.)"""
+    held_by_the_engine = [tracemalloc.Filter(True, "*/whop_async/_limits/*")]
+
+    def held() -> int:
+        snapshot = tracemalloc.take_snapshot().filter_traces(held_by_the_engine)
+        return sum(stat.size for stat in snapshot.statistics("filename"))
+
+    with serving(unlimited()):
+        async with client(None) as whop:
+            before = 0
+            for number in range(3 * calls):
+                if number == calls:
+                    tracemalloc.start()
+                elif number == 2 * calls:
+                    before = held()
+                await whop.ad_groups.unpause(f"adgrp_{number}")
+                await asyncio.sleep(0.05)
+            return held() - before
+
+
+def test_a_service_that_is_never_refused_holds_the_same_memory_after_hours(
+    local: Backend,
+) -> None:
+    # Every answer falls in a new slot of the rate estimate's evidence; only the last
+    # second of it is ever read, and a service must not keep the rest for its lifetime.
+    try:
+        growth = local.run(_engine_memory_growth(calls=250))
+    finally:
+        tracemalloc.stop()
+    assert growth < 5_000  # a record per answer would be about 25 kB
 
 
 # --- waits the server should not be believed on -----------------------------------------

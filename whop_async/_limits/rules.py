@@ -48,6 +48,8 @@ RAMP_DOUBLING = 0.4
 MIN_RATE = 0.1
 # Accepted answers are counted in slots of this many seconds for the estimate.
 SLOT = 0.01
+# Slots kept before the ones older than the window are forgotten: twice the window's.
+_KEPT_SLOTS = 2 * round(ESTIMATE_WINDOW / SLOT)
 # A probe that is never answered (its worker died) stops holding the gate after this.
 PROBE_LEASE = 5.0
 # The first probe after a refusal waits one pacing interval, at most this long (so a
@@ -180,6 +182,10 @@ class RateEstimate:
         """``count`` answers accepted by ``now``."""
         if count:
             slot = int(now // SLOT)
+            if slot not in self.accepted and len(self.accepted) >= _KEPT_SLOTS:
+                # Only the last window is ever read: a service that is never refused
+                # would otherwise keep a slot for every moment it was answered.
+                self._forget_before(now - ESTIMATE_WINDOW)
             self.accepted[slot] = self.accepted.get(slot, 0) + count
             if self.phase != MEASURED:
                 # Grown by what the server takes, not by the clock, so a ramp stands
