@@ -125,6 +125,16 @@ async def test_a_wrong_key_stops_the_run_after_what_was_in_flight() -> None:
     assert "sk_wrong" not in str(never_sent)
 
 
+def test_calls_queued_for_the_rate_limit_are_not_sent_once_the_run_stops() -> None:
+    # With no limit known, four go first and the rest queue for the opening window. The
+    # 401s that stop the run free the window; the queued calls must end unsent, not
+    # take the freed room.
+    server = unlimited(api_key="sk_someone_else")
+    run = run_virtual(bulk(server, 200, None, concurrency=64))
+    assert server.requests == 4
+    assert len(run.result.failed) == 200
+
+
 async def test_a_base_url_where_nothing_listens_stops_the_run() -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -126,7 +126,7 @@ class OperationLimiter:
         self._slow_start = slow_start
         self._cap = max_server_wait
         self._busy = False
-        self._waiters: list[tuple[int, int, asyncio.Future[Ticket | None], bool]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[Ticket | None], Patience]] = []
         self._arrivals = itertools.count()
         self.changed = asyncio.Event()
         self._unreported = 0
@@ -160,7 +160,7 @@ class OperationLimiter:
             WaitTooLong: the turn would come after one of the call's bounds.
             Stopped: the call's run stopped meanwhile.
         """
-        handed = await self._queue_up(order, patience.outages)
+        handed = await self._queue_up(order, patience)
         if handed is not None:
             return handed
         try:
@@ -287,14 +287,14 @@ class OperationLimiter:
             stop=patience.stop,
         )
 
-    async def _queue_up(self, order: int, waits_out_outages: bool) -> Ticket | None:
+    async def _queue_up(self, order: int, patience: Patience) -> Ticket | None:
         """Wait to be at the head of the queue (None), or for a turn handed on by the
         request before (see ``_pass_turn_on``)."""
         if not self._busy and not self._waiters:
             self._busy = True
             return None
         called: asyncio.Future[Ticket | None] = asyncio.get_running_loop().create_future()
-        entry = (order, next(self._arrivals), called, waits_out_outages)
+        entry = (order, next(self._arrivals), called, patience)
         heapq.heappush(self._waiters, entry)
         try:
             return await called
@@ -313,10 +313,12 @@ class OperationLimiter:
         any queue stood would queue behind it one by one, each waking the next, long
         after the wait that made the queue was over."""
         while self._waiters:
-            _, _, called, waits_out_outages = heapq.heappop(self._waiters)
+            _, _, called, patience = heapq.heappop(self._waiters)
             if called.done():
                 continue  # cancelled meanwhile
-            handed = self._turn_now(waits_out_outages)
+            stopped = patience.stop is not None and patience.stop.is_set()
+            # A stopped call is made head instead, where it ends unsent.
+            handed = None if stopped else self._turn_now(patience.outages)
             called.set_result(handed)
             if handed is None:
                 return
