@@ -288,6 +288,58 @@ def test_a_service_that_is_never_refused_holds_the_same_memory_after_hours(
     assert growth < 5_000  # a record per answer would be about 25 kB
 
 
+async def _started(whop: whop_async.WhopClient, ad_group_id: str) -> asyncio.Task[Any]:
+    """An unpause started and left waiting for its turn."""
+    waiting = asyncio.create_task(whop.ad_groups.unpause(ad_group_id))
+    await asyncio.sleep(0.01)
+    return waiting
+
+
+def test_a_queued_call_gives_up_at_its_own_rate_limit_timeout(local: Backend) -> None:
+    # One turn every 10 s: a second call waits at the head of the queue, a third with a
+    # 1 s rate_limit_timeout queues behind it and must give up after 1 s, not 10.
+    async def scenario() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        with serving(unlimited()):
+            async with client(RateLimit(1, per=10.0, burst=1)) as whop:
+                await whop.ad_groups.unpause("adgrp_first")
+                head = await _started(whop, "adgrp_head")
+                started = loop.time()
+                with pytest.raises(whop_async.RateLimitError) as gave_up:
+                    await whop.with_options(rate_limit_timeout=1).ad_groups.unpause("adgrp_x")
+                waited = loop.time() - started
+                await head
+                return str(gave_up.value), waited
+
+    message, waited = local.run(scenario())
+    assert waited <= 1.05
+    assert "rate_limit_timeout (1 s)" in message
+
+
+@pytest.mark.parametrize("queued", [1, 2])
+def test_calls_waiting_for_their_turn_end_at_once_when_the_client_closes(
+    local: Backend, queued: int
+) -> None:
+    # Whether at the head of the queue (1) or behind it (2): a clear error at once, and
+    # no busy loop until the turn would have come.
+    async def scenario() -> tuple[list[BaseException], float, int]:
+        loop = asyncio.get_running_loop()
+        server = unlimited()
+        with serving(server):
+            whop = client(RateLimit(1, per=30.0, burst=1))
+            await whop.ad_groups.unpause("adgrp_first")
+            waiting = [await _started(whop, f"adgrp_{number}") for number in range(queued)]
+            closed_at = loop.time()
+            await whop.close()
+            errors = await asyncio.gather(*waiting, return_exceptions=True)
+            return list(errors), loop.time() - closed_at, server.requests
+
+    errors, took, requests = local.run(scenario())
+    assert all(isinstance(error, RuntimeError) and "closed" in str(error) for error in errors)
+    assert took < 1.0
+    assert requests == 1
+
+
 # --- waits the server should not be believed on -----------------------------------------
 
 

@@ -95,6 +95,19 @@ class Ticket(NamedTuple):
     breaker_probe: bool = False
 
 
+class _Waiter:
+    """A call queued for its turn: woken (``called``) with a turn handed on, or with
+    None to become the head; ``gone`` once it gave up waiting."""
+
+    __slots__ = ("called", "gone", "handed", "patience")
+
+    def __init__(self, patience: Patience) -> None:
+        self.patience = patience
+        self.called = asyncio.Event()
+        self.handed: Ticket | None = None
+        self.gone = False
+
+
 # Waiting for room in the slow-start window: until an answer frees a slot.
 _UNTIL_A_SLOT_FREES = Decision(Turn.WAIT, math.inf, gated=True, firm=False)
 
@@ -126,7 +139,7 @@ class OperationLimiter:
         self._slow_start = slow_start
         self._cap = max_server_wait
         self._busy = False
-        self._waiters: list[tuple[int, int, asyncio.Future[Ticket | None], Patience]] = []
+        self._waiters: list[tuple[int, int, _Waiter]] = []
         self._arrivals = itertools.count()
         self.changed = asyncio.Event()
         self._unreported = 0
@@ -172,8 +185,7 @@ class OperationLimiter:
         breaker = self._engine.breaker
         breaker_probe = False
         while True:
-            if patience.stop is not None and patience.stop.is_set():
-                raise Stopped
+            self._check_not_ended(patience)
             now = self._clock.monotonic()
             if patience.outages and not breaker_probe:
                 held = breaker.turn(now)
@@ -289,23 +301,50 @@ class OperationLimiter:
 
     async def _queue_up(self, order: int, patience: Patience) -> Ticket | None:
         """Wait to be at the head of the queue (None), or for a turn handed on by the
-        request before (see ``_pass_turn_on``)."""
+        request before (see ``_pass_turn_on``), as long as the call's own patience lasts.
+
+        Raises:
+            WaitTooLong: the call's deadline passed while it queued.
+            Stopped: the call's run stopped while it queued.
+            RuntimeError: the client was closed while it queued.
+        """
         if not self._busy and not self._waiters:
             self._busy = True
             return None
-        called: asyncio.Future[Ticket | None] = asyncio.get_running_loop().create_future()
-        entry = (order, next(self._arrivals), called, patience)
-        heapq.heappush(self._waiters, entry)
+        waiter = _Waiter(patience)
+        heapq.heappush(self._waiters, (order, next(self._arrivals), waiter))
         try:
-            return await called
-        except asyncio.CancelledError:
-            if called.done() and not called.cancelled():
-                handed = called.result()
-                if handed is None:
-                    self._pass_turn_on()  # made head just as it was cancelled
-                else:
-                    self.release(handed)  # handed a turn it will not use
+            while not waiter.called.is_set():
+                self._check_patience(patience)
+                await self._engine.sleep(
+                    patience.deadline - self._clock.monotonic(),
+                    wake=waiter.called,
+                    stop=patience.stop,
+                )
+            if waiter.handed is not None:
+                self._check_patience(patience)  # the run may have stopped since
+            return waiter.handed
+        except BaseException:
+            if not waiter.called.is_set():
+                waiter.gone = True
+            elif waiter.handed is None:
+                self._pass_turn_on()  # made head just as it gave up
+            else:
+                self.release(waiter.handed)  # handed a turn it will not use
             raise
+
+    def _check_patience(self, patience: Patience) -> None:
+        """Raise what ends a queued call's wait, if anything has."""
+        self._check_not_ended(patience)
+        if self._clock.monotonic() >= patience.deadline:
+            raise WaitTooLong(math.inf, "deadline")
+
+    def _check_not_ended(self, patience: Patience) -> None:
+        """Raise if the client closed (RuntimeError) or the call's run stopped (Stopped)."""
+        if self._engine.closing.is_set():
+            raise RuntimeError("this WhopClient was closed; the call was not sent")
+        if patience.stop is not None and patience.stop.is_set():
+            raise Stopped
 
     def _pass_turn_on(self) -> None:
         """Hand the waiters, in order, the turns the budget has now; the first that
@@ -313,14 +352,15 @@ class OperationLimiter:
         any queue stood would queue behind it one by one, each waking the next, long
         after the wait that made the queue was over."""
         while self._waiters:
-            _, _, called, patience = heapq.heappop(self._waiters)
-            if called.done():
-                continue  # cancelled meanwhile
+            _, _, waiter = heapq.heappop(self._waiters)
+            if waiter.gone:
+                continue
+            patience = waiter.patience
             stopped = patience.stop is not None and patience.stop.is_set()
             # A stopped call is made head instead, where it ends unsent.
-            handed = None if stopped else self._turn_now(patience.outages)
-            called.set_result(handed)
-            if handed is None:
+            waiter.handed = None if stopped else self._turn_now(patience.outages)
+            waiter.called.set()
+            if waiter.handed is None:
                 return
         self._busy = False
 
