@@ -10,7 +10,7 @@ import pytest
 
 import whop_async
 from whop_async import AdGroupStatus, WhopClient
-from whop_async.testing import SHAPES, Shape
+from whop_async.testing import SHAPES, FakeWhop, Shape
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json
 
@@ -478,3 +478,16 @@ async def test_the_key_never_appears_in_an_errors_message_repr_or_traceback(
     shown = "".join(traceback.format_exception(caught.value))
     for text in (shown, repr(caught.value), str(caught.value), caplog.text):
         assert API_KEY not in text
+
+
+async def test_the_error_after_the_last_retry_does_not_carry_the_first(
+    fake_clock: FakeClock,
+) -> None:
+    async with (
+        FakeWhop(groups=1, rate_limit=None, fail_first=3) as fake,
+        WhopClient(fake.api_key, base_url=fake.base_url, _clock=fake_clock.clock()) as whop,
+    ):
+        with pytest.raises(whop_async.InternalServerError) as failed:
+            await whop.ad_groups.unpause(fake.ids[0], max_retries=2)
+    assert fake.stats.requests == 3
+    assert failed.value.__context__ is None  # one error in the traceback, not the first too

@@ -8,18 +8,21 @@ through aioresponses; a wrong key and a dead address run against real sockets.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections import Counter
 from typing import Any
 
 import pytest
 from aiohttp import web
+from aioresponses import CallbackResult
+from yarl import URL
 
 import whop_async
 from whop_async import NotFinishedError, WhopClient
 from whop_async.testing import FakeWhop
 
-from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json, serve
+from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ShimResponse, ad_group_json, serve
 from .scenarios import bulk, client, limited, serving, unlimited
 from .virtual_time import run_virtual
 
@@ -133,6 +136,63 @@ def test_calls_queued_for_the_rate_limit_are_not_sent_once_the_run_stops() -> No
     run = run_virtual(bulk(server, 200, None, concurrency=64))
     assert server.requests == 4
     assert len(run.result.failed) == 200
+
+
+SCENARIO_URL = "https://api.scenario.example/api/v1"
+
+
+def _answering(answers: dict[str, list[tuple[float, int]]]) -> tuple[Any, list[str]]:
+    """A server answering each id's requests in turn: after the delay, with the status
+    (the last answer repeats); and the ids it saw, in order, with "401" logged when it
+    has answered one."""
+    seen: list[str] = []
+
+    async def answer(url: URL, **_: object) -> CallbackResult:
+        ad_group_id = url.parts[-2]
+        seen.append(ad_group_id)
+        replies = answers.get(ad_group_id, [(0.1, 200)])
+        delay, status = replies.pop(0) if len(replies) > 1 else replies[0]
+        await asyncio.sleep(delay)
+        if status == 200:
+            return CallbackResult(payload=ad_group_json(ad_group_id), response_class=ShimResponse)
+        for _ in range(3):  # a few turns of the loop after the others' answers
+            await asyncio.sleep(0)
+        if status == 401:
+            seen.append("401")
+        body = {"error": {"message": "no"}}
+        return CallbackResult(status=status, payload=body, response_class=ShimResponse)
+
+    return answer, seen
+
+
+def _run_against(answer: Any, ids: list[str]) -> whop_async.BulkResult:
+    async def main() -> whop_async.BulkResult:
+        with MockAPI() as mocked:
+            mocked.post(re.compile(rf"{re.escape(SCENARIO_URL)}/.*"), callback=answer, repeat=True)
+            async with client(None) as whop:
+                return await whop.ad_groups.unpause_many(ids, concurrency=64)
+
+    return run_virtual(main())
+
+
+def test_no_call_handed_a_turn_is_sent_after_a_401_stopped_the_run() -> None:
+    # Two answers free room in the opening window and hand it to queued calls; the 401s
+    # that stop the run come a moment later, before those calls are on their way.
+    answer, seen = _answering({"adgrp_2": [(0.1, 401)], "adgrp_3": [(0.1, 401)]})
+    result = _run_against(answer, [f"adgrp_{number}" for number in range(64)])
+    sent_after_the_stop = [seen_id for seen_id in seen[seen.index("401") :] if seen_id != "401"]
+    assert sent_after_the_stop == []
+    assert len(result.succeeded) + len(result.failed) == 64
+
+
+def test_a_retry_is_not_sent_once_the_run_has_stopped() -> None:
+    # adgrp_0 fails once and waits to retry; adgrp_1's 401 stops the run meanwhile.
+    answer, seen = _answering({"adgrp_0": [(0.0, 503), (0.0, 200)], "adgrp_1": [(0.05, 401)]})
+    result = _run_against(answer, ["adgrp_0", "adgrp_1"])
+    assert seen.count("adgrp_0") == 1
+    error = result.failed["adgrp_0"]
+    assert isinstance(error, NotFinishedError)
+    assert error.attempted
 
 
 async def test_a_base_url_where_nothing_listens_stops_the_run() -> None:

@@ -157,12 +157,17 @@ class Call:
             RuntimeError: the client was closed (before or while the call waited).
         """
         try:
+            first_error: APIError | None = None
             try:
                 response, data = await self._attempt()
             except APIError as error:
                 if not is_retryable(error):
                     raise
-                response, data = await retry_after(error, self._attempt, self._retrying)
+                first_error = error
+            if first_error is not None:
+                # Retried outside the except block: the last error must not carry the
+                # first as its context (nor keep its traceback alive in bulk results).
+                response, data = await retry_after(first_error, self._attempt, self._retrying)
         except Stopped:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
@@ -182,6 +187,9 @@ class Call:
     async def _attempt(self) -> tuple[_sansio.Response, object]:
         if self._wiring.closed():
             raise RuntimeError("this WhopClient was closed; the call was not sent again")
+        run = self._run
+        if run is not None and run.stopping.is_set():
+            raise Stopped  # a retry whose wait the run's stop cut short
         engine, limiter, request = self._engine, self._limiter, self._request
         retries = self._retries_made
         if retries is not None and retries.deferred_at is not None:
