@@ -153,6 +153,8 @@ def test_with_options_refuses_what_the_constructor_refuses() -> None:
     whop = WhopClient(base_url=BASE_URL)
     for bad in (
         {"timeout": 0},
+        {"timeout": True},
+        {"timeout": 10**400},
         {"max_retries": -1},
         {"rate_limit_timeout": -1},
         {"default_headers": {"Authorization": "Bearer other"}},
@@ -278,3 +280,12 @@ async def test_whop_log_leaves_an_applications_own_logging_alone() -> None:
         )
     assert run.returncode == 0, run.stderr
     assert "whop_async" not in run.stderr + run.stdout  # its WARNING level holds
+
+
+async def test_an_idempotency_key_that_is_not_a_string_is_refused_by_name(
+    mock_api: MockAPI,
+) -> None:
+    async with WhopClient(base_url=BASE_URL) as whop:
+        with pytest.raises(ValueError, match="idempotency_key must be"):
+            await whop.ad_groups.unpause("adgrp_1", idempotency_key=5)  # type: ignore[arg-type]
+    assert not mock_api.requests

@@ -121,9 +121,14 @@ def checked_timeout(timeout: float) -> float:
     Raises:
         ValueError: it is not.
     """
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+    is_number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    try:
+        seconds = float(timeout) if is_number else math.nan
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not 0 < seconds < math.inf:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    return seconds
 
 
 def checked_max_retries(max_retries: int) -> int:

@@ -105,9 +105,9 @@ def path_param(name: str, value: object) -> str:
 
 def check_idempotency_key(key: str) -> str:
     """Return ``key`` when it can be sent as an Idempotency-Key, else raise ValueError."""
-    if _IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+    if isinstance(key, str) and _IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
         return key
-    raise ValueError("idempotency_key must be 1 to 255 visible ASCII characters")
+    raise ValueError(f"idempotency_key must be 1 to 255 visible ASCII characters, not {key!r}")
 
 
 class _KeyMint:
