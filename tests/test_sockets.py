@@ -221,3 +221,17 @@ async def test_waiting_for_a_permit_does_not_count_against_the_timeout() -> None
     ):
         groups = await asyncio.gather(*(client.ad_groups.unpause(f"adgrp_{n}") for n in range(250)))
     assert len(groups) == 250
+
+
+async def test_an_unknown_limit_is_found_over_real_sockets_with_few_429s() -> None:
+    # Virtual time cannot show this: over real sockets, calls the opening let through
+    # at once all reach a fixed window that is already spent before its first 429 is
+    # read, where one after another they are stopped by it.
+    async with (
+        FakeWhop(rate_limit=50, per=1.0, accept_any_id=True) as fake,
+        WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=None) as whop,
+    ):
+        ids = [f"adgrp_{number}" for number in range(150)]
+        result = await whop.ad_groups.unpause_many(ids, concurrency=64)
+    assert result.ok
+    assert fake.stats.rate_limited <= 0.1 * fake.stats.requests

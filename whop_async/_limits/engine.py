@@ -347,10 +347,20 @@ class OperationLimiter:
             raise Stopped
 
     def _pass_turn_on(self) -> None:
-        """Hand the waiters, in order, the turns the budget has now; the first that
-        cannot have one becomes the head and asks. Without this, requests arriving while
-        any queue stood would queue behind it one by one, each waking the next, long
-        after the wait that made the queue was over."""
+        """Once the opening is over and nothing paces the requests (no limit known,
+        none met), hand the waiters, in order, the turns the budget has now; the first
+        that cannot have one becomes the head and asks. Without this, once the opening
+        had made a queue, every later request queued behind it one by one, each waking
+        the next, for the rest of the run.
+
+        During the opening, and while paced, requests go one head at a time, each
+        after a turn of the event loop: turns handed out at once would all reach a
+        server at its limit before its first refusal could close the gate (against a
+        fixed window of 50 a second, twice the 429s).
+        """
+        local, window = self._local, self._slow_start
+        opening = window is not None and not window.ended
+        unpaced = local is not None and not local.paced and not opening
         while self._waiters:
             _, _, waiter = heapq.heappop(self._waiters)
             if waiter.gone:
@@ -358,7 +368,8 @@ class OperationLimiter:
             patience = waiter.patience
             stopped = patience.stop is not None and patience.stop.is_set()
             # A stopped call is made head instead, where it ends unsent.
-            waiter.handed = None if stopped else self._turn_now(patience.outages)
+            can_hand = unpaced and not stopped
+            waiter.handed = self._turn_now(patience.outages) if can_hand else None
             waiter.called.set()
             if waiter.handed is None:
                 return
