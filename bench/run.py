@@ -76,14 +76,13 @@ class Scenario:
     phases: Phases | None = None
 
 
+OPEN_FLAGS = ["--rate", "0"]  # no server limit: throughput, scaling, memory
 BUCKET = ["--rate", "100", "--per", "1", "--limiter", "bucket", "--burst", "10"]
 TOLD_100 = whop_async.RateLimit(100, per=1.0)
 LIMITED = "0 lost; <= {x} x ideal; 429s <= 10 % discovering, <= 5 % told"
 RECOVERS = "; within 10 % of the limit <= 10 s after it comes back"
 
 SCENARIOS = {
-    "open": Scenario("no server limit", "whop_async >= 0.9 x bare", ["--rate", "0"], 5000,
-                     None, sdk=True),
     "bucket-ms": Scenario("token bucket 100/s, burst 10, retry-after-ms", LIMITED.format(x=1.3),
                           [*BUCKET, "--hint", "retry-after-ms"], 600, (600 - 10) / 100,
                           TOLD_100, sdk=True),
@@ -314,6 +313,211 @@ async def run_scenario(name: str, rounds: int) -> None:
         print("| " + " | ".join(row) + " |")
 
 
+# --- throughput, layer by layer -------------------------------------------------------
+#
+# Each row adds one layer of whop_async to the one before, against the same server,
+# interleaved round by round, so a reader sees what each costs. "transport only" and
+# "+ models" use whop_async's private modules: they exist to be measured, not used.
+
+FAR_ABOVE = whop_async.RateLimit(10**6, per=1.0, burst=10**4)  # on, never reached
+
+
+def _worker_loop(ids: list[str], call: Callable[[str], Awaitable[object]]) -> Awaitable[object]:
+    """64 workers taking ids from one queue, each awaiting ``call`` per id."""
+    queue = iter(ids)
+
+    async def worker() -> None:
+        for ad_group_id in queue:
+            await call(ad_group_id)
+
+    return asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+
+async def bare_orjson(base: str, ids: list[str]) -> Run:
+    """The bare loop with the JSON decoder whop_async uses when orjson is installed."""
+    import orjson
+
+    run = Run()
+    headers = {"Authorization": f"Bearer {KEY}", "Accept": "application/json"}
+    async with aiohttp.ClientSession() as session:
+
+        async def unpause(ad_group_id: str) -> None:
+            url = f"{base}/api/v1/ad_groups/{ad_group_id}/unpause"
+            async with session.post(url, headers=headers) as answer:
+                orjson.loads(await answer.read())
+                if answer.status == 200:
+                    run.confirm()
+
+        await _worker_loop(ids, unpause)
+    return run
+
+
+async def _through_transport(base: str, ids: list[str], *, models: bool) -> Run:
+    from whop_async import _json, _sansio
+    from whop_async._converter import structure
+    from whop_async._transport import Transport
+
+    run = Run()
+    transport = Transport(f"{base}/api/v1")
+    common = _sansio.client_headers(KEY, api_version=None, default_headers=None)
+
+    async def unpause(ad_group_id: str) -> None:
+        path = f"/ad_groups/{_sansio.path_param('ad_group_id', ad_group_id)}/unpause"
+        headers = {**common, "Idempotency-Key": _sansio.new_idempotency_key()}
+        answer = await transport.send("POST", path, headers, 30.0)
+        data = _json.loads(answer.body)
+        if models:
+            structure(data, whop_async.AdGroup, source=answer.body)
+        if answer.status == 200:
+            run.confirm()
+
+    try:
+        await _worker_loop(ids, unpause)
+    finally:
+        await transport.close()
+    return run
+
+
+async def single_calls(base: str, ids: list[str]) -> Run:
+    """Every layer of one call (engine, retries, options), but no bulk call."""
+    run = Run()
+    client = whop_async.WhopClient(KEY, base_url=f"{base}/api/v1", rate_limit=FAR_ABOVE)
+    async with client:
+
+        async def unpause(ad_group_id: str) -> None:
+            await client.ad_groups.unpause(ad_group_id)
+            run.confirm()
+
+        await _worker_loop(ids, unpause)
+    return run
+
+
+async def bulk_call(
+    base: str, ids: list[str], rate_limit: whop_async.RateLimit | None = FAR_ABOVE
+) -> Run:
+    """``unpause_many``, asked for nothing but its result."""
+    run = Run()
+    async with whop_async.WhopClient(KEY, base_url=f"{base}/api/v1", rate_limit=rate_limit) as c:
+        result = await c.ad_groups.unpause_many(ids, concurrency=CONCURRENCY)
+    run.confirmed = len(result.succeeded)
+    return run
+
+
+async def bulk_call_stdlib_json(base: str, ids: list[str]) -> Run:
+    """``unpause_many`` as installed without the ``fast`` extra: the standard library's
+    json, to compare with the bare loop's json."""
+    from whop_async import _json
+
+    fast, _json.loads = _json.loads, _json.stdlib_loads
+    try:
+        return await bulk_call(base, ids)
+    finally:
+        _json.loads = fast
+
+
+LAYERS: dict[str, Driver] = {
+    "bare aiohttp (json)": bare_aiohttp,
+    "bare aiohttp, orjson": bare_orjson,
+    "whop_async transport only": functools.partial(_through_transport, models=False),
+    "+ models (cattrs, frozen AdGroup)": functools.partial(_through_transport, models=True),
+    "+ engine, retries, options (unpause)": single_calls,
+    "+ bulk (unpause_many, limit far above)": bulk_call,
+    "+ bulk, rate_limit=None": functools.partial(bulk_call, rate_limit=None),
+    "+ bulk, limit far above, stdlib json (no fast extra)": bulk_call_stdlib_json,
+}
+
+
+async def measured(base: str, drive: Driver, ids: list[str]) -> tuple[float, float, int]:
+    """Ids a second, CPU microseconds of this process an id, and how many calls
+    returned an ad group (whop-sdk's unpause the groups but fail to read the answers)."""
+    await server_call(base, "POST", "/_fake/reset")
+    started, cpu = time.perf_counter(), time.process_time()
+    run = await drive(base, ids)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return len(ids) / seconds, cpu / len(ids) * 1e6, run.confirmed
+
+
+def _bare_with_the_same_decoder(label: str) -> str:
+    """The bare row that decodes as ``label`` does: whop_async's rows use orjson when the
+    ``fast`` extra is installed; whop-sdk and the stdlib row use the standard library."""
+    from whop_async import _json
+
+    same_as_json = "json" in label or label.startswith("whop-sdk") or _json.fast_loads is None
+    return "bare aiohttp (json)" if same_as_json else "bare aiohttp, orjson"
+
+
+async def run_throughput(rounds: int, count: int) -> None:
+    print(f"\n## open: no server limit; {count:,} ids a round, concurrency {CONCURRENCY}, "
+          f"median of {rounds} interleaved rounds; CPU is the client process's")  # fmt: skip
+    print("Target: whop_async (unpause_many, limit on) >= 0.9 x bare's throughput, CPU a "
+          "call <= 1.15 x bare's. \"same decoder\" compares with the bare row that decodes "
+          "JSON as the row does.\n")  # fmt: skip
+    print("| client | ids/s | vs bare | same decoder | CPU an id (us) | vs bare | same decoder "
+          "| returned an ad group (worst) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    drivers = dict(LAYERS)
+    with contextlib.suppress(ImportError):
+        import whop_sdk  # type: ignore[import-not-found]  # noqa: F401
+
+        drivers["whop-sdk (a tenth of the ids)"] = with_whop_sdk
+    figures: dict[str, list[tuple[float, float, int]]] = {label: [] for label in drivers}
+    async with standin(OPEN_FLAGS) as base:
+        for number in range(rounds):
+            for label, drive in drivers.items():
+                ids = [f"adgrp_{number:02d}{index:08d}" for index in range(count)]
+                if label.startswith("whop-sdk"):
+                    ids = ids[: count // 10]
+                figures[label].append(await measured(base, drive, ids))
+    rates = {
+        label: statistics.median(rate for rate, _, _ in rows) for label, rows in figures.items()
+    }
+    cpus = {label: statistics.median(cpu for _, cpu, _ in rows) for label, rows in figures.items()}
+    bare = "bare aiohttp (json)"
+    for label, rows in figures.items():
+        same = _bare_with_the_same_decoder(label)
+        worst = min(confirmed for _, _, confirmed in rows)
+        of = count // 10 if label.startswith("whop-sdk") else count
+        print(f"| {label} | {rates[label]:,.0f} | {rates[label] / rates[bare]:.2f} x "
+              f"| {rates[label] / rates[same]:.2f} x | {cpus[label]:.0f} "
+              f"| {cpus[label] / cpus[bare]:.2f} x | {cpus[label] / cpus[same]:.2f} x "
+              f"| {worst:,} of {of:,} |")  # fmt: skip
+
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+SCALING_PROBE = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+import run
+
+async def main(base, count):
+    ids = [f"adgrp_s{index:09d}" for index in range(count)]
+    bare, _, _ = await run.measured(base, run.bare_aiohttp, ids)
+    ours, _, _ = await run.measured(base, run.bulk_call, ids)
+    print(bare, ours)
+
+asyncio.run(main(sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def run_scaling(counts: list[int]) -> None:
+    """Per-id time of unpause_many and the bare loop as the run grows, each size in a
+    fresh process: what earlier sections left on this process's heap (whop-sdk's
+    modules, for one) would make every garbage collection of a long run slower."""
+    print("\n## scaling: time a id as the run grows (no server limit, concurrency 64)")
+    print("Target: whop_async's time a id flat from the smallest run to the largest.\n")
+    print("| ids | bare aiohttp (us an id) | whop_async unpause_many (us an id) | vs bare |")
+    print("| --- | --- | --- | --- |")
+    async with standin(OPEN_FLAGS) as base:
+        for count in counts:
+            probe = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", SCALING_PROBE, BENCH_DIR, base, str(count),
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            output, _ = await probe.communicate()
+            bare, ours = (float(word) for word in output.split())
+            print(f"| {count:,} | {1e6 / bare:.0f} | {1e6 / ours:.0f} | {ours / bare:.2f} x |")
+
+
 # A service: one unpause every 200 ms for 20 s against a bucket of 10/s (burst 10),
 # Whop's message as the hint. At 2 s a neighbour bursts 60 requests in 0.3 s, emptying
 # the bucket, so a call or two meet a stray 429 whose hint (1 s) overstates the wait.
@@ -424,36 +628,70 @@ async def run_single(rounds: int) -> None:
 
 
 MEMORY_PROBE = """
-import asyncio, resource, sys
+import asyncio, sys, tracemalloc
 import whop_async
+from whop_async import _json
+from whop_async._converter import structure
 
-async def main(count, base):
+async def main(mode, count, base):
     ids = (f"adgrp_{index:09d}" for index in range(count))
     done = 0
     async with whop_async.WhopClient("sk_bench", base_url=base, rate_limit=None) as client:
-        async for outcome in client.ad_groups.iter_unpause(ids, concurrency=64):
-            done += outcome.ok
-    print(done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        if mode == "iter":
+            async for outcome in client.ad_groups.iter_unpause(ids, concurrency=64):
+                done += outcome.ok
+        else:
+            result = await client.ad_groups.unpause_many(ids, concurrency=64)
+            done = len(result.succeeded)
+            body = result.succeeded[0].to_json().encode()
+    # VmHWM, not ru_maxrss: on Linux the latter keeps the bench's own peak from before
+    # the exec that started this process.
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    each = 0
+    if mode == "many":  # what one result holds, measured apart, each with its own answer
+        answers = [bytes(bytearray(body)) for _ in range(1000)]
+        tracemalloc.start()
+        kept = [structure(_json.loads(answer), whop_async.AdGroup, source=answer)
+                for answer in answers]
+        each = (tracemalloc.get_traced_memory()[0] + sum(map(sys.getsizeof, answers))) // len(kept)
+    print(done, peak_kib, each)
 
-asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
 """
 
 
-async def run_memory(counts: list[int]) -> None:
-    print("\n## memory: iter_unpause over generated ids, peak RSS of the client process")
-    print("| ids | unpaused | seconds | peak RSS (MiB) |")
-    print("| --- | --- | --- | --- |")
-    async with standin(SCENARIOS["open"].flags) as base:
-        for count in counts:
-            started = time.perf_counter()
-            probe = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", MEMORY_PROBE, str(count), f"{base}/api/v1",
-                stdout=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            output, _ = await probe.communicate()
-            done, peak_kib = output.split()
-            print(f"| {count:,} | {int(done):,} | {time.perf_counter() - started:.0f} "
-                  f"| {int(peak_kib) / 1024:.0f} |")  # fmt: skip
+async def memory_probe(base: str, mode: str, count: int) -> tuple[int, float, int, float]:
+    """Unpaused, peak RSS (MiB), bytes one AdGroup result holds, seconds."""
+    started = time.perf_counter()
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", MEMORY_PROBE, mode, str(count), f"{base}/api/v1",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, _ = await probe.communicate()
+    done, peak_kib, each = (int(word) for word in output.split())
+    return done, peak_kib / 1024, each, time.perf_counter() - started
+
+
+async def run_memory(counts: list[int], many_counts: list[int]) -> None:
+    print("\n## memory: peak RSS of the client process")
+    print("Target: iter_unpause flat as the ids grow; unpause_many the results plus a "
+          "constant.\n")  # fmt: skip
+    print("| call | ids | unpaused | seconds | peak RSS (MiB) | growth an id (KiB) "
+          "| one result holds (KiB) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    async with standin(OPEN_FLAGS) as base:
+        for mode, mode_counts in (("iter", counts), ("many", many_counts)):
+            first: tuple[int, float] | None = None
+            for count in mode_counts:
+                done, peak, each, seconds = await memory_probe(base, mode, count)
+                growth = "-" if first is None else (
+                    f"{(peak - first[1]) * 1024 / (count - first[0]):.2f}")  # fmt: skip
+                first = first or (count, peak)
+                held = f"{each / 1024:.2f}" if each else "-"
+                call = "iter_unpause" if mode == "iter" else "unpause_many"
+                print(f"| {call} | {count:,} | {done:,} | {seconds:.0f} | {peak:.0f} "
+                      f"| {growth} | {held} |")  # fmt: skip
 
 
 WORKER = """
@@ -530,19 +768,28 @@ async def run_workers(workers: int, each: int) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    everything = [*SCENARIOS, "service", "single", "shared", "memory"]
+    everything = ["open", *SCENARIOS, "scaling", "service", "single", "shared", "memory"]
     parser.add_argument("--scenarios", default=",".join(everything),
                         help=f"any of {', '.join(everything)} (bucket and window: the "
                              "old names of bucket-ms and window-s)")  # fmt: skip
-    parser.add_argument("--memory-ids", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--memory-ids", type=int, nargs="+", default=[100_000, 1_000_000],
+                        help="iter_unpause's runs (memory)")  # fmt: skip
+    parser.add_argument("--many-ids", type=int, nargs="+", default=[10_000, 100_000],
+                        help="unpause_many's runs (memory)")  # fmt: skip
+    parser.add_argument("--scaling-ids", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--open-ids", type=int, default=4_000, help="ids a round of open")
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"aiohttp {aiohttp.__version__}, whop_async {whop_async.__version__}")  # fmt: skip
     for name in options.scenarios.split(","):
         name = ALIASES.get(name, name)
-        if name == "memory":
-            await run_memory(options.memory_ids)
+        if name == "open":
+            await run_throughput(max(options.rounds, 5), options.open_ids)
+        elif name == "scaling":
+            await run_scaling(options.scaling_ids)
+        elif name == "memory":
+            await run_memory(options.memory_ids, options.many_ids)
         elif name == "shared":
             await run_workers(4, 300)
         elif name == "service":
