@@ -322,7 +322,9 @@ class OperationLimiter:
                     stop=patience.stop,
                 )
             if waiter.handed is not None:
-                self._check_patience(patience)  # the run may have stopped since
+                # A turn handed before the deadline is used, as the head's would be;
+                # but the run may have stopped, or the client closed, since.
+                self._check_not_ended(patience)
             return waiter.handed
         except BaseException:
             if not waiter.called.is_set():
