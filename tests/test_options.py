@@ -242,8 +242,9 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize(("level", "shown"), [("debug", True), ("info", False), ("", False)])
-async def test_whop_log_shows_what_the_client_sends_on_stderr(level: str, shown: bool) -> None:
+async def _logged_run(mode: str, level: str) -> tuple[subprocess.CompletedProcess[str], FakeWhop]:
+    """One unpause in a fresh interpreter with ``WHOP_LOG=level``; ``mode`` "configured"
+    configures the application's own logging first."""
     async with FakeWhop(groups=1, fault_rate=0.0) as fake:
         environment = {
             **os.environ,
@@ -253,31 +254,24 @@ async def test_whop_log_shows_what_the_client_sends_on_stderr(level: str, shown:
         }
         run = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-c", LOGGED_RUN, "plain", fake.ids[0]],
+            [sys.executable, "-c", LOGGED_RUN, mode, fake.ids[0]],
             env=environment,
             capture_output=True,
             text=True,
         )
+    return run, fake
+
+
+@pytest.mark.parametrize(("level", "shown"), [("debug", True), ("info", False), ("", False)])
+async def test_whop_log_shows_what_the_client_sends_on_stderr(level: str, shown: bool) -> None:
+    run, fake = await _logged_run("plain", level)
     assert run.returncode == 0, run.stderr
     assert (f"DEBUG whop_async: POST {fake.base_url}/ad_groups/" in run.stderr) is shown
     assert fake.api_key not in run.stderr
 
 
 async def test_whop_log_leaves_an_applications_own_logging_alone() -> None:
-    async with FakeWhop(groups=1) as fake:
-        environment = {
-            **os.environ,
-            "WHOP_API_KEY": fake.api_key,
-            "WHOP_BASE_URL": fake.base_url,
-            "WHOP_LOG": "debug",
-        }
-        run = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", LOGGED_RUN, "configured", fake.ids[0]],
-            env=environment,
-            capture_output=True,
-            text=True,
-        )
+    run, _ = await _logged_run("configured", "debug")
     assert run.returncode == 0, run.stderr
     assert "whop_async" not in run.stderr + run.stdout  # its WARNING level holds
 
