@@ -3,7 +3,7 @@ failing the way real servers do, and the real client stack running against it.
 
 FakeWhop's own application answers each request in-process (aiohttp's mocked request,
 through aioresponses), so everything but the socket is what users run and test
-against. Time is virtual (tests/virtual_time.py): a minute of rate limits takes
+against. Time is virtual (whop_async.testing.run_virtual): a minute of rate limits takes
 milliseconds, and no figure depends on how busy the machine is.
 """
 
@@ -25,7 +25,6 @@ from aioresponses import CallbackResult
 from yarl import URL
 
 import whop_async
-from whop_async._clock import Clock
 from whop_async.testing import FakeWhop
 
 from .helpers import MockAPI, ShimResponse
@@ -168,25 +167,11 @@ def unlimited(**options: Any) -> Server:
     return Server({"rate_limit": None, **options})
 
 
-def virtual_clock() -> Clock:
-    """The client's clock on the running virtual-time loop (shared budgets too)."""
-    loop = asyncio.get_running_loop()
-    chance = random.Random(7)
-    return Clock(
-        sleep=asyncio.sleep,
-        time=lambda: 1_800_000_000.0 + loop.time(),
-        monotonic=loop.time,
-        random=chance.random,
-        shared_time=loop.time,
-    )
-
-
 def client(rate_limit: whop_async.RateLimit | None, **options: Any) -> whop_async.WhopClient:
     return whop_async.WhopClient(
         API_KEY,
         base_url="https://api.scenario.example/api/v1",
         rate_limit=rate_limit,
-        _clock=virtual_clock(),
         **options,
     )
 

@@ -18,12 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import whop_async
 from whop_async import RateLimit
-from whop_async._limits.rules import PROBE_LEASE, Gate, Turn, WaitHint
 
 from .scenarios import (
     RealIO,
@@ -36,7 +33,7 @@ from .scenarios import (
     unlimited,
 )
 from .test_shared import RedisServer, running_redis_server
-from .virtual_time import run_virtual
+from whop_async.testing import run_virtual
 
 # --- the backends: one set of rules, state in memory or in Redis ----------------------
 
@@ -400,58 +397,3 @@ def test_waiting_at_the_gate_counts_against_the_calls_own_deadline(local: Backen
     waited, error = local.run(refused_for_long())
     assert waited <= 30.0
     assert "rate_limit_timeout" in str(error) or "Try again" in str(error)
-
-
-# --- the rules, property-tested: a gate keeps its promises ------------------------------
-
-events = st.lists(
-    st.tuples(
-        st.floats(0.0, 5.0),  # time passing before the event
-        st.sampled_from(["take", "refused", "probe refused", "probe accepted", "probe failed"]),
-        st.one_of(st.none(), st.floats(0.0, 1e6)),  # the hint, seconds
-        st.sampled_from([1.0, 0.001]),  # its resolution
-    ),
-    max_size=40,
-)
-
-
-@given(events, st.floats(0.5, 300.0))
-def test_a_gate_probes_once_at_a_time_never_past_the_hint_or_the_cap(
-    steps: list[tuple[float, str, float | None, float]], cap: float
-) -> None:
-    gate, now, probing, probed_at = Gate(), 0.0, False, 0.0
-    for elapsed, event, seconds, resolution in steps:
-        now += elapsed
-        hint = WaitHint.of(seconds, resolution)
-        if event == "take":
-            decision = gate.turn(now)
-            if decision is not None and decision.turn is Turn.PROBE:
-                # One probe at a time, unless one was never answered (its worker died).
-                assert not probing or now >= probed_at + PROBE_LEASE
-                probing, probed_at = True, now
-            continue
-        if event == "refused" and gate.passing:
-            gate.close(now, hint, 0.02, cap)
-        elif event.startswith("probe") and probing:
-            probing = False
-            if event == "probe refused":
-                gate.probe_refused(now, hint, cap)
-            elif event == "probe failed":
-                gate.probe_failed(now)
-            else:
-                gate.probe_accepted(now)
-        else:
-            continue
-        if not gate.passing:
-            assert gate.probe_at - now <= cap + 1e-9  # never longer than the cap
-            if not hint.beyond(cap) and event != "probe failed":
-                assert gate.probe_at - now <= hint.upper + 1e-9  # nor than the server said
-
-
-@given(st.floats(0.0, 1e9), st.sampled_from([1.0, 0.001]))
-def test_wait_hints_are_bounds_around_what_the_server_said(
-    seconds: float, resolution: float
-) -> None:
-    hint = WaitHint.of(seconds, resolution)
-    assert 0 <= hint.lower <= hint.upper == seconds
-    assert hint.upper - hint.lower == pytest.approx(min(seconds, resolution), abs=1e-6)

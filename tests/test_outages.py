@@ -1,7 +1,7 @@
 """Bulk runs that finish right: outages ridden out, fatal errors stop the run at once,
 every id accounted for; and what a single call and a closed client do meanwhile.
 
-Outage scenarios run in virtual time (tests/virtual_time.py) against a server answered
+Outage scenarios run in virtual time (whop_async.testing.run_virtual) against a server answered
 through aioresponses; a wrong key and a dead address run against real sockets.
 """
 
@@ -24,7 +24,7 @@ from whop_async.testing import FakeWhop
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ShimResponse, ad_group_json, serve
 from .scenarios import bulk, client, limited, serving, unlimited
-from .virtual_time import run_virtual
+from whop_async.testing import run_virtual
 
 UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_xxxxxxxxxxxx/unpause"
 

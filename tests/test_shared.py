@@ -22,7 +22,7 @@ from whop_async import RateLimit, WhopClient
 from whop_async.testing import FakeWhop
 
 from .scenarios import RealIO, Server, client, limited, serving
-from .virtual_time import run_virtual
+from whop_async.testing import run_virtual
 
 
 def free_port() -> int:

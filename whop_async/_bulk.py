@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import math
@@ -66,6 +67,11 @@ class BulkRun:
         state = "not finished" if attempted else "never sent"
         if self.reason == "deadline":
             why = f"the run's deadline ({self._seconds:g} s) passed"
+        elif self.reason == "rate_limit":
+            why = (
+                "the server refused every request for a call's whole rate_limit_timeout;"
+                f" last: {self.cause}"
+            )
         elif self.reason == "outage":
             why = (
                 f"the server answered nothing for {self.max_outage:g} s (max_outage);"
@@ -85,19 +91,21 @@ class BulkRun:
 
 
 class _RecentIds:
-    """Remembers the latest ids in two generations, so memory stays bounded."""
+    """Remembers the latest ``size`` distinct ids, an id seen again counting as latest,
+    so memory stays bounded however many ids stream through."""
 
     def __init__(self, size: int) -> None:
-        self._half = max(1, size // 2)
-        self._current: set[object] = set()
-        self._previous: set[object] = set()
+        self._size = size
+        self._seen: collections.OrderedDict[object, None] = collections.OrderedDict()
 
     def first_time(self, ad_group_id: object) -> bool:
-        if ad_group_id in self._current or ad_group_id in self._previous:
+        seen = self._seen
+        if ad_group_id in seen:
+            seen.move_to_end(ad_group_id)
             return False
-        if len(self._current) >= self._half:
-            self._previous, self._current = self._current, set()
-        self._current.add(ad_group_id)
+        seen[ad_group_id] = None
+        if len(seen) > self._size:
+            seen.popitem(last=False)
         return True
 
 
@@ -162,8 +170,6 @@ async def _run(
     Anything that is not a WhopError (a bug, an error raised by ``ids`` or ``deliver``,
     cancellation) stops every worker and propagates.
     """
-    if not (isinstance(concurrency, int) and concurrency > 0):
-        raise ValueError(f"concurrency must be a positive whole number, got {concurrency!r}")
     source = _IdSource(ids)
 
     async def work() -> None:

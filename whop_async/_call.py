@@ -1,43 +1,69 @@
-"""One logical call's path: engine -> transport -> decode, retried as the policy says.
+"""One logical call's path: a turn of the engine, the transport, decode; retried as the
+policy says.
 
 ``Wiring`` is what every call of a client goes through, built once per client;
-``Call(wiring, request, options).run(finish)`` makes one call on it and hands its
-result to ``finish``. Every coroutine frame between a bulk worker and aiohttp is paid
-again each time the request waits for the network, so the path has as few as it can:
-the worker, ``run`` (the first attempt inline, tenacity only for retries), the attempt,
-the transport.
+``Calls`` is what resources ask of a client (a call, a bulk run). Every coroutine frame
+between a bulk worker and aiohttp is paid again each time the request waits for the
+network, so the path has as few as it can: the worker, ``Call.run``, the attempt, the
+transport.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+import weakref
+from collections.abc import Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import attrs
-import tenacity
 
 from . import _sansio
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    AuthenticationError,
-    NotFinishedError,
-    RateLimitError,
-)
-from ._limits import Engine, Patience, Stopped, Ticket, WaitHint, WaitTooLong
-from ._options import RequestOptions
-from ._retry import CallRetries, RetryPolicy, is_retryable, retry_after, retrying
-from ._transport import CouldNotConnect, Transport
+from ._bulk import BulkRun
+from ._clock import Clock
+from ._exceptions import APIError, NotFinishedError, RateLimitError
+from ._limits import Engine, Patience, Stopped, WaitTooLong
+from ._options import NO_OPTIONS, RequestOptions
+from ._retry import CallRetries, RetryPolicy, is_retryable
+from ._shaping import finish_as
+from ._transport import Transport
 
 if TYPE_CHECKING:
-    from ._bulk import BulkRun
+    from ._shaping import Finish
 
 T = TypeVar("T")
 
 logger = logging.getLogger("whop_async")
+
+
+class Lifetime:
+    """Whether a client is open: closed by its own ``close()``, or by its parent's.
+    ``closing`` wakes every call of the client that waits."""
+
+    def __init__(self, parent: Lifetime | None = None) -> None:
+        self.closing = asyncio.Event()
+        self._children: weakref.WeakSet[Lifetime] = weakref.WeakSet()
+        if parent is not None:
+            parent._children.add(self)
+            if parent.closed:
+                self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self.closing.is_set()
+
+    def close(self) -> None:
+        """Close this lifetime and every one derived from it."""
+        self.closing.set()
+        for child in list(self._children):
+            child.close()
+
+    def child(self) -> Lifetime:
+        """A lifetime that ends with this one, or before."""
+        return Lifetime(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -48,53 +74,82 @@ class Wiring:
         base_url: where requests go.
         headers: the headers of every request, built once.
         timeout: the default seconds an attempt may take.
+        rate_limit_timeout: how long a call may wait for the rate limit in all.
         policy: how calls retry.
-        engine: permits, pacing, the gate, the breaker, the retry budget.
+        engine: turns: pacing, the gate, the breaker, the retry budget, permits.
         transport: the HTTP session.
         redactor: removes the key from anything kept of an answer.
-        closed: True once the client is closed: nothing is sent after.
+        clock: time and chance.
+        lifetime: open until the client is closed: nothing is sent after.
     """
 
     base_url: str
     headers: Mapping[str, str]
     timeout: float
+    rate_limit_timeout: float
     policy: RetryPolicy
     engine: Engine
     transport: Transport
     redactor: _sansio.Redactor
-    closed: Callable[[], bool]
+    clock: Clock
+    lifetime: Lifetime
 
 
-@attrs.frozen
-class CallResult:
-    """What one call came to: the answer, its JSON data, and how it got there."""
+class CallResult(NamedTuple):
+    """How one call got its answer."""
 
-    response: _sansio.Response
-    data: object
     retries_taken: int
     elapsed: float
 
 
+class Calls:
+    """What resources ask of a client: calls, and bulk runs to hold them."""
+
+    def __init__(self, wiring: Wiring) -> None:
+        self.wiring = wiring
+
+    def send(
+        self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
+    ) -> Coroutine[None, None, T]:
+        """One logical call with retries, to await: its answer as a ``cast_to`` (or,
+        within ``with_raw_response``, a RawResponse).
+
+        Not a coroutine itself, so a bulk worker awaits the call with no frame between.
+
+        Raises:
+            RuntimeError: the client is closed.
+        """
+        wiring = self.wiring
+        if wiring.lifetime.closed:
+            raise RuntimeError("this WhopClient is closed; create a new one")
+        return Call(wiring, request, options).run(finish_as(cast_to, request, wiring))
+
+    @contextlib.contextmanager
+    def bulk_run(self, *, deadline: float | None, max_outage: float) -> Iterator[BulkRun]:
+        """A bulk run's bounds and stop, told of errors that would fail every call."""
+        engine = self.wiring.engine
+        run = BulkRun(self.wiring.clock, deadline=deadline, max_outage=max_outage)
+        with engine.listening_for_fatal(lambda error: run.stop("fatal", error)):
+            yield run
+
+
 class Call:
     """One logical call, and its state across its attempts. What only a wait or a
-    retry needs (its patience, its retry account) is made when first needed: most calls
-    succeed at once."""
+    retry needs (its patience) is made when first needed: most calls succeed at once."""
 
     __slots__ = (
         "_attempts",
-        "_engine",
+        "_failed_at",
         "_headers",
         "_last_error",
-        "_limiter",
         "_options",
-        "_order",
-        "_patience_made",
-        "_refusals",
+        "_patience",
         "_request",
-        "_retries_made",
         "_started",
         "_url",
         "_wiring",
+        "order",
+        "outages",
     )
 
     def __init__(self, wiring: Wiring, request: _sansio.Request, options: RequestOptions) -> None:
@@ -103,52 +158,46 @@ class Call:
         self._options = options
         self._url = wiring.base_url + request.target
         self._headers = _sansio.request_headers(wiring.headers, request)
-        engine = self._engine = wiring.engine
-        self._limiter = engine.limiter(request.operation)
-        self._started = engine.clock.monotonic()
+        self._started = wiring.clock.monotonic()
         # The call's place in the queues, kept by every attempt: a retried call goes
         # ahead of calls that came after it.
-        self._order = next(engine.arrivals)
+        self.order = next(wiring.engine.arrivals)
+        self.outages = options.run is not None
         self._attempts = 0
+        self._failed_at: int | None = None
         self._last_error: APIError | None = None
-        self._refusals: list[RateLimitError] = []
-        self._patience_made: Patience | None = None
-        self._retries_made: CallRetries | None = None
+        self._patience: Patience | None = None
 
     @property
-    def _run(self) -> BulkRun | None:
-        return self._options.run
-
-    @property
-    def _patience(self) -> Patience:
-        patience = self._patience_made
+    def patience(self) -> Patience:
+        """The call's bounds: its rate_limit_timeout, its run's deadline and stop, its
+        client's close."""
+        patience = self._patience
         if patience is None:
-            patience = self._patience_made = self._patience_of(self._options.run)
+            wiring, run = self._wiring, self._options.run
+            deadline = self._started + wiring.rate_limit_timeout
+            closing = wiring.lifetime.closing
+            if run is None:
+                patience = Patience(deadline=deadline, closing=closing)
+            else:
+                patience = Patience(
+                    deadline=min(deadline, run.deadline),
+                    outages=True,
+                    max_outage=run.max_outage,
+                    stop=run.stopping,
+                    closing=closing,
+                )
+            self._patience = patience
         return patience
 
-    @property
-    def _retries(self) -> CallRetries:
-        retries = self._retries_made
-        if retries is None:
-            engine = self._engine
-            defers = self._options.run is not None
-            retries = self._retries_made = CallRetries(
-                allow_retry=engine.allow_retry, defers=defers
-            )
-        return retries
+    def failed_on_its_own(self, accepted: int) -> bool:
+        """True when the server accepted others since this call first failed."""
+        if self._failed_at is None:
+            self._failed_at = accepted
+            return False
+        return accepted > self._failed_at
 
-    def _patience_of(self, run: BulkRun | None) -> Patience:
-        own_deadline = self._started + self._wiring.policy.rate_limit_timeout
-        if run is None:
-            return Patience(deadline=own_deadline)
-        return Patience(
-            deadline=min(own_deadline, run.deadline),
-            outages=True,
-            max_outage=run.max_outage,
-            stop=run.stopping,
-        )
-
-    async def run(self, finish: Callable[[CallResult], T]) -> T:
+    async def run(self, finish: Finish[T]) -> T:
         """Make the call; what ``finish`` makes of its result.
 
         Raises:
@@ -157,91 +206,72 @@ class Call:
             RuntimeError: the client was closed (before or while the call waited).
         """
         try:
-            first_error: APIError | None = None
             try:
-                response, data = await self._attempt()
+                # Most calls end here: one attempt, and no retrier made.
+                return finish(await self._attempt(), self)
             except APIError as error:
                 if not is_retryable(error):
                     raise
-                first_error = error
-            if first_error is not None:
-                # Retried outside the except block: the last error must not carry the
-                # first as its context (nor keep its traceback alive in bulk results).
-                response, data = await retry_after(first_error, self._attempt, self._retrying)
+                first = error
+            # Out of the except block: the last error must not carry the first as its
+            # context (nor keep its traceback alive in bulk results).
+            async for attempt in await self._retries().after_first(first):
+                with attempt:
+                    return finish(await self._attempt(), self)
         except Stopped:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
             raise self._gave_up(too_long) from None
-        elapsed = self._engine.clock.monotonic() - self._started
-        return finish(CallResult(response, data, self._attempts - 1, elapsed))
+        raise AssertionError("unreachable: tenacity raises the last error")  # pragma: no cover
 
-    def _retrying(self) -> tenacity.AsyncRetrying:
+    def result(self) -> CallResult:
+        """How the call got its answer: retries taken, seconds elapsed."""
+        elapsed = self._wiring.clock.monotonic() - self._started
+        return CallResult(self._attempts - 1, elapsed)
+
+    def _retries(self) -> CallRetries:
         options, policy = self._options, self._wiring.policy
         max_retries = policy.max_retries if options.max_retries is None else options.max_retries
-        return retrying(policy, self._retries, max_retries, self._sleep)
+        engine = self._wiring.engine
+        return CallRetries(
+            policy, max_retries, lambda: engine.retry_wait(defers=self.outages), self._sleep
+        )
 
     async def _sleep(self, seconds: float) -> None:
-        stop = self._run.stopping if self._run is not None else None
-        await self._engine.sleep(seconds, wake=None, stop=stop)
+        await self._wiring.engine.sleep(seconds, None, self.patience)
 
     async def _attempt(self) -> tuple[_sansio.Response, object]:
-        if self._wiring.closed():
+        wiring, request = self._wiring, self._request
+        if wiring.lifetime.closed:
             raise RuntimeError("this WhopClient was closed; the call was not sent again")
-        run = self._run
+        run = self._options.run
         if run is not None and run.stopping.is_set():
             raise Stopped  # a retry whose wait the run's stop cut short
-        engine, limiter, request = self._engine, self._limiter, self._request
-        retries = self._retries_made
-        if retries is not None and retries.deferred_at is not None:
-            await engine.answer_after(retries.deferred_at, self._patience)
-            retries.deferred_at = None
-        # The permit comes first: waiting for it must not eat into the timeout.
-        permits = engine.permits
-        if not permits.take_now():
-            await permits.take()
-        try:
-            ticket = limiter.try_turn(self._options.run is not None) or await limiter.turn(
-                self._order, self._patience
-            )
+        async with wiring.engine.turn(request.operation, self):
             self._attempts += 1
             debug = logger.isEnabledFor(logging.DEBUG)
             if debug:
                 self._log_sending()
             try:
-                response = await self._wiring.transport.send(
+                response = await wiring.transport.send(
                     request.method,
                     request.path,
                     self._headers,
-                    self._wiring.timeout
-                    if self._options.timeout is None
-                    else self._options.timeout,
+                    wiring.timeout if self._options.timeout is None else self._options.timeout,
                     request.query_string,
                 )
+                if debug:
+                    self._log_answer(response)
+                return response, _sansio.decode(
+                    request,
+                    self._url,
+                    response,
+                    now=wiring.clock.time,
+                    redactor=wiring.redactor,
+                )
             except APIError as error:
-                await self._no_answer(ticket, error)
+                self._last_error = error
                 raise
-            finally:
-                limiter.release(ticket)
-        finally:
-            permits.give_back()
-        if debug:
-            self._log_answer(response)
-        try:
-            data = _sansio.decode(
-                request,
-                self._url,
-                response,
-                now=engine.clock.time,
-                redactor=self._wiring.redactor,
-            )
-        except APIStatusError as error:
-            await self._error_answer(ticket, error)
-            raise
-        engine.answered(ticket, accepted=True)
-        pending = limiter.accepted(ticket)
-        if pending is not None:  # awaited only when there is something to await
-            await pending
-        return response, data
 
     def _log_sending(self) -> None:
         headers = _sansio.redact_headers(self._headers)
@@ -256,72 +286,39 @@ class Call:
             _sansio.request_id_in(response.headers),
         )
 
-    async def _no_answer(self, ticket: Ticket, error: APIError) -> None:
-        self._last_error = error
-        engine = self._engine
-        engine.failed(ticket, answered=False)
-        await _settled(self._limiter.failed(ticket))
-        if ticket.breaker_probe and not engine.ever_answered:
-            # Every request of this client failed, the breaker's probe too: nothing
-            # listens at this address, and every further id would find the same.
-            engine.fatal(self._nothing_answers(error))
-
-    async def _error_answer(self, ticket: Ticket, error: APIStatusError) -> None:
-        self._last_error = error
-        engine, limiter = self._engine, self._limiter
-        if isinstance(error, RateLimitError):
-            self._retries.refusals += 1
-            self._refusals.append(error)
-            engine.answered(ticket, accepted=False, rate_limited=True)
-            await limiter.refused(
-                ticket, WaitHint.of(error.retry_after, error.retry_after_resolution)
-            )
-        elif error.status_code >= 500:
-            engine.failed(ticket, answered=True)
-            await _settled(limiter.failed(ticket))
-        else:
-            engine.answered(ticket, accepted=False)
-            await _settled(limiter.accepted(ticket))  # the server took it; it said no
-            if isinstance(error, AuthenticationError):
-                engine.fatal(error)  # the key is wrong for every call
-
-    def _nothing_answers(self, error: APIError) -> APIConnectionError:
-        reason = (
-            "no connection could be made" if isinstance(error, CouldNotConnect) else "no answer"
-        )
-        return APIConnectionError(
-            f"nothing answers at {self._wiring.base_url}: {reason} on any attempt (last: {error})",
-            method=self._request.method,
-            url=self._url,
-        )
-
     def _not_finished(self) -> NotFinishedError:
-        assert self._run is not None
+        run = self._options.run
+        assert run is not None
         what = f"{self._request.method} {self._request.path}"
-        return self._run.not_finished(what, attempted=self._attempts > 0)
+        return run.not_finished(what, attempted=self._attempts > 0)
 
     def _gave_up(self, too_long: WaitTooLong) -> APIError | NotFinishedError:
-        run = self._run
+        run = self._options.run
         if run is not None and too_long.bound == "outage":
             run.stop("outage", self._last_error)
             return self._not_finished()
-        if run is not None and run.deadline <= self._patience.deadline:
+        if run is not None and run.deadline <= self.patience.deadline:
             run.stop("deadline", None)
             return self._not_finished()
-        return self._waited_too_long_for_the_rate_limit(too_long)
+        error = self._waited_too_long_for_the_rate_limit(too_long)
+        if run is not None and too_long.refused:
+            # The server refused everything for this call's whole rate_limit_timeout:
+            # every other id would wait as long.
+            run.stop("rate_limit", error)
+        return error
 
     def _waited_too_long_for_the_rate_limit(self, too_long: WaitTooLong) -> RateLimitError:
         """The error of a call whose next turn would come after its deadline: it says
         so, with what its own last 429 said, if it had one."""
         request = self._request
-        last = self._refusals[-1] if self._refusals else None
+        last = self._last_error if isinstance(self._last_error, RateLimitError) else None
         waited = (
             "" if math.isinf(too_long.wait) else f"; the next turn is {too_long.wait:.1f} s away"
         )
         return RateLimitError(
             f"{request.method} {request.path}: gave up waiting for the rate limit{waited},"
             f" past this call's rate_limit_timeout"
-            f" ({self._wiring.policy.rate_limit_timeout:g} s)",
+            f" ({self._wiring.rate_limit_timeout:g} s)",
             method=request.method,
             url=self._url,
             status_code=429,
@@ -331,8 +328,3 @@ class Call:
             retry_after=None if math.isinf(too_long.wait) else too_long.wait,
             retry_after_resolution=_sansio.MILLISECONDS,
         )
-
-
-async def _settled(pending: Awaitable[None] | None) -> None:
-    if pending is not None:
-        await pending

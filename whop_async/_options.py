@@ -1,8 +1,9 @@
-"""Per-call options: ``CallOptions`` as operations take them (keyword arguments), and
-``RequestOptions``, the one value a resource hands the client.
+"""Options, checked once when given: the client's (``ClientOptions``), each call's as
+operations take them (``CallOptions``, ``BulkOptions``), and ``RequestOptions``, the one
+value a resource hands the client for a call.
 
-A new per-call option is a field here and in ``RequestOptions``, and the one place in
-the client that reads it; no operation's signature changes.
+Each default is written here once. A new per-call option is a field of ``CallOptions``
+and of ``RequestOptions``, and the one place in the call that reads it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,141 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
+from . import _sansio
+from ._limits import RateLimit
+
 if TYPE_CHECKING:
     from ._bulk import BulkRun
     from ._models import Outcome
+
+# Whop's documented budget: 600 requests per minute per operation and key.
+WHOP_RATE_LIMIT = RateLimit(600, per=60.0)
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_SERVER_WAIT = 120.0
+DEFAULT_RATE_LIMIT_TIMEOUT = 600.0
+# In bulk, losing an id costs more than a few more attempts; an outage pauses the run
+# (one probe at a time) instead of spending them.
+BULK_MAX_RETRIES = 8
+# A run waits through an outage of minutes before it gives up on what is left.
+BULK_MAX_OUTAGE = 600.0
+BULK_CONCURRENCY = 16
+
+
+def _seconds(value: object, *, name: str, positive: bool) -> float:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        seconds = float(value) if is_number else math.nan  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not ((seconds > 0 if positive else seconds >= 0) and seconds < math.inf):
+        least = "a positive number" if positive else "a number >= 0"
+        raise ValueError(f"{name} must be {least} of seconds, got {value!r}")
+    return seconds
+
+
+def positive_seconds(value: object, name: str) -> float:
+    """``value`` as a float, if it is a positive finite number of seconds.
+
+    Raises:
+        ValueError: naming ``name``, it is not.
+    """
+    return _seconds(value, name=name, positive=True)
+
+
+def seconds_or_zero(value: object, name: str) -> float:
+    """``value`` as a float, if it is a finite number of seconds >= 0.
+
+    Raises:
+        ValueError: naming ``name``, it is not.
+    """
+    return _seconds(value, name=name, positive=False)
+
+
+def whole_number(value: object, name: str, *, least: int) -> int:
+    """``value``, if it is a whole number >= ``least``.
+
+    Raises:
+        ValueError: naming ``name``, it is not.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return value
+
+
+def _checked(check: Callable[[Any, str], object]) -> Callable[[object, Any, Any], None]:
+    """An attrs validator running ``check(value, name)`` on a value that is not None."""
+
+    def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            check(value, attribute.name)
+
+    return validate
+
+
+def _whole_number_or_zero(value: object, name: str) -> int:
+    return whole_number(value, name, least=0)
+
+
+def _rate_limit(value: object, name: str) -> None:
+    if not isinstance(value, RateLimit):
+        raise TypeError(f"{name} must be a RateLimit or None, got {value!r}")
+
+
+def _header_pairs(headers: Mapping[str, str] | tuple[tuple[str, str], ...] | None) -> Any:
+    if headers is None or isinstance(headers, tuple):
+        return headers or ()
+    return _sansio.extra_headers(headers, where="default_headers")
+
+
+def _without_trailing_slash(base_url: object) -> object:
+    return base_url.rstrip("/") if isinstance(base_url, str) else base_url
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """A client's options, each checked when given; ``attrs.evolve`` checks a change
+    the same way (``WhopClient.with_options``).
+
+    Attributes:
+        api_key: the key (never shown: it is left out of repr).
+        base_url: where requests go, without a trailing slash.
+        timeout: seconds one attempt may take.
+        max_retries: retried failures allowed per call.
+        max_server_wait: the longest server-directed wait a call sleeps through.
+        rate_limit: the budget per operation (None: found from the server).
+        rate_limit_timeout: how long one call may wait for the rate limit in all.
+        api_version: sent as ``Api-Version-Date`` when set.
+        default_headers: more headers on every request, checked.
+    """
+
+    api_key: str = attrs.field(repr=False, validator=_checked(_sansio.checked_api_key))
+    base_url: str = attrs.field(
+        converter=_without_trailing_slash, validator=_checked(_sansio.checked_base_url)
+    )
+    timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_checked(positive_seconds))
+    max_retries: int = attrs.field(
+        default=DEFAULT_MAX_RETRIES, validator=_checked(_whole_number_or_zero)
+    )
+    max_server_wait: float = attrs.field(
+        default=DEFAULT_MAX_SERVER_WAIT, validator=_checked(seconds_or_zero)
+    )
+    rate_limit: RateLimit | None = attrs.field(
+        default=WHOP_RATE_LIMIT, validator=_checked(_rate_limit)
+    )
+    rate_limit_timeout: float = attrs.field(
+        default=DEFAULT_RATE_LIMIT_TIMEOUT, validator=_checked(seconds_or_zero)
+    )
+    api_version: str | None = attrs.field(
+        default=None, validator=_checked(_sansio.checked_api_version)
+    )
+    default_headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_header_pairs)
+
+    def headers(self) -> dict[str, str]:
+        """The headers of every request, built once per client."""
+        return _sansio.client_headers(
+            self.api_key, api_version=self.api_version, default_headers=dict(self.default_headers)
+        )
 
 
 class CallOptions(TypedDict, total=False):
@@ -26,8 +159,9 @@ class CallOptions(TypedDict, total=False):
         max_retries: retried failures allowed (429s not counted); the client's by
             default, 8 per id in bulk.
         extra_headers: more headers for this call, e.g. a tracing header. The headers
-            the client owns cannot be set here: ``Authorization`` (the key) and
-            ``Idempotency-Key`` (``idempotency_key=``) raise ValueError, nothing sent.
+            the client owns cannot be set here: ``Authorization`` (the key),
+            ``Idempotency-Key`` (``idempotency_key=``), and those that frame or route the
+            request (``Host``, ``Content-Length``...) raise ValueError, nothing sent.
         extra_query: more query parameters for this call, e.g. a feature flag. One the
             operation sets itself (``first``, ``after``...) raises ValueError.
     """
@@ -80,63 +214,24 @@ def checked(options: Mapping[str, Any], kind: type[CallOptions]) -> None:
 
 @attrs.frozen(kw_only=True)
 class RequestOptions:
-    """One call's options; None means the client's default.
+    """One call's options, checked once when made (a bulk call's serve every id); None
+    means the client's default.
 
     Attributes:
         timeout: seconds each attempt may take.
         max_retries: retried failures allowed (429s not counted).
-        idempotency_key: the key every attempt of a POST sends.
         run: the bulk run the call belongs to: it then waits out outages, and ends
             when the run stops.
     """
 
-    timeout: float | None = None
-    max_retries: int | None = None
-    idempotency_key: str | None = None
+    timeout: float | None = attrs.field(default=None, validator=_checked(positive_seconds))
+    max_retries: int | None = attrs.field(default=None, validator=_checked(_whole_number_or_zero))
     run: BulkRun | None = None
 
-    def __attrs_post_init__(self) -> None:
-        # Checked once when made: a bulk call's options serve every id.
-        if self.timeout is not None:
-            checked_timeout(self.timeout)
-        if self.max_retries is not None:
-            checked_max_retries(self.max_retries)
-
     @classmethod
-    def of(cls, options: CallOptions, **more: object) -> RequestOptions:
+    def of(cls, options: CallOptions, **more: Any) -> RequestOptions:
         """The options of ``options`` (an operation's keyword arguments) and ``more``."""
-        return cls(
-            timeout=options.get("timeout"),
-            max_retries=options.get("max_retries"),
-            **more,  # type: ignore[arg-type]
-        )
+        return cls(timeout=options.get("timeout"), max_retries=options.get("max_retries"), **more)
 
 
 NO_OPTIONS = RequestOptions()
-
-
-def checked_timeout(timeout: float) -> float:
-    """``timeout`` as a float, if it is a positive finite number of seconds.
-
-    Raises:
-        ValueError: it is not.
-    """
-    is_number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-    try:
-        seconds = float(timeout) if is_number else math.nan
-    except OverflowError:  # an int too large for a float
-        seconds = math.inf
-    if not 0 < seconds < math.inf:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return seconds
-
-
-def checked_max_retries(max_retries: int) -> int:
-    """``max_retries``, if it is a whole number >= 0.
-
-    Raises:
-        ValueError: it is not.
-    """
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ValueError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
-    return max_retries

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 from multidict import CIMultiDict
@@ -135,6 +135,57 @@ os.register_at_fork(after_in_child=_key_mint.reseed)
 def new_idempotency_key() -> str:
     """A fresh key for one logical call: 32 hex characters, unique across processes."""
     return _key_mint.new()
+
+
+# What fits in an Authorization header as it is sent: visible ASCII, no spaces.
+_API_KEY = re.compile(r"[\x21-\x7e]+")
+
+
+def checked_api_key(api_key: object, name: str = "api_key") -> str:
+    """``api_key``, if it can be sent as a bearer key.
+
+    Raises:
+        ValueError: it holds a space, a control character or a non-ASCII character
+            (the message never shows it: a key pasted with a newline is still a key).
+    """
+    if not (isinstance(api_key, str) and _API_KEY.fullmatch(api_key)):
+        raise ValueError(
+            f"{name} must be printable ASCII without spaces; it holds a control character"
+            " (CR, LF, NUL, ...), a space or a non-ASCII character"
+        )
+    return api_key
+
+
+def checked_base_url(base_url: object, name: str = "base_url") -> str:
+    """``base_url`` without a trailing slash, if it is an http(s) URL requests can be
+    sent under.
+
+    Raises:
+        ValueError: it is not; naming ``name``.
+    """
+    if not isinstance(base_url, str):
+        raise ValueError(f"{name} must be an http(s) URL, got {base_url!r}")
+    parts = urlsplit(base_url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"{name} must be an http(s) URL, got {base_url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{name} must not have a query or fragment, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def checked_api_version(api_version: object, name: str = "api_version") -> str:
+    """``api_version``, if it can be sent as the ``Api-Version-Date`` header.
+
+    Raises:
+        ValueError: it is not a string of visible ASCII.
+    """
+    if isinstance(api_version, str) and _API_KEY.fullmatch(api_version):
+        return api_version
+    raise ValueError(f"{name} must be a version such as '2026-10-15-1', got {api_version!r}")
 
 
 def client_headers(

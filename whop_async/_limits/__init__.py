@@ -1,17 +1,20 @@
-"""The rate-limit engine: rules in one place, state in memory or in Redis."""
+"""The rate-limit engine: one module per algorithm, the store the one way to a budget's
+state, and the engine that takes turns and reports their answers."""
 
-from .engine import Engine, OperationLimiter, Patience, Stopped, Ticket, WaitTooLong
+from .engine import Engine, NothingAnswers, Turn
+from .gate import WaitHint
 from .limit import ClientStats, RateLimit
-from .rules import WaitHint
+from .limiter import Closed, Patience, Stopped, WaitTooLong
 
 __all__ = [
     "ClientStats",
+    "Closed",
     "Engine",
-    "OperationLimiter",
+    "NothingAnswers",
     "Patience",
     "RateLimit",
     "Stopped",
-    "Ticket",
+    "Turn",
     "WaitHint",
     "WaitTooLong",
 ]

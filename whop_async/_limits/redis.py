@@ -1,7 +1,7 @@
 """Operation budgets held in Redis, shared by every client that names the same budget.
 
 Imported only when a RateLimit names a ``redis_url`` (the ``redis`` extra). The rules
-are the same code as for a local budget (``rules.py``): a budget is read, changed in
+are the same code as for a budget in memory (``operation.py``): a budget is read, changed in
 Python, and written back only if nobody wrote it in between (a compare-and-set in one
 small script), so no rule is written twice. Contention is low: the API allows about ten
 calls a second per operation and key.
@@ -27,9 +27,12 @@ import redis.asyncio
 import redis.exceptions
 
 from .._clock import Clock
+from .estimate import Phase, RateEstimate
+from .gate import Gate
 from .limit import RateLimit
-from .local import LocalStore
-from .rules import Gate, OperationBudget, Pacing, RateEstimate
+from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, apply
+from .pacing import Pacing
+from .store import MemoryStore
 
 T = TypeVar("T")
 
@@ -62,7 +65,9 @@ class _Contended(Exception):
 def encode(budget: OperationBudget) -> str:
     """A budget's changing parts as JSON (its limit comes from each client's own)."""
     estimate = attrs.asdict(budget.estimate, filter=lambda field, _: field.name != "ceiling")
+    estimate["phase"] = budget.estimate.phase.value
     estimate["accepted"] = sorted(budget.estimate.accepted.items())
+    estimate["refused_slots"] = sorted(budget.estimate.refused_slots.items())
     state = {
         "pacing": attrs.asdict(budget.pacing),
         "estimate": estimate,
@@ -78,6 +83,8 @@ def decode(text: str, blank: OperationBudget) -> OperationBudget:
     state = json.loads(text)
     estimate = state["estimate"]
     estimate["accepted"] = {int(slot): count for slot, count in estimate["accepted"]}
+    estimate["refused_slots"] = {int(slot): count for slot, count in estimate["refused_slots"]}
+    estimate["phase"] = Phase(estimate["phase"])
     return OperationBudget(
         Pacing(**state["pacing"]),
         RateEstimate(ceiling=blank.estimate.ceiling, **estimate),
@@ -99,17 +106,31 @@ class RedisStore:
         self._clock = clock
         self._prefix = f"whop_async:{{{budget_key}}}"
         # Kept in the shared time too, so a ticket taken from one counts in the other.
-        self._fallback = LocalStore(limit.share(limit.fallback_share), self.now)
+        self._fallback = MemoryStore(limit.share(limit.fallback_share), self.now)
         self._offset = 0.0
         self._redis: Any = None
         self._scripts: tuple[Any, Any] | None = None
         self._down_until = 0.0
         self._warned = False
+        # Accepted answers not yet told: they go with this process's next update, so an
+        # accepted answer costs no round trip.
+        self._unreported: dict[str, int] = {}
+
+    async def take(self, operation: str) -> Decision:
+        """A turn now, or how long to wait."""
+        return await self.update(operation, lambda budget, now: budget.take(now))
+
+    async def report(self, operation: str, report: Report) -> Standing | None:
+        """Apply what a turn came to; accepted answers wait for the next update."""
+        if report.answer is Answer.ACCEPTED and report.go is Go.SEND:
+            self._unreported[operation] = self._unreported.get(operation, 0) + 1
+            return None
+        return await self.update(operation, lambda budget, now: apply(budget, report, now))
 
     def now(self) -> float:
-        """The shared time, as last seen from Redis (or the injected shared clock)."""
-        if self._clock.shared_time is not None:
-            return self._clock.shared_time()
+        """The shared time, as last seen from Redis (on a virtual-time loop, the loop's)."""
+        if self._clock.virtual():
+            return self._clock.monotonic()
         return self._clock.monotonic() + self._offset
 
     def state_key(self, operation: str) -> str:
@@ -128,7 +149,7 @@ class RedisStore:
             else:
                 self._back()
                 return result
-        return await self._fallback.update(operation, change)
+        return change(self._fallback.budget(operation), self.now())
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -144,12 +165,15 @@ class RedisStore:
         for _ in range(_WRITE_ATTEMPTS):
             text, seconds, microseconds = await read(keys=[key])
             stored = text.decode() if isinstance(text, bytes) else text
-            if self._clock.shared_time is None:
+            if not self._clock.virtual():
                 self._offset = int(seconds) + int(microseconds) / 1e6 - self._clock.monotonic()
             budget = decode(stored, OperationBudget.new(self.limit.rate, self.limit.burst_size))
-            result = change(budget, self.now())
+            now = self.now()
+            budget.accepted(self._unreported.get(operation, 0), now)
+            result = change(budget, now)
             changed = encode(budget)
             if changed == stored or await write(keys=[key], args=[stored, changed, _STATE_TTL_MS]):
+                self._unreported.pop(operation, None)
                 return result
         raise _Contended(f"{key} changed under every one of {_WRITE_ATTEMPTS} writes")
 

@@ -10,13 +10,25 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Unpack
+from typing import Unpack
 
 import attrs
 
 from .._bulk import BulkRun, CallOne, Ids, iter_outcomes, run_all
+from .._call import Calls
 from .._models import AdGroup, AdGroupPage, AdGroupStatus, BulkResult, Outcome
-from .._options import BulkOptions, CallOptions, RequestOptions, checked
+from .._options import (
+    BULK_CONCURRENCY,
+    BULK_MAX_OUTAGE,
+    BULK_MAX_RETRIES,
+    BulkOptions,
+    CallOptions,
+    RequestOptions,
+    checked,
+    positive_seconds,
+    seconds_or_zero,
+    whole_number,
+)
 from .._response import answered_raw
 from .._sansio import (
     Request,
@@ -27,15 +39,6 @@ from .._sansio import (
     path_param,
 )
 
-if TYPE_CHECKING:
-    from .._client import WhopClient
-
-# In bulk, losing an id costs more than a few more attempts; an outage pauses the run
-# (one probe at a time) instead of spending them.
-BULK_MAX_RETRIES = 8
-# A run waits through an outage of minutes before it gives up on what is left.
-BULK_MAX_OUTAGE = 600.0
-BULK_CONCURRENCY = 16
 MAX_PAGE_SIZE = 100
 
 
@@ -49,8 +52,8 @@ class AdGroups:
     """The same operations, answering with a RawResponse (status, headers, request
     id, timing) whose ``parse()`` gives the usual model."""
 
-    def __init__(self, client: WhopClient) -> None:
-        self._client = client
+    def __init__(self, calls: Calls) -> None:
+        self._calls = calls
         self.with_raw_response = AdGroupsWithRawResponse(self)
 
     async def retrieve(self, ad_group_id: str, **options: Unpack[CallOptions]) -> AdGroup:
@@ -76,7 +79,7 @@ class AdGroups:
         request = Request(
             "GET", path, "ad_groups.retrieve", query=extras.query, headers=extras.headers
         )
-        return await self._client._send(request, AdGroup, RequestOptions.of(options))
+        return await self._calls.send(request, AdGroup, RequestOptions.of(options))
 
     async def unpause(
         self,
@@ -226,7 +229,7 @@ class AdGroups:
             query.append(("first", str(page_size)))
         extras = _Extras.of(options, reserved=(*(name for name, _ in query), "after"))
         return AdGroupList(
-            self._client,
+            self._calls,
             Request(
                 "GET",
                 "/ad_groups",
@@ -259,14 +262,14 @@ class AdGroups:
             query=extras.query,
             headers=extras.headers,
         )
-        return self._client._send(request, AdGroup, how)
+        return self._calls.send(request, AdGroup, how)
 
     async def _many(self, verb: str, ids: Ids, options: BulkOptions) -> BulkResult:
         with self._bulk_run(options) as run:
             return await run_all(
                 self._bulk_call(verb, options, run),
                 ids,
-                concurrency=options.get("concurrency", BULK_CONCURRENCY),
+                concurrency=_concurrency(options),
                 on_outcome=options.get("on_outcome"),
                 run=run,
             )
@@ -276,7 +279,7 @@ class AdGroups:
             outcomes = iter_outcomes(
                 self._bulk_call(verb, options, run),
                 ids,
-                concurrency=options.get("concurrency", BULK_CONCURRENCY),
+                concurrency=_concurrency(options),
                 on_outcome=options.get("on_outcome"),
                 run=run,
             )
@@ -285,9 +288,10 @@ class AdGroups:
                     yield outcome
 
     def _bulk_run(self, options: BulkOptions) -> contextlib.AbstractContextManager[BulkRun]:
-        return self._client._bulk_run(
-            deadline=options.get("deadline"),
-            max_outage=options.get("max_outage", BULK_MAX_OUTAGE),
+        deadline = options.get("deadline")
+        return self._calls.bulk_run(
+            deadline=None if deadline is None else positive_seconds(deadline, "deadline"),
+            max_outage=seconds_or_zero(options.get("max_outage", BULK_MAX_OUTAGE), "max_outage"),
         )
 
     def _bulk_call(self, verb: str, options: BulkOptions, run: BulkRun) -> CallOne:
@@ -320,6 +324,10 @@ class AdGroups:
             ad_campaign_id=ad_campaign_id, status=status, page_size=page_size, **options
         )
         return await listing._page(after=None)
+
+
+def _concurrency(options: BulkOptions) -> int:
+    return whole_number(options.get("concurrency", BULK_CONCURRENCY), "concurrency", least=1)
 
 
 @attrs.frozen
@@ -357,8 +365,8 @@ class AdGroupList:
     iteration starts again from the first page.
     """
 
-    def __init__(self, client: WhopClient, request: Request, how: RequestOptions) -> None:
-        self._client = client
+    def __init__(self, calls: Calls, request: Request, how: RequestOptions) -> None:
+        self._calls = calls
         self._request = request
         self._how = how
 
@@ -385,4 +393,4 @@ class AdGroupList:
         request = self._request
         if after is not None:
             request = attrs.evolve(request, query=(*request.query, ("after", after)))
-        return await self._client._send(request, AdGroupPage, self._how)
+        return await self._calls.send(request, AdGroupPage, self._how)

@@ -23,6 +23,7 @@ from ._fake import (
     example_ad_group,
 )
 from ._styles import LIMITERS, Limiter
+from ._virtual import VirtualTimeLoop, run_virtual
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -34,5 +35,7 @@ __all__ = [
     "Hint",
     "Limiter",
     "Shape",
+    "VirtualTimeLoop",
     "example_ad_group",
+    "run_virtual",
 ]

@@ -1,0 +1,293 @@
+"""The turns of one operation's requests, in order of arrival.
+
+A retried call keeps its place ahead of calls that arrived after it. One request at a
+time (the head) asks the store; the others queue behind it and are woken in order.
+Waiting ends early when the call's bounds say so: its deadline, its run's stop, its
+client's close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+import attrs
+
+from .gate import Wait
+from .operation import Go, Taken
+from .slow_start import SlowStart
+from .store import Store
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+class WaitTooLong(Exception):
+    """A call's turn would come after one of its bounds: it gives up instead of waiting.
+
+    ``bound`` says which: ``"deadline"`` (the call's own) or ``"outage"`` (the longest
+    outage it waits through); ``refused`` when it waited at a closed gate (the server
+    was refusing).
+    """
+
+    def __init__(self, wait: float, bound: str, *, refused: bool = False) -> None:
+        super().__init__(f"the next turn is {wait:.1f} s away, past the call's {bound}")
+        self.wait = wait
+        self.bound = bound
+        self.refused = refused
+
+
+class Stopped(Exception):
+    """The call's run stopped while the call waited for its turn."""
+
+
+class Closed(RuntimeError):
+    """The call's client was closed while the call waited: it is not sent."""
+
+    def __init__(self) -> None:
+        super().__init__("this WhopClient was closed; the call was not sent")
+
+
+@attrs.frozen
+class Patience:
+    """How long, and through what, one call waits for its turns.
+
+    Attributes:
+        deadline: monotonic time after which it gives up waiting (WaitTooLong).
+        outages: it waits out a tripped breaker (bulk calls do), for at most
+            ``max_outage`` seconds after the trip; other calls are not held by it.
+        stop: set when the call's run stops: a wait ends at once (Stopped).
+        closing: set when the call's client closes: a wait ends at once (Closed).
+    """
+
+    deadline: float = math.inf
+    outages: bool = False
+    max_outage: float = math.inf
+    stop: asyncio.Event | None = None
+    closing: asyncio.Event | None = None
+
+    def check(self) -> None:
+        """Raise what ends the wait, if anything has (Closed, Stopped)."""
+        if self.closing is not None and self.closing.is_set():
+            raise Closed
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped
+
+
+class Caller(Protocol):
+    """What the engine reads of the call that takes a turn."""
+
+    @property
+    def order(self) -> int:
+        """Its place in the queues: calls that arrived first go first."""
+
+    @property
+    def outages(self) -> bool:
+        """True when it waits out outages (a bulk call), False when it fails."""
+
+    @property
+    def patience(self) -> Patience:
+        """Its bounds, made when it first has to wait."""
+
+    def failed_on_its_own(self, accepted: int) -> bool:
+        """Told of a failure when the server has accepted ``accepted`` requests so far:
+        True when others were accepted since this call first failed (the failure is
+        the call's own, not the server's)."""
+
+
+class Ticket(NamedTuple):
+    """A turn taken: how and when (in the store's time), whether the slow-start window
+    counts it, and whether it is the outage breaker's probe."""
+
+    go: Go
+    sent_at: float
+    windowed: bool
+    breaker_probe: bool
+
+
+# Waiting for room in the slow-start window: until an answer frees a slot.
+_UNTIL_A_SLOT_FREES = Wait(math.inf, gated=True, firm=False)
+
+
+class _Waiter:
+    """A call queued for its turn: woken (``called``) with a turn handed on, or with
+    None to become the head; ``gone`` once it gave up waiting."""
+
+    __slots__ = ("called", "gone", "handed", "patience")
+
+    def __init__(self, patience: Patience) -> None:
+        self.patience = patience
+        self.called = asyncio.Event()
+        self.handed: Ticket | None = None
+        self.gone = False
+
+
+class OperationLimiter:
+    """The queue of one operation's calls, in front of its budget in the store."""
+
+    def __init__(
+        self,
+        operation: str,
+        store: Store,
+        engine: Engine,
+        *,
+        slow_start: SlowStart | None,
+    ) -> None:
+        self.operation = operation
+        self._store = store
+        self._engine = engine
+        self.slow_start = slow_start
+        # Something paces the requests: a told limit, or one the server showed.
+        self.paced = slow_start is None
+        self._busy = False
+        self._waiters: list[tuple[int, int, _Waiter]] = []
+        self._arrivals = itertools.count()
+        self.changed = asyncio.Event()
+
+    async def take(self, call: Caller) -> Ticket:
+        """This call's turn, when it comes.
+
+        Raises:
+            WaitTooLong: the turn would come after one of the call's bounds.
+            Stopped: the call's run stopped meanwhile.
+            Closed: the call's client closed meanwhile.
+        """
+        if self._busy or self._waiters:
+            handed = await self._queue_up(call)
+            if handed is not None:
+                return handed
+            try:
+                call.patience.check()  # made head: the run may have stopped meanwhile
+            except BaseException:
+                self._pass_on()
+                raise
+        else:
+            self._busy = True
+        try:
+            return await self._take_at_head(call)
+        finally:
+            self._pass_on()
+
+    def window_released(self, ticket: Ticket) -> None:
+        """The attempt of ``ticket`` has ended: its slot in the window is free."""
+        if ticket.windowed and self.slow_start is not None:
+            self.slow_start.release()
+            self.changed.set()
+
+    async def _take_at_head(self, call: Caller) -> Ticket:
+        breaker = self._engine.breaker
+        breaker_probe = False
+        while True:
+            if call.outages and not breaker_probe and not breaker.passing:
+                now = self._engine.now()
+                wait = breaker.wait(now)
+                if wait is not None:
+                    ends = breaker.tripped_at + call.patience.max_outage
+                    await self._nap(wait, call.patience, "outage", ends)
+                    continue
+                breaker.take_probe(now)
+                breaker_probe = True
+            if not self._window_has_room():
+                await self._nap(_UNTIL_A_SLOT_FREES, call.patience, "deadline", math.inf)
+                continue
+            decision = await self._store.take(self.operation)
+            if isinstance(decision, Taken):
+                return self._ticket(decision, breaker_probe)
+            await self._nap(decision, call.patience, "deadline", math.inf)
+
+    def _ticket(self, taken: Taken, breaker_probe: bool) -> Ticket:
+        window = self.slow_start
+        if window is not None:
+            window.admit()
+        return Ticket(taken.go, taken.at, window is not None, breaker_probe)
+
+    def _window_has_room(self) -> bool:
+        return self.slow_start is None or self.slow_start.has_room()
+
+    async def _nap(self, wait: Wait, patience: Patience, bound: str, ends: float) -> None:
+        """Wait as ``wait`` says (less if woken, when it is gated); give up at once when
+        the turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
+        """
+        patience.check()
+        now = self._engine.now()
+        limit = min(patience.deadline, ends)
+        earliest = now + wait.seconds if wait.firm else now
+        if now >= limit or earliest > limit:
+            raise WaitTooLong(
+                wait.seconds,
+                bound if ends < patience.deadline else "deadline",
+                refused=wait.gated and wait is not _UNTIL_A_SLOT_FREES and bound == "deadline",
+            )
+        if wait.gated:
+            self.changed.clear()  # from now on: a change while this request waits
+        await self._engine.sleep(
+            min(wait.seconds, self._store.nap, limit - now),
+            self.changed if wait.gated else None,
+            patience,
+        )
+        patience.check()  # woken by the run's stop or the client's close
+
+    async def _queue_up(self, call: Caller) -> Ticket | None:
+        """Wait to be at the head of the queue (None), or for a turn handed on by the
+        request before (see ``_pass_on``), as long as the call's own patience lasts."""
+        patience = call.patience
+        waiter = _Waiter(patience)
+        heapq.heappush(self._waiters, (call.order, next(self._arrivals), waiter))
+        try:
+            while not waiter.called.is_set():
+                patience.check()
+                now = self._engine.now()
+                if now >= patience.deadline:
+                    raise WaitTooLong(math.inf, "deadline")
+                await self._engine.sleep(patience.deadline - now, waiter.called, patience)
+            if waiter.handed is not None:
+                # A turn handed before the deadline is used, as the head's would be;
+                # but the run may have stopped, or the client closed, since.
+                patience.check()
+            return waiter.handed
+        except BaseException:
+            if not waiter.called.is_set():
+                waiter.gone = True
+            elif waiter.handed is None:
+                self._pass_on()  # made head just as it gave up
+            else:
+                self.window_released(waiter.handed)  # handed a turn it will not use
+            raise
+
+    def _pass_on(self) -> None:
+        """Once the opening is over and nothing paces the requests (no limit known,
+        none met), hand the waiters, in order, turns at once; the first that cannot have
+        one becomes the head and asks. Without this, once the opening had made a queue,
+        every later request queued behind it one by one, each waking the next.
+
+        During the opening, and while paced, requests go one head at a time, each
+        after a turn of the event loop: turns handed out at once would all reach a
+        server at its limit before its first refusal could close the gate (against a
+        fixed window of 50 a second, twice the 429s).
+        """
+        window = self.slow_start
+        opening = window is not None and not window.ended
+        free = not self.paced and not opening
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if waiter.gone:
+                continue
+            waiter.handed = self._free_turn(waiter.patience) if free else None
+            waiter.called.set()
+            if waiter.handed is None:
+                return
+        self._busy = False
+
+    def _free_turn(self, patience: Patience) -> Ticket | None:
+        """A turn with nothing to pace it, unless the call must wait (its run stopped,
+        the client closed, an outage it waits out): it is then made head instead."""
+        stopped = (patience.stop is not None and patience.stop.is_set()) or (
+            patience.closing is not None and patience.closing.is_set()
+        )
+        held = patience.outages and not self._engine.breaker.passing
+        if stopped or held or not self._window_has_room():
+            return None
+        return self._ticket(Taken(Go.SEND, self._engine.now()), breaker_probe=False)
