@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import email.utils
 import functools
 import inspect
+import math
 import re
-from typing import Any
+import socket
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 import pytest
 from multidict import CIMultiDict
+from yarl import URL
 
 import whop_async
 from whop_async import AdGroupStatus, WhopClient
-from whop_async.testing import HINTS, SHAPES, FakeWhop, Hint, Limiter, Shape, example_ad_group
+from whop_async.testing import (
+    DEFAULT_API_KEY,
+    EDGE_HINTS,
+    HINTS,
+    SHAPES,
+    FakeWhop,
+    Hint,
+    Limiter,
+    Shape,
+    example_ad_group,
+)
 
+from .virtual_time import run_virtual
+
+T = TypeVar("T")
 FIRST = "adgrp_000000000001"
 UNPAUSE = f"/ad_groups/{FIRST}/unpause"
 
@@ -39,7 +60,7 @@ async def raw(
     fake: FakeWhop, method: str, path: str, **headers: str
 ) -> tuple[int, CIMultiDict[str], Any]:
     """Ask the fake directly; ``path`` below the API base, or ``/_fake/...``."""
-    headers["Authorization"] = f"Bearer {fake.api_key}"
+    headers.setdefault("Authorization", f"Bearer {fake.api_key}")
     base = fake.base_url.removesuffix("/api/v1") if path.startswith("/_fake/") else fake.base_url
     async with (
         aiohttp.ClientSession() as session,
@@ -162,7 +183,7 @@ HINTED = {
 }
 
 
-@pytest.mark.parametrize("hint", HINTS)
+@pytest.mark.parametrize("hint", HINTED)
 async def test_each_hint_style_rounds_the_wait_up_as_real_servers_do(hint: Hint) -> None:
     short, long = HINTED[hint]
     # 100 a second with room for one: the second request is 10 ms early.
@@ -384,16 +405,399 @@ async def test_the_fixture_points_a_default_client_at_the_fake(fake_whop: FakeWh
     assert fake_whop.statuses() == {"active": 3}
 
 
+# --- hostile servers ---------------------------------------------------------------
+
+
+async def statuses(fake: FakeWhop, tries: int, path: str = UNPAUSE, key: str = "") -> list[int]:
+    """The statuses of ``tries`` requests made one after another on one session."""
+    headers = {"Authorization": f"Bearer {key or fake.api_key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        seen = []
+        for _ in range(tries):
+            async with session.post(fake.base_url + path) as answer:
+                seen.append(answer.status)
+        return seen
+
+
+def http_date(headers: CIMultiDict[str], name: str) -> float:
+    return email.utils.parsedate_to_datetime(headers[name]).timestamp()
+
+
+def test_every_hint_style_is_tested() -> None:
+    assert set(HINTED) | {"retry-after-date"} | set(EDGE_HINTS) == set(HINTS)
+
+
+async def test_every_answer_is_dated_by_the_servers_clock() -> None:
+    clock = SteppedClock()
+    async with FakeWhop(groups=1, rate_limit=None, clock=clock) as fake:
+        first = await raw(fake, "POST", UNPAUSE)
+        clock.to(10.0)
+        unknown = await raw(fake, "GET", "/ad_groups/adgrp_nosuchgroup")
+        clock.to(25.0)
+        refused = await raw(fake, "POST", UNPAUSE, Authorization="Bearer sk_wrong")
+    assert [status for status, _, _ in (first, unknown, refused)] == [200, 404, 401]
+    dates = [http_date(headers, "Date") for _, headers, _ in (first, unknown, refused)]
+    assert [date - dates[0] for date in dates] == [0, 10, 25]
+
+
+@pytest.mark.parametrize("skew", [0.0, -3600.0])
+async def test_a_date_hint_is_read_against_the_answers_date(skew: float) -> None:
+    clock = SteppedClock()
+    before = time.time()
+    async with FakeWhop(
+        groups=1, rate_limit=1, per=3.0, hint="retry-after-date", date_skew=skew, clock=clock
+    ) as fake:
+        assert await passed(fake, 1) == 1
+        clock.to(0.75)
+        status, headers, body = await raw(fake, "POST", UNPAUSE)
+    after = time.time()
+    assert (status, body["error"]["message"]) == (429, "Rate limit exceeded.")
+    # 2.25 s to wait, rounded up from the answer's Date: never early.
+    assert http_date(headers, "Retry-After") - http_date(headers, "Date") == 3
+    assert before + skew <= http_date(headers, "Date") <= after + skew + 1
+
+
+EDGES = {
+    "message-zero": ({}, "Try again in 0 seconds."),
+    "retry-after-zero": ({"Retry-After": "0"}, NO_WAIT),
+    "retry-after-negative": ({"Retry-After": "-5"}, NO_WAIT),
+    "retry-after-ms-zero": ({"retry-after-ms": "0"}, NO_WAIT),
+}
+
+
+@pytest.mark.parametrize("hint", EDGE_HINTS)
+async def test_a_throttle_of_one_refuses_everything_forever_with_the_edge_hint(hint: Hint) -> None:
+    clock = SteppedClock()
+    async with FakeWhop(
+        groups=1, rate_limit=None, throttle_rate=1.0, hint=hint, clock=clock
+    ) as fake:
+        for moment in (0.0, 1.0, 100.0, 100_000.0):
+            clock.to(moment)
+            if hint == "retry-after-past":
+                _, headers, _ = await raw(fake, "POST", UNPAUSE)
+                assert http_date(headers, "Retry-After") == http_date(headers, "Date") - 60
+            else:
+                assert await refusal(fake) == EDGES[hint]
+        assert (fake.stats.rate_limited, fake.stats.requests) == (4, 4)
+        assert fake.status_of(FIRST) == "paused"
+
+
+async def test_a_throttle_refuses_a_share_every_other_second() -> None:
+    clock = SteppedClock()
+    async with FakeWhop(
+        groups=1, rate_limit=None, throttle_rate=0.15, throttle_cycle=(1.0, 1.0),
+        hint="retry-after-ms", seed=3, clock=clock,
+    ) as fake:  # fmt: skip
+        refused = []
+        for moment in (0.25, 1.25, 2.25, 3.25):
+            clock.to(moment)
+            refused.append((await statuses(fake, 200)).count(429))
+    on_first, off_first, on_second, off_second = refused
+    assert (off_first, off_second) == (0, 0)
+    assert 15 <= on_first <= 45
+    assert 15 <= on_second <= 45
+    assert fake.stats.rate_limited == on_first + on_second
+
+
+async def test_a_throttled_429_asks_for_the_rest_of_its_stretch() -> None:
+    clock = SteppedClock()
+    async with FakeWhop(
+        groups=1, rate_limit=None, throttle_rate=1.0, throttle_cycle=(2.0, 1.0),
+        hint="retry-after-ms", clock=clock,
+    ) as fake:  # fmt: skip
+        assert await refusal(fake) == ({"retry-after-ms": "2000"}, NO_WAIT)
+        clock.to(0.5)
+        assert await refusal(fake) == ({"retry-after-ms": "1500"}, NO_WAIT)
+        clock.to(2.5)
+        assert await passed(fake, 3) == 3
+        clock.to(4.0)
+        assert await refusal(fake) == ({"retry-after-ms": "1000"}, NO_WAIT)
+
+
+async def test_failing_ids_answer_500_every_time_while_the_others_succeed() -> None:
+    async with FakeWhop(groups=3, rate_limit=None, failing_ids={FIRST}) as fake:
+        second = fake.ids[1]
+        assert await statuses(fake, 5) == [500] * 5
+        assert await statuses(fake, 1, f"/ad_groups/{FIRST}/pause") == [500]
+        assert await statuses(fake, 2, f"/ad_groups/{second}/unpause") == [200, 200]
+        assert (await raw(fake, "GET", f"/ad_groups/{FIRST}"))[0] == 200
+        assert fake.stats.failed == {FIRST: 6}
+        assert fake.stats.faults == 6
+        assert fake.stats.attempts == {second: 2}
+        assert fake.status_of(FIRST) == "paused"
+
+
+async def hanging(fake: FakeWhop, path: str = UNPAUSE, key: str = "") -> asyncio.Task[Any]:
+    """A request left hanging: started, and seen to hang by the fake."""
+    hung = fake.stats.hung
+    request = asyncio.create_task(statuses(fake, 1, path, key))
+    while fake.stats.hung == hung:  # until the server holds it
+        assert not request.done(), request.result()
+        await asyncio.sleep(0)
+    return request
+
+
+async def test_hang_ids_are_never_answered_until_the_fake_closes() -> None:
+    fake = FakeWhop(groups=2, rate_limit=None, hang_ids={FIRST})
+    async with fake:
+        request = await hanging(fake)
+        second = fake.ids[1]
+        assert await statuses(fake, 1, f"/ad_groups/{second}/unpause") == [200]
+        assert not request.done()
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await request
+    assert (fake.stats.hung, fake.stats.attempts) == (1, {second: 1})
+    assert fake.status_of(FIRST) == "paused"
+
+
+async def test_a_hang_rate_of_one_leaves_every_request_hanging() -> None:
+    async with FakeWhop(groups=1, rate_limit=None, hang_rate=1.0) as fake:
+        requests = [await hanging(fake, f"/ad_groups/{FIRST}/pause") for _ in range(2)]
+    for request in requests:
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await request
+    assert fake.stats.hung == 2
+
+
+async def test_a_portal_answers_every_path_with_200_and_html() -> None:
+    async with FakeWhop(groups=1, portal=True) as fake:
+        answers = [
+            await raw(fake, "POST", UNPAUSE),
+            await raw(fake, "GET", "/ad_groups?first=10"),
+            await raw(fake, "GET", "/../../login", Authorization="Bearer sk_wrong"),
+        ]
+        for status, headers, body in answers:
+            assert status == 200
+            assert headers["Content-Type"].startswith("text/html")
+            assert "<h1>Welcome!</h1>" in body
+        assert (await raw(fake, "GET", "/_fake/stats"))[2]["requests"] == 3
+        assert fake.status_of(FIRST) == "paused"
+
+
+async def test_answers_can_echo_the_key_as_sent() -> None:
+    async with FakeWhop(groups=1, rate_limit=1, echo_key=True) as fake:
+        sent = f"Bearer {fake.api_key}"
+        answers = {
+            "ok": await raw(fake, "POST", UNPAUSE),
+            "rate limited": await raw(fake, "POST", UNPAUSE),
+            "not found": await raw(fake, "GET", "/ad_groups/adgrp_nosuchgroup"),
+            "wrong key": await raw(fake, "POST", UNPAUSE, Authorization="Bearer sk_wrong_one"),
+        }
+    for name, (status, headers, body) in answers.items():
+        expected = "Bearer sk_wrong_one" if name == "wrong key" else sent
+        assert status < 500
+        assert headers["X-Echoed-Authorization"] == expected, name
+        assert body["echo"] == {"authorization": expected}, name
+        if status != 200:
+            assert expected in body["error"]["message"], name
+    assert answers["ok"][2]["id"] == FIRST
+
+
+def depth(value: Any) -> int:
+    """How many arrays and objects deep ``value`` is (without recursing)."""
+    levels = 0
+    while isinstance(value, (list, dict)):
+        levels += 1
+        value = value[0] if isinstance(value, list) else next(iter(value.values()))
+    return levels
+
+
+async def test_answers_can_nest_a_thousand_levels_deep() -> None:
+    async with (
+        FakeWhop(groups=1, rate_limit=1, nesting=1000) as fake,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {fake.api_key}"}) as session,
+    ):
+        bodies = []
+        for path in (UNPAUSE, UNPAUSE, "/ad_groups/adgrp_nosuchgroup"):
+            async with session.request(
+                "POST" if path == UNPAUSE else "GET", fake.base_url + path
+            ) as answer:
+                bodies.append((answer.status, orjson.loads(await answer.read())))
+    assert [status for status, _ in bodies] == [200, 429, 404]
+    for _, body in bodies:
+        assert depth(body["nested"]) == 1000
+    assert bodies[0][1]["id"] == FIRST
+    assert bodies[2][1]["error"]["type"] == "not_found"
+
+
+def test_listen_after_refuses_connections_then_serves() -> None:
+    in_flight = 0
+
+    async def real(io: Awaitable[T]) -> T:
+        """Real I/O: virtual time stands still until it is done."""
+        nonlocal in_flight
+        in_flight += 1
+        try:
+            return await io
+        finally:
+            in_flight -= 1
+
+    async def connects(url: URL) -> bool:
+        try:
+            _, writer = await real(asyncio.open_connection(url.host, url.port))
+        except ConnectionRefusedError:
+            return False
+        writer.close()
+        await real(writer.wait_closed())
+        return True
+
+    async def main() -> tuple[list[bool], list[int]]:
+        loop = asyncio.get_running_loop()
+        async with FakeWhop(groups=1, rate_limit=None, listen_after=3.0, clock=loop.time) as fake:
+            url = URL(fake.base_url)
+            seen = [await connects(url)]
+            await asyncio.sleep(2.9)
+            seen.append(await connects(url))
+            await asyncio.sleep(0.1)
+            seen.append(await connects(url))
+            answered = await real(statuses(fake, 2))
+            assert loop.time() == 3.0
+        return seen, answered
+
+    seen, answered = run_virtual(main(), io_pending=lambda: in_flight > 0)
+    assert seen == [False, False, True]
+    assert answered == [200, 200]
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+IPV6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=IPV6)])
+def test_listen_after_holds_its_port_and_closes_before_listening(host: str) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    async def main() -> None:
+        async with FakeWhop(host=host, listen_after=60.0) as fake:
+            port = URL(fake.base_url).port
+            assert fake.base_url == str(
+                URL.build(scheme="http", host=host, port=port, path="/api/v1")
+            )
+            with socket.socket(family) as other, pytest.raises(OSError, match="in use"):
+                other.bind((host, port))
+        with socket.socket(family) as other:
+            other.bind((host, port))  # released by close()
+
+    run_virtual(main())
+
+
+@IPV6
+async def test_an_ipv6_host_is_bracketed_in_base_url_and_served() -> None:
+    async with FakeWhop(groups=1, host="::1", rate_limit=None) as fake:
+        port = URL(fake.base_url).port
+        assert fake.base_url == f"http://[::1]:{port}/api/v1"
+        assert await statuses(fake, 1) == [200]
+
+
+# --- many credentials --------------------------------------------------------------
+
+KEYS = {"acme": "sk_acme", "globex": "sk_globex"}
+
+
+async def test_a_single_key_is_the_default_account() -> None:
+    async with FakeWhop(groups=1) as fake:
+        assert fake.api_keys == {"default": DEFAULT_API_KEY} == {"default": fake.api_key}
+        assert await passed(fake, 1) == 1
+        await raw(fake, "POST", UNPAUSE, Authorization="Bearer sk_wrong")
+        assert fake.stats.accounts["default"].requests == 1
+        assert (fake.stats.requests, fake.stats.unauthorized) == (2, 1)
+
+
+async def test_each_account_has_its_own_budget_per_operation() -> None:
+    async with FakeWhop(
+        groups=1, api_keys=KEYS, rate_limit=2, account_rate_limit={"globex": 1}
+    ) as fake:
+        assert fake.api_key == "sk_acme"
+        assert fake.api_keys == KEYS
+        assert await statuses(fake, 3, key="sk_acme") == [200, 200, 429]
+        assert await statuses(fake, 2, key="sk_globex") == [200, 429]
+        assert (await raw(fake, "GET", f"/ad_groups/{FIRST}"))[0] == 200  # another operation
+        assert await statuses(fake, 1, key=DEFAULT_API_KEY) == [401]
+        acme, globex = fake.stats.accounts["acme"], fake.stats.accounts["globex"]
+        assert (acme.requests, acme.rate_limited, acme.attempts) == (4, 1, {FIRST: 2})
+        assert (globex.requests, globex.rate_limited, globex.attempts) == (2, 1, {FIRST: 1})
+        assert (fake.stats.requests, fake.stats.unauthorized) == (7, 1)
+        _, _, stats = await raw(fake, "GET", "/_fake/stats")
+        assert stats["accounts"]["globex"]["rate_limited"] == 1
+
+
+async def test_idempotent_replies_are_kept_per_account() -> None:
+    async with FakeWhop(groups=1, api_keys=KEYS) as fake:
+        for key in ("sk_acme", "sk_acme", "sk_globex"):
+            await raw(
+                fake, "POST", UNPAUSE, Authorization=f"Bearer {key}", **{"Idempotency-Key": "k"}
+            )
+        assert fake.stats.attempts == {FIRST: 2}
+
+
+async def test_an_accounts_key_can_be_revoked_mid_run() -> None:
+    clock = SteppedClock()
+    async with FakeWhop(
+        groups=1, api_keys=KEYS, rate_limit=None, account_revoked_at={"acme": 5.0}, clock=clock
+    ) as fake:
+        assert await statuses(fake, 1, key="sk_acme") == [200]
+        clock.to(4.999)
+        assert await statuses(fake, 1, key="sk_acme") == [200]
+        clock.to(5.0)
+        assert await statuses(fake, 2, key="sk_acme") == [401, 401]
+        assert await statuses(fake, 1, key="sk_globex") == [200]
+        assert fake.stats.accounts["acme"].unauthorized == 2
+        assert fake.stats.accounts["globex"].unauthorized == 0
+
+
+async def test_an_account_can_fail_for_a_while() -> None:
+    clock = SteppedClock()
+    async with FakeWhop(
+        groups=1, api_keys=KEYS, rate_limit=None, account_outage={"acme": (1.0, 2.0)}, clock=clock
+    ) as fake:
+        seen = []
+        for moment in (0.0, 1.0, 2.999, 3.0):
+            clock.to(moment)
+            seen.append(
+                await statuses(fake, 1, key="sk_acme") + await statuses(fake, 1, key="sk_globex")
+            )
+        assert seen == [[200, 200], [503, 200], [503, 200], [200, 200]]
+        assert fake.stats.accounts["acme"].outage == 2
+        assert fake.stats.outage == 2
+
+
+async def test_an_account_can_hang() -> None:
+    async with FakeWhop(
+        groups=1, api_keys=KEYS, rate_limit=None, account_hang={"globex": (0.0, math.inf)}
+    ) as fake:
+        request = await hanging(fake, key="sk_globex")
+        assert await statuses(fake, 1, key="sk_acme") == [200]
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await request
+    assert fake.stats.accounts["globex"].hung == 1
+    assert fake.stats.accounts["globex"].attempts == {}
+
+
 @pytest.mark.parametrize(
     "options",
     [{"rate_limit": 0}, {"per": 0.0}, {"fault_rate": 1.5}, {"fault_rate": 0.6, "drop_rate": 0.6},
      {"latency": -1.0}, {"limiter": "leaky"}, {"hint": "header"}, {"neighbour_rate": 10.0},
      {"neighbour_rate": 1.0, "neighbour_from": -1.0}, {"limit_drop": (1.0, 2.0, 0.5)},
      {"limit_drop": (1.0, 0.0, 2.0)}, {"outage": (-1.0, 5.0)}, {"fail_first": -1},
-     {"groups": -1}, {"port": 70_000}],
+     {"groups": -1}, {"port": 70_000}, {"throttle_rate": 1.5},
+     {"throttle_rate": 0.5, "throttle_cycle": (1.0, 0.0)}, {"throttle_cycle": (1.0, 1.0)},
+     {"hang_rate": 0.5, "fault_rate": 0.6}, {"nesting": -1}, {"listen_after": -1.0},
+     {"date_skew": math.nan}, {"api_keys": {}}, {"api_keys": {"a": ""}},
+     {"api_keys": {"a": "k"}, "api_key": "sk_other"}, {"api_keys": {"a": "k", "b": "k"}},
+     {"account_outage": {"ghost": (1.0, 2.0)}}, {"account_rate_limit": {"default": 0}},
+     {"account_revoked_at": {"default": -1.0}}, {"account_hang": {"default": (1.0, 0.0)}},
+     {"account_rate_limit": {"default": 5}, "neighbour_rate": 5.0, "per": 1.0}],
 )  # fmt: skip
 def test_out_of_range_options_are_refused(options: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"must be|needs a"):
+    with pytest.raises(ValueError, match=r"must|needs a|names no|replaces|one key"):
         FakeWhop(**options)
 
 
@@ -403,7 +807,7 @@ def parse(*flags: str) -> argparse.Namespace:
     return parser.parse_args(flags)
 
 
-FLAGS = {
+FLAGS: dict[tuple[str, ...], dict[str, Any]] = {
     ("--limiter", "sliding"): {"limiter": "sliding"},
     ("--hint", "retry-after-ms"): {"hint": "retry-after-ms"},
     ("--retry-after",): {"hint": "retry-after"},
@@ -417,6 +821,21 @@ FLAGS = {
         {"fail_first": 2, "fail_first_ids": {"adgrp_a", "adgrp_b"}},
     ("--host", "127.0.0.2", "--status", "active", "--campaigns", "3"):
         {"host": "127.0.0.2", "status": "active", "campaigns": 3},
+    ("--hint", "retry-after-negative", "--date-skew", "-60"):
+        {"hint": "retry-after-negative", "date_skew": -60.0},
+    ("--throttle-rate", "0.15", "--throttle-cycle", "1,1"):
+        {"throttle_rate": 0.15, "throttle_cycle": (1.0, 1.0)},
+    ("--failing-ids", "adgrp_a,adgrp_b", "--hang-ids", "adgrp_c", "--hang-rate", "0.1"):
+        {"failing_ids": {"adgrp_a", "adgrp_b"}, "hang_ids": {"adgrp_c"}, "hang_rate": 0.1},
+    ("--portal",): {"portal": True},
+    ("--echo-key", "--nesting", "1000"): {"echo_key": True, "nesting": 1000},
+    ("--host", "::1", "--listen-after", "3"): {"host": "::1", "listen_after": 3.0},
+    ("--key", "acme=sk_1", "--key", "globex=sk=2", "--account-rate", "acme=60",
+     "--account-revoked-at", "acme=5", "--account-outage", "globex=1,2.5",
+     "--account-hang", "acme=0,inf"):
+        {"api_keys": {"acme": "sk_1", "globex": "sk=2"}, "account_rate_limit": {"acme": 60},
+         "account_revoked_at": {"acme": 5.0}, "account_outage": {"globex": (1.0, 2.5)},
+         "account_hang": {"acme": (0.0, math.inf)}},
 }  # fmt: skip
 
 
@@ -460,6 +879,20 @@ def test_each_fake_server_flag_reaches_fakewhop(
         (["--groups", "-1"], "--groups: must be 0 or more"),
         (["--port", "70000"], "--port: must be 0 to 65535"),
         (["--latency", "nan"], "--latency: must be 0 or more seconds"),
+        (["--throttle-rate", "1.5"], "--throttle-rate: must be a share, 0 to 1, got 1.5"),
+        (["--throttle-cycle", "1,1"], "--throttle-cycle: needs a throttle rate above 0"),
+        (["--throttle-rate", "0.5", "--throttle-cycle", "1,0"],
+         "--throttle-cycle: must be ON,OFF: both more than 0 seconds, got 1,0"),
+        (["--fault-rate", "0.5", "--hang-rate", "0.6"], "--hang-rate: must be a share, 0 to 0.5"),
+        (["--nesting", "-1"], "--nesting: must be 0 or more levels, got -1"),
+        (["--listen-after", "-1"], "--listen-after: must be 0 or more seconds, got -1.0"),
+        (["--date-skew", "inf"], "--date-skew: must be a number of seconds, got inf"),
+        (["--key", "a=sk_1", "--api-key", "sk_2"], "--key: replaces the single api_key"),
+        (["--key", "a=sk_1", "--key", "b=sk_1"], "--key: gives a and b one key"),
+        (["--key", "a=sk_1", "--account-outage", "b=1,2"], "--account-outage: names no account: b"),
+        (["--account-rate", "default=0"], "--account-rate: must be at least 1 for each account"),
+        (["--account-revoked-at", "default=-1"], "--account-revoked-at: must be 0 or more seconds"),
+        (["--account-hang", "default=1,0"], "--account-hang: must be at 0 or more seconds, for"),
     ],
 )  # fmt: skip
 def test_bad_flag_values_are_refused_in_a_line_naming_the_flag(
@@ -469,6 +902,16 @@ def test_bad_flag_values_are_refused_in_a_line_naming_the_flag(
         FakeWhop.from_arguments(parse(*flags))
 
 
+def test_a_malformed_key_flag_keeps_the_key_out_of_the_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse("--key", "sk_secret_one")
+    error = capsys.readouterr().err
+    assert "argument --key: expected NAME=KEY" in error
+    assert "sk_secret_one" not in error
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -476,6 +919,11 @@ def test_bad_flag_values_are_refused_in_a_line_naming_the_flag(
         (["--limit-drop", "1,x,2"], "argument --limit-drop: expected AT,FOR,FACTOR"),
         (["--hint", "header"], "argument --hint: invalid choice: 'header'"),
         (["--limiter", "leaky"], "argument --limiter: invalid choice: 'leaky'"),
+        (["--throttle-cycle", "1"], "argument --throttle-cycle: expected ON,OFF, got '1'"),
+        (["--account-outage", "acme=5"], "argument --account-outage: expected AT,FOR, got '5'"),
+        (["--account-rate", "acme=x"], "argument --account-rate: expected NAME=N, got 'acme=x'"),
+        (["--account-revoked-at", "5"], "argument --account-revoked-at: expected NAME=AT, got"),
+        (["--key", "a=1", "--key", "a=2"], "argument --key: a given twice"),
     ],
 )
 def test_malformed_flags_are_refused_by_the_parser(

@@ -1,4 +1,11 @@
-"""FakeWhop: an in-memory stand-in for the parts of Whop's API that whop_async uses."""
+"""FakeWhop: an in-memory stand-in for the parts of Whop's API that whop_async uses, and
+for the ways real servers limit, fail and misbehave.
+
+A request runs a gauntlet in a fixed order, each step able to end it: the outage, the
+key (401), the account's hang and outage, the throttle and the rate limit (429), the
+seeded faults (a drop, a 5xx, a hang), then the id's own faults. Every answer is then
+dressed as the server plays it: a ``Date``, the key echoed, a value nested deep.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +13,51 @@ import argparse
 import asyncio
 import base64
 import collections
+import contextlib
+import functools
 import inspect
 import itertools
 import json
 import math
 import random
+import socket
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
-from importlib import resources
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, NoReturn
 
 import attrs
 from aiohttp import web
+from yarl import URL
 
-from ._styles import LIMITERS, Budget, Keeper, Limiter, Span, keeper
+from . import _flags
+from ._hints import HINTS, Hint, hinted, http_date
+from ._options import (
+    DEFAULT_API_KEY,
+    Account,
+    AccountOptions,
+    OptionError,
+    Throttle,
+    accounts,
+    budget,
+    check_failures,
+    check_hostility,
+    require,
+    span,
+)
+from ._shapes import Shape, example_ad_group
+from ._styles import Keeper, Limiter, keeper
 
-DEFAULT_API_KEY = "sk_test_fake_whop"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Shape = Literal["seed", "sdk-2026", "docs-2026-11"]
-SHAPES: tuple[Shape, ...] = ("seed", "sdk-2026", "docs-2026-11")
-Hint = Literal["message", "retry-after", "retry-after-ms", "none"]
-HINTS: tuple[Hint, ...] = ("message", "retry-after", "retry-after-ms", "none")
+ECHO_HEADER = "X-Echoed-Authorization"
 _ID_WIDTH = 12
 _MAX_PAGE = 100
 _MAX_PORT = 65535
 # What a proxy in front of the API answers while the API is away.
 _OUTAGE_PAGE = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
-
-
-def example_ad_group(shape: Shape = "docs-2026-11") -> dict[str, Any]:
-    """An ad group as Whop has answered it, in one of its real shapes (a fresh copy).
-
-    - ``"seed"``: the unpause reference page's nine fields, ``budget`` in dollars;
-    - ``"sdk-2026"``: whop-sdk 2.6.0's dated version (``Api-Version-Date:
-      2026-10-15-1``), about 80 fields;
-    - ``"docs-2026-11"``: the example on Whop's Ad Group object page, late 2026: no
-      ``platform``, no ``budget`` but ``budget_amount``, ``delivery_status`` and
-      ``issues``.
-    """
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
-    text = resources.files(__package__).joinpath("shapes", f"{shape}.json").read_text("utf-8")
-    example: dict[str, Any] = json.loads(text)
-    return example
+# What a captive portal, or a host that is not the API, answers to every path.
+_PORTAL_PAGE = "<html><body><h1>Welcome!</h1><p>Sign in to use this network.</p></body></html>"
 
 
 @attrs.define
@@ -59,45 +66,52 @@ class FakeStats:
 
     Attributes:
         requests: every API request (admin endpoints excepted).
-        rate_limited: answers of 429.
+        rate_limited: answers of 429 (the rate limit's and the throttle's).
+        unauthorized: answers of 401 (a key it does not know, or one revoked).
         faults: injected 500/502/503 answers and dropped connections (``fault_rate``,
-            ``drop_rate`` and ``fail_first``).
-        outage: 503s served during the outage.
+            ``drop_rate``, ``fail_first`` and ``failing_ids``).
+        outage: 503s served during the outage, or during an account's.
+        hung: requests left without an answer (``hang_rate``, ``hang_ids``,
+            ``account_hang``).
         attempts: per ad-group id, how many unpause or pause requests reached it.
         failed_first: per ad-group id, how many of its unpause or pause requests were
             answered 503 by ``fail_first``.
+        failed: per ad-group id, how many of its unpause or pause requests were
+            answered 500 by ``failing_ids``.
+        accounts: the same counters for each account's requests, by account name
+            (``"default"`` for the single ``api_key``). A request with a key no account
+            has counts in the totals only.
     """
 
     requests: int = 0
     rate_limited: int = 0
+    unauthorized: int = 0
     faults: int = 0
     outage: int = 0
+    hung: int = 0
     attempts: collections.Counter[str] = attrs.field(factory=collections.Counter)
     failed_first: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    failed: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    accounts: dict[str, FakeStats] = attrs.field(factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The counters as JSON-ready data (per-id counters as plain dicts)."""
+        fields = attrs.asdict(self, recurse=False)
         return {
-            name: dict(value) if isinstance(value, collections.Counter) else value
-            for name, value in attrs.asdict(self, recurse=False).items()
+            **{
+                name: dict(value) if isinstance(value, collections.Counter) else value
+                for name, value in fields.items()
+            },
+            "accounts": {name: stats.as_json() for name, stats in self.accounts.items()},
         }
 
 
-class _OptionError(ValueError):
-    """An option out of range; ``requirement`` says what it must be."""
+class _Answered(Exception):
+    """Ends a request early with ``response``: a refusal or a fault."""
 
-    def __init__(self, option: str, requirement: str) -> None:
-        super().__init__(f"{option} {requirement}")
-        self.option, self.requirement = option, requirement
-
-
-def _require(condition: bool, option: str, requirement: str) -> None:
-    if not condition:
-        raise _OptionError(option, requirement)
-
-
-def _is_seconds(value: float, *, above_zero: bool = False) -> bool:
-    return math.isfinite(value) and (value > 0 if above_zero else value >= 0)
+    def __init__(self, response: web.StreamResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 class FakeWhop:
@@ -107,11 +121,13 @@ class FakeWhop:
     ``/pause`` change it and answer in one of Whop's real shapes (``shape``);
     ``GET /ad_groups/{id}`` and ``GET /ad_groups`` (cursor paging, newest first) read
     it. It checks the bearer key (401), knows only its ids (404), limits each operation
-    apart (unpause, pause, retrieve, list), replays answers by Idempotency-Key, and can
-    play the ways real servers limit and fail.
+    apart (unpause, pause, retrieve, list) for each key, replays answers by
+    Idempotency-Key, sends a ``Date`` with every answer, and can play the ways real
+    servers limit, fail and misbehave.
 
     Every time below counts from the first API request after ``start()`` or
-    ``reset()``, on ``clock``.
+    ``reset()``, on ``clock``; ``listen_after`` alone counts from ``start()``, on the
+    event loop's clock (nothing can be asked before it listens).
 
     Use it as ``async with FakeWhop(groups=100) as fake:``, then point a client at
     ``fake.base_url`` with ``fake.api_key``. ``whop-async fake-server`` takes each
@@ -124,18 +140,33 @@ class FakeWhop:
             or ``"seed"``.
         status: their starting status ("paused").
         campaigns: how many campaigns share them, round robin (1).
-        api_key: the only key accepted.
-        rate_limit: requests per ``per`` seconds per operation (600); None: no limit.
+        api_key: the only key accepted (the account ``"default"``).
+        api_keys: several accounts instead, by name: ``{"acme": "sk_1", "globex":
+            "sk_2"}``. Each key is accepted, each account has its own budget per
+            operation (as Whop keeps one per credential), its own counters in
+            ``stats.accounts``, and the ``account_*`` options below. ``api_key`` is
+            then the first account's key.
+        rate_limit: requests per ``per`` seconds per operation and account (600);
+            None: no limit.
         per: the window, in seconds (60).
         limiter: how the limit is kept: ``"window"``, Whop-style fixed windows of
             ``per`` seconds; ``"bucket"``, a token bucket of ``burst`` tokens;
             ``"sliding"``, a sliding log (at most ``rate_limit`` in any ``per`` seconds).
         burst: the bucket's size, with ``limiter="bucket"`` (10).
-        hint: where a 429 says how long to wait, rounded up as real servers do:
-            ``"message"`` (Whop's: only the body's "Try again in N seconds.", N whole
-            and at least 1), ``"retry-after"`` (a ``Retry-After`` header in whole
-            seconds, at least 1), ``"retry-after-ms"`` (a ``retry-after-ms`` header in
-            whole milliseconds) or ``"none"`` (nowhere).
+        hint: how a 429 says how long to wait. Honest styles round the wait up, as
+            real servers do: ``"message"`` (Whop's: only the body's "Try again in N
+            seconds.", N whole and at least 1), ``"retry-after"`` (a ``Retry-After``
+            header in whole seconds, at least 1), ``"retry-after-ms"`` (a
+            ``retry-after-ms`` header in whole milliseconds), ``"retry-after-date"``
+            (``Retry-After`` as an HTTP-date, to be read against the answer's
+            ``Date``) or ``"none"`` (nowhere). Edge styles (``EDGE_HINTS``) say the
+            same whatever the wait: ``"message-zero"`` ("Try again in 0 seconds."),
+            ``"retry-after-zero"`` (``Retry-After: 0``), ``"retry-after-negative"``
+            (``Retry-After: -5``), ``"retry-after-ms-zero"`` (``retry-after-ms: 0``),
+            ``"retry-after-past"`` (an HTTP-date a minute before the answer's
+            ``Date``).
+        date_skew: seconds the server's clock is off, in ``Date`` and HTTP-date hints
+            (negative: behind; 0).
         neighbour_rate: requests a second that another program using the same key
             takes from every operation's budget (0: none). In a fixed window its share
             is held back from the window's start; a sliding log counts it; a bucket
@@ -145,19 +176,52 @@ class FakeWhop:
         neighbour_for: for how long it stays, in seconds (None: to the end).
         limit_drop: ``(at, for, factor)``: from ``at`` seconds, for ``for`` seconds,
             the limit is ``factor`` times lower, then back.
-        outage: ``(at, for)``: from ``at`` seconds, for ``for`` seconds, every API
-            request is answered 503 with an HTML page, as by a proxy in front.
+        throttle_rate: share of requests answered 429 whatever the limit (0); 1
+            refuses every request, for as long as ``throttle_cycle`` lets it. Its 429s
+            ask for the rest of the refusing stretch (1 s without a cycle), in the
+            ``hint`` style.
+        throttle_cycle: ``(on, off)``: throttle only in the first ``on`` seconds of
+            every ``on + off`` (None: all the time). ``throttle_rate=0.15,
+            throttle_cycle=(1, 1)`` refuses 15 % of requests every other second.
+        outage: ``(at, for)``: from ``at`` seconds, for ``for`` seconds (``inf``: to
+            the end), every API request is answered 503 with an HTML page, as by a
+            proxy in front.
         fail_first: each id's first ``fail_first`` unpause or pause requests are
             answered 503, so ids that need retries can be played exactly.
         fail_first_ids: only these ids fail first (None: every id).
+        failing_ids: these ids answer every unpause or pause with a 500, forever,
+            while the others succeed (None: none).
         fault_rate: share of requests answered 500, 502 or 503.
         drop_rate: share of requests whose connection is closed without an answer.
+        hang_rate: share of requests never answered: the connection stays open, with
+            nothing done, until the client gives up or the FakeWhop closes.
+        hang_ids: these ids' unpause and pause requests are never answered (None:
+            none).
         latency: seconds added to every answer.
-        seed: seeds the faults, so a run can be repeated.
+        seed: seeds the faults and the throttle, so a run can be repeated.
+        account_rate_limit: an account's own ``rate_limit``, by name (the others keep
+            ``rate_limit``).
+        account_revoked_at: from this many seconds on, the account's key is answered
+            401, as a key revoked mid-run, by name.
+        account_outage: ``(at, for)`` by name: the account's requests are answered 503
+            for that while (``inf``: to the end).
+        account_hang: ``(at, for)`` by name: the account's requests are never answered
+            for that while.
+        echo_key: every answer below 500 in JSON carries the ``Authorization`` header as
+            sent: in its body (an ``echo`` field, and an error's message) and in an
+            ``X-Echoed-Authorization`` header, as careless servers do.
+        nesting: every answer below 500 in JSON carries a ``nested`` field of this many
+            levels of arrays and objects (0: none), so the body is one level deeper.
+        portal: answer every path and method with 200 and an HTML page, as a captive
+            portal or a host that is not the API.
         accept_any_id: answer any id as if it existed, without keeping it (for load
             tests over more ids than are worth holding); unknown ids get 404 otherwise.
-        host: the address to listen on ("127.0.0.1").
+        host: the address to listen on ("127.0.0.1"; an IPv6 one such as "::1" is
+            bracketed in ``base_url``).
         port: the port; 0 picks a free one.
+        listen_after: seconds after ``start()`` during which the port is held but
+            nothing listens, so each connection is refused (``ECONNREFUSED``), as by an
+            API restarting (0). ``base_url`` is known at once.
         clock: seconds that only move forward; a test passes its own to move time.
 
     Raises:
@@ -172,61 +236,101 @@ class FakeWhop:
         status: str = "paused",
         campaigns: int = 1,
         api_key: str = DEFAULT_API_KEY,
+        api_keys: Mapping[str, str] | None = None,
         rate_limit: int | None = 600,
         per: float = 60.0,
         limiter: Limiter = "window",
         burst: int = 10,
         hint: Hint = "message",
+        date_skew: float = 0.0,
         neighbour_rate: float = 0.0,
         neighbour_from: float = 0.0,
         neighbour_for: float | None = None,
         limit_drop: tuple[float, float, float] | None = None,
+        throttle_rate: float = 0.0,
+        throttle_cycle: tuple[float, float] | None = None,
         outage: tuple[float, float] | None = None,
         fail_first: int = 0,
         fail_first_ids: Collection[str] | None = None,
+        failing_ids: Collection[str] | None = None,
         fault_rate: float = 0.0,
         drop_rate: float = 0.0,
+        hang_rate: float = 0.0,
+        hang_ids: Collection[str] | None = None,
         latency: float = 0.0,
         seed: int = 0,
+        account_rate_limit: Mapping[str, int] | None = None,
+        account_revoked_at: Mapping[str, float] | None = None,
+        account_outage: Mapping[str, tuple[float, float]] | None = None,
+        account_hang: Mapping[str, tuple[float, float]] | None = None,
+        echo_key: bool = False,
+        nesting: int = 0,
+        portal: bool = False,
         accept_any_id: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        listen_after: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        _require(groups >= 0, "groups", f"must be 0 or more, got {groups}")
-        _require(campaigns >= 1, "campaigns", f"must be at least 1, got {campaigns}")
-        _require(0 <= port <= _MAX_PORT, "port", f"must be 0 to {_MAX_PORT}, got {port}")
-        _require(hint in HINTS, "hint", f"must be one of {', '.join(HINTS)}, got {hint!r}")
-        self._budget = _budget(
-            rate_limit,
-            per,
-            limiter,
-            burst,
-            (neighbour_rate, neighbour_from, neighbour_for),
-            limit_drop,
+        require(groups >= 0, "groups", f"must be 0 or more, got {groups}")
+        require(campaigns >= 1, "campaigns", f"must be at least 1, got {campaigns}")
+        require(0 <= port <= _MAX_PORT, "port", f"must be 0 to {_MAX_PORT}, got {port}")
+        require(hint in HINTS, "hint", f"must be one of {', '.join(HINTS)}, got {hint!r}")
+        budget_for = functools.partial(
+            budget,
+            per=per,
+            limiter=limiter,
+            burst=burst,
+            neighbour=(neighbour_rate, neighbour_from, neighbour_for),
+            limit_drop=limit_drop,
         )
-        self._outage = _outage(outage)
-        _check_failures(fail_first, fault_rate, drop_rate, latency)
-        self.api_key = api_key
+        budget_for(rate_limit)  # checked even when every account has its own
+        given = AccountOptions(
+            api_key=api_key,
+            api_keys=api_keys,
+            rate_limit=account_rate_limit,
+            revoked_at=account_revoked_at,
+            outage=account_outage,
+            hang=account_hang,
+        )
+        self._accounts = accounts(given, budget_for, rate_limit)
+        self._by_authorization = {
+            f"Bearer {account.key}": name for name, account in self._accounts.items()
+        }
+        self._throttle = Throttle(throttle_rate, throttle_cycle)
+        self._outage = None if outage is None else span("outage", *outage)
+        check_failures(fail_first, fault_rate, drop_rate, hang_rate, latency)
+        check_hostility(nesting, date_skew, listen_after)
+        self.api_key = next(iter(self._accounts.values())).key
         self.shape = shape
         self._template = example_ad_group(shape)
-        self.stats = FakeStats()
         self._starting_status = status
         self._limiter, self._burst, self._hint = limiter, burst, hint
-        self._keepers: dict[str, Keeper] = {}
+        self._keepers: dict[tuple[str, str], Keeper] = {}
         self._fail_first = fail_first
         self._fail_first_ids = None if fail_first_ids is None else frozenset(fail_first_ids)
-        self._fault_rate, self._drop_rate, self._latency = fault_rate, drop_rate, latency
+        self._failing_ids = frozenset(failing_ids or ())
+        self._hang_ids = frozenset(hang_ids or ())
+        self._fault_rate, self._drop_rate, self._hang_rate = fault_rate, drop_rate, hang_rate
+        self._latency = latency
         self._seed = seed
+        self._echo_key, self._nesting, self._portal = echo_key, nesting, portal
         self._accept_any_id = accept_any_id
         self._chance = random.Random(seed)
         self._clock = clock
         self._started: float | None = None
-        self._host, self._port = host, port
+        # The server's wall clock: whole seconds ahead of the real one by less than one,
+        # so that dates it names are never early, and its fraction moves with ``clock``.
+        self._wall_offset = math.ceil(time.time()) - clock() + date_skew
+        self._host, self._port, self._listen_after = host, port, listen_after
         self._groups: dict[str, dict[str, Any]] = {}
-        self._replies: dict[str, tuple[int, str]] = {}
+        self._replies: dict[tuple[str, str], tuple[int, str]] = {}
         self._answers = 0
         self._runner: web.AppRunner | None = None
+        self._reserved: socket.socket | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
+        self.stats = self._fresh_stats()
         self.base_url = ""
         for number in range(1, groups + 1):
             campaign = (number - 1) % campaigns + 1
@@ -237,13 +341,12 @@ class FakeWhop:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         """Add a flag for each option to ``parser``, with ``whop-async fake-server``'s
-        defaults (port 8080, 100 groups): ``--rate`` for ``rate_limit`` (0: no
-        limit), ``--limit-drop AT,FOR,FACTOR`` and ``--outage AT,FOR`` for the pairs and
-        triples, ``--fail-first-ids ID,ID`` for the set, and the option's name with
-        dashes for the rest. ``--retry-after`` is kept as ``--hint retry-after``."""
-        _add_serving_arguments(parser)
-        _add_limit_arguments(parser)
-        _add_failure_arguments(parser)
+        defaults (port 8080, 100 groups): the option's name with dashes
+        (``--throttle-cycle ON,OFF``, ``--failing-ids ID,ID``, ``--account-outage
+        NAME=AT,FOR``...), but ``--rate`` for ``rate_limit`` (0: no limit),
+        ``--key NAME=KEY`` (repeated) for ``api_keys`` and ``--account-rate NAME=N`` for
+        ``account_rate_limit``. ``--retry-after`` is kept as ``--hint retry-after``."""
+        _flags.add_arguments(parser)
 
     @classmethod
     def from_arguments(cls, options: argparse.Namespace) -> FakeWhop:
@@ -255,8 +358,8 @@ class FakeWhop:
         names = [name for name in inspect.signature(cls).parameters if name != "clock"]
         try:
             return cls(**{name: getattr(options, name) for name in names})
-        except _OptionError as error:
-            raise ValueError(f"{_flag(error.option)}: {error.requirement}") from None
+        except OptionError as error:
+            raise ValueError(f"{_flags.flag(error.option)}: {error.requirement}") from None
 
     # --- state -----------------------------------------------------------------------
 
@@ -277,6 +380,11 @@ class FakeWhop:
         """Every ad-group id, oldest first."""
         return list(self._groups)
 
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """Each account's key, by name (``{"default": api_key}`` with a single key)."""
+        return {name: account.key for name, account in self._accounts.items()}
+
     def status_of(self, ad_group_id: str) -> str:
         """The current status of an ad group."""
         return str(self._groups[ad_group_id]["status"])
@@ -291,39 +399,70 @@ class FakeWhop:
         again at the next request."""
         for group in self._groups.values():
             group["status"] = self._starting_status
-        self.stats = FakeStats()
+        self.stats = self._fresh_stats()
         self._replies.clear()
         self._keepers.clear()
         self._started = None
         self._chance = random.Random(self._seed)
+
+    def _fresh_stats(self) -> FakeStats:
+        return FakeStats(accounts={name: FakeStats() for name in self._accounts})
 
     # --- serving ---------------------------------------------------------------------
 
     def app(self) -> web.Application:
         """The aiohttp application, to serve some other way."""
         app = web.Application(middlewares=[self._request_id])
-        api = "/api/v1/ad_groups"
-        app.router.add_post(api + "/{id}/unpause", self._change_status("unpause", "active"))
-        app.router.add_post(api + "/{id}/pause", self._change_status("pause", "paused"))
-        app.router.add_get(api + "/{id}", self._retrieve)
-        app.router.add_get(api, self._list)
         app.router.add_get("/_fake/stats", self._read_stats)
         app.router.add_post("/_fake/reset", self._reset)
+        if self._portal:
+            app.router.add_route("*", "/{path:.*}", self._api(self._portal_page))
+            return app
+        api = "/api/v1/ad_groups"
+        unpause, pause = (
+            self._change_status("unpause", "active"),
+            self._change_status("pause", "paused"),
+        )
+        app.router.add_post(api + "/{id}/unpause", self._api(unpause))
+        app.router.add_post(api + "/{id}/pause", self._api(pause))
+        app.router.add_get(api + "/{id}", self._api(self._retrieve))
+        app.router.add_get(api, self._api(self._list))
         return app
 
     async def start(self) -> None:
-        """Listen on the host and port; ``base_url`` is set once it does."""
+        """Listen on the host and port, or hold the port and listen only after
+        ``listen_after`` seconds; ``base_url`` is set at once either way."""
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://{self._host}:{port}/api/v1"
+        if self._listen_after:
+            self._reserved = await _bound_socket(self._host, self._port)
+            port = self._reserved.getsockname()[1]
+            self._opening = asyncio.create_task(self._listen_later(self._reserved))
+        else:
+            await web.TCPSite(self._runner, self._host, self._port).start()
+            port = self._runner.addresses[0][1]
+        self.base_url = str(URL.build(scheme="http", host=self._host, port=port, path="/api/v1"))
+
+    async def _listen_later(self, reserved: socket.socket) -> None:
+        await asyncio.sleep(self._listen_after)
+        assert self._runner is not None
+        await web.SockSite(self._runner, reserved).start()
 
     async def close(self) -> None:
-        """Stop listening."""
+        """Stop listening; requests left hanging lose their connections."""
+        self._released.set()
+        if self._opening is not None:
+            self._opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._opening
+            self._opening = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
+        self._released = asyncio.Event()
 
     async def __aenter__(self) -> FakeWhop:
         await self.start()
@@ -339,48 +478,56 @@ class FakeWhop:
 
     # --- handlers --------------------------------------------------------------------
 
+    def _api(self, handler: Handler) -> Handler:
+        """``handler`` with its early answers caught, and every answer dressed."""
+
+        @functools.wraps(handler)
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                response = await handler(request)
+            except _Answered as early:
+                response = early.response
+            return self._dressed(request, response)
+
+        return answer
+
     def _change_status(self, operation: str, status: str) -> Handler:
         async def change(request: web.Request) -> web.StreamResponse:
             ad_group_id = request.match_info["id"]
-            refusal = await self._admit(request, operation)
-            if refusal is not None:
-                return refusal
+            account = await self._admit(request, operation)
             key = request.headers.get("Idempotency-Key")
-            if key is not None and key in self._replies:
-                answer_status, body = self._replies[key]
+            if key is not None and (account, key) in self._replies:
+                answer_status, body = self._replies[account, key]
                 return _json(answer_status, body, {"Idempotent-Replayed": "true"})
-            if self._fails_first(ad_group_id):
-                return _server_error(503)
-            self.stats.attempts[ad_group_id] += 1
-            group = self._groups.get(ad_group_id)
-            if group is None and self._accept_any_id:
-                group = {"id": ad_group_id}
-            if group is None:
-                answer = _error(404, "not_found", f"Ad group {ad_group_id} not found")
-            else:
-                group["status"] = status
-                group["updated_at"] = _now()
-                answer = _json(200, json.dumps(self._shaped(group)))
+            await self._fail_for_id(request, account, ad_group_id)
+            self._count(account, "attempts", ad_group_id)
+            answer = self._changed(ad_group_id, status)
             if key is not None:
                 assert isinstance(answer.text, str)
-                self._replies[key] = (answer.status, answer.text)
+                self._replies[account, key] = (answer.status, answer.text)
             return answer
 
         return change
 
+    def _changed(self, ad_group_id: str, status: str) -> web.Response:
+        group = self._groups.get(ad_group_id)
+        if group is None and self._accept_any_id:
+            group = {"id": ad_group_id}
+        if group is None:
+            return _error(404, "not_found", f"Ad group {ad_group_id} not found")
+        group["status"] = status
+        group["updated_at"] = _now()
+        return _json(200, json.dumps(self._shaped(group)))
+
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
-        refusal = await self._admit(request, "retrieve")
-        if refusal is not None:
-            return refusal
+        await self._admit(request, "retrieve")
         group = self._groups.get(request.match_info["id"])
         if group is None:
             return _error(404, "not_found", f"Ad group {request.match_info['id']} not found")
         return _json(200, json.dumps(self._shaped(group)))
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        refusal = await self._admit(request, "list")
-        if refusal is not None:
-            return refusal
+        await self._admit(request, "list")
         query = request.query
         try:
             size = min(_MAX_PAGE, int(query.get("first", "20")))
@@ -419,6 +566,24 @@ class FakeWhop:
         """A group's state, in the shape this FakeWhop answers with."""
         return {**self._template, **group}
 
+    async def _portal_page(self, _: web.Request) -> web.StreamResponse:
+        self._count(None, "requests")
+        return web.Response(text=_PORTAL_PAGE, content_type="text/html")
+
+    def _dressed(self, request: web.Request, answer: web.StreamResponse) -> web.StreamResponse:
+        """``answer`` as this server sends it: dated, and with the key echoed and a
+        value nested deep when it plays those."""
+        answer.headers.setdefault("Date", http_date(self._server_time()))
+        sent = request.headers.get("Authorization") if self._echo_key else None
+        if not (sent or self._nesting) or not _is_json_below_500(answer):
+            return answer
+        assert isinstance(answer, web.Response)
+        assert isinstance(answer.text, str)
+        if sent:
+            answer.headers[ECHO_HEADER] = sent
+        answer.text = _nest(_echo(answer.text, sent), self._nesting)
+        return answer
+
     @web.middleware
     async def _request_id(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         answer = await handler(request)
@@ -433,31 +598,84 @@ class FakeWhop:
         self.reset()
         return web.json_response({})
 
-    async def _admit(self, request: web.Request, operation: str) -> web.StreamResponse | None:
-        """Count the request; a refusal (the outage, 401, 429, an injected fault) or None."""
-        self.stats.requests += 1
+    # --- the gauntlet ----------------------------------------------------------------
+
+    async def _admit(self, request: web.Request, operation: str) -> str:
+        """Count the request and let it through, returning its account's name, or end
+        it (``_Answered``): the outage, a wrong or revoked key, what befalls the account,
+        a 429, an injected fault."""
         moment = self._elapsed()
+        account = self._by_authorization.get(request.headers.get("Authorization", ""))
+        self._count(account, "requests")
         if self._outage is not None and self._outage.holds(moment):
-            self.stats.outage += 1
-            return web.Response(status=503, text=_OUTAGE_PAGE, content_type="text/html")
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return _error(401, "unauthorized", "Invalid API key")
-        wait = self._wait_before(operation, moment)
+            self._count(account, "outage")
+            raise _Answered(web.Response(status=503, text=_OUTAGE_PAGE, content_type="text/html"))
+        if account is None or self._accounts[account].revoked(moment):
+            self._count(account, "unauthorized")
+            raise _Answered(_error(401, "unauthorized", "Invalid API key"))
+        await self._befall(request, account, self._accounts[account], moment)
+        wait = self._throttled(moment)
+        if wait is None:
+            wait = self._wait_before(account, operation, moment)
         if wait is not None:
-            self.stats.rate_limited += 1
-            return self._rate_limited(wait)
+            self._count(account, "rate_limited")
+            raise _Answered(self._rate_limited(wait))
+        await self._misfortune(request, account)
+        return account
+
+    async def _befall(
+        self, request: web.Request, name: str, account: Account, moment: float
+    ) -> None:
+        """What befalls the account at ``moment``: its hang or its outage."""
+        if account.hangs(moment):
+            await self._hang(request, name)
+        if account.out(moment):
+            self._count(name, "outage")
+            raise _Answered(_server_error(503))
+
+    async def _misfortune(self, request: web.Request, account: str) -> None:
+        """The latency, and the seeded faults: a dropped connection, a 5xx, a hang."""
         if self._latency:
             await asyncio.sleep(self._latency)
         draw = self._chance.random()
         if draw < self._drop_rate:
-            self.stats.faults += 1
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response(status=500)  # never reaches the client
+            self._count(account, "faults")
+            self._drop(request)
         if draw < self._drop_rate + self._fault_rate:
-            self.stats.faults += 1
-            return _server_error(self._chance.choice((500, 502, 503)))
-        return None
+            self._count(account, "faults")
+            raise _Answered(_server_error(self._chance.choice((500, 502, 503))))
+        if draw < self._drop_rate + self._fault_rate + self._hang_rate:
+            await self._hang(request, account)
+
+    async def _fail_for_id(self, request: web.Request, account: str, ad_group_id: str) -> None:
+        """The id's own faults: no answer, a 500 every time, or one of its first 503s."""
+        if ad_group_id in self._hang_ids:
+            await self._hang(request, account)
+        if ad_group_id in self._failing_ids:
+            self._count(account, "failed", ad_group_id)
+            self._count(account, "faults")
+            raise _Answered(_server_error(500))
+        if self._fails_first(ad_group_id):
+            self._count(account, "failed_first", ad_group_id)
+            self._count(account, "faults")
+            raise _Answered(_server_error(503))
+
+    def _fails_first(self, ad_group_id: str) -> bool:
+        """Whether this request for ``ad_group_id`` is one of its first that fail."""
+        chosen = self._fail_first_ids is None or ad_group_id in self._fail_first_ids
+        return chosen and self.stats.failed_first[ad_group_id] < self._fail_first
+
+    async def _hang(self, request: web.Request, account: str) -> NoReturn:
+        """Answer nothing until the FakeWhop closes, then drop the connection."""
+        self._count(account, "hung")
+        await self._released.wait()
+        self._drop(request)
+
+    @staticmethod
+    def _drop(request: web.Request) -> NoReturn:
+        if request.transport is not None:  # None once the client has gone
+            request.transport.close()
+        raise _Answered(web.Response(status=500))  # never reaches the client
 
     def _elapsed(self) -> float:
         """Seconds since the first request after start or reset."""
@@ -466,215 +684,88 @@ class FakeWhop:
             self._started = now
         return now - self._started
 
-    def _wait_before(self, operation: str, moment: float) -> float | None:
-        """None when ``operation``'s limit lets a request pass now, else the wait."""
-        if self._budget is None:
+    def _server_time(self) -> float:
+        """The server's wall clock, in seconds since the epoch, ``date_skew`` included."""
+        return self._wall_offset + self._clock()
+
+    def _throttled(self, moment: float) -> float | None:
+        """None when the throttle lets this request pass, else the wait it is told."""
+        left = self._throttle.refusing(moment)
+        if left is None or self._chance.random() >= self._throttle.rate:
             return None
-        if operation not in self._keepers:
-            self._keepers[operation] = keeper(self._limiter, self._budget, self._burst)
-        return self._keepers[operation].admit(moment)
+        return left
+
+    def _wait_before(self, account: str, operation: str, moment: float) -> float | None:
+        """None when the account's limit for ``operation`` lets a request pass now,
+        else the wait."""
+        budget_left = self._accounts[account].budget
+        if budget_left is None:
+            return None
+        if (account, operation) not in self._keepers:
+            self._keepers[account, operation] = keeper(self._limiter, budget_left, self._burst)
+        return self._keepers[account, operation].admit(moment)
 
     def _rate_limited(self, wait: float) -> web.Response:
-        # Float noise must not turn an exact wait of 1 s into "2 seconds".
-        wait = round(wait, 6)
-        seconds = max(1, math.ceil(wait))
-        if self._hint == "message":
-            return _error(429, "rate_limit_exceeded", f"Try again in {seconds} seconds.")
-        headers = {}
-        if self._hint == "retry-after":
-            headers = {"Retry-After": str(seconds)}
-        elif self._hint == "retry-after-ms":
-            headers = {"retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
-        return _error(429, "rate_limit_exceeded", "Rate limit exceeded.", headers)
+        now = self._server_time()
+        headers, message = hinted(self._hint, wait, now)
+        return _error(429, "rate_limit_exceeded", message, {"Date": http_date(now), **headers})
 
-    def _fails_first(self, ad_group_id: str) -> bool:
-        """Whether this request for ``ad_group_id`` is one of its first that fail."""
-        chosen = self._fail_first_ids is None or ad_group_id in self._fail_first_ids
-        if not chosen or self.stats.failed_first[ad_group_id] >= self._fail_first:
-            return False
-        self.stats.failed_first[ad_group_id] += 1
-        self.stats.faults += 1
-        return True
+    def _count(self, account: str | None, counter: str, ad_group_id: str | None = None) -> None:
+        """One more in ``counter``, in the totals and in ``account``'s (per id, when
+        ``ad_group_id`` is given)."""
+        tallies = [self.stats] if account is None else [self.stats, self.stats.accounts[account]]
+        for stats in tallies:
+            if ad_group_id is None:
+                setattr(stats, counter, getattr(stats, counter) + 1)
+            else:
+                getattr(stats, counter)[ad_group_id] += 1
 
 
-def _budget(
-    rate_limit: int | None,
-    per: float,
-    limiter: Limiter,
-    burst: int,
-    neighbour: tuple[float, float, float | None],
-    limit_drop: tuple[float, float, float] | None,
-) -> Budget | None:
-    """The budget each operation starts with, checked; None without a limit."""
-    _require(
-        limiter in LIMITERS, "limiter", f"must be one of {', '.join(LIMITERS)}, got {limiter!r}"
-    )
-    neighbour_rate, neighbour_from, neighbour_for = neighbour
-    if rate_limit is None:
-        _require(neighbour_rate == 0, "neighbour_rate", "needs a rate limit to share")
-        _require(limit_drop is None, "limit_drop", "needs a rate limit to lower")
-        return None
-    _require(rate_limit >= 1, "rate_limit", f"must be at least 1, got {rate_limit}")
-    _require(_is_seconds(per, above_zero=True), "per", f"must be more than 0 seconds, got {per}")
-    _require(burst >= 1, "burst", f"must be at least 1, got {burst}")
-    # A neighbour that never leaves must leave a request a window, or none would pass.
-    most = (rate_limit - 1) / per if neighbour_for is None else math.inf
-    _require(
-        0 <= neighbour_rate <= most,
-        "neighbour_rate",
-        f"must be 0 to {most:g} requests a second under this limit, got {neighbour_rate}",
-    )
-    _require(_is_seconds(neighbour_from), "neighbour_from", "must be 0 or more seconds")
-    _require(
-        neighbour_for is None or _is_seconds(neighbour_for, above_zero=True),
-        "neighbour_for",
-        "must be more than 0 seconds (None: to the end)",
-    )
-    budget = Budget(rate_limit, per, neighbour_rate=neighbour_rate)
-    if neighbour_rate:
-        length = math.inf if neighbour_for is None else neighbour_for
-        budget = attrs.evolve(budget, neighbour=Span(neighbour_from, length))
-    if limit_drop is not None:
-        at, length, factor = limit_drop
-        _require(factor >= 1, "limit_drop", f"needs a factor of 1 or more, got {factor}")
-        budget = attrs.evolve(budget, drop=_span("limit_drop", at, length), factor=factor)
-    return budget
+async def _bound_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host`` and ``port`` that does not listen yet: the port is
+    held, and every connection to it is refused until it listens."""
+    loop = asyncio.get_running_loop()
+    addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, protocol, _, address = addresses[0]
+    bound = socket.socket(family, kind, protocol)
+    try:
+        # As asyncio's own servers do, so a restart need not wait out TIME_WAIT.
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise
+    return bound
 
 
-def _outage(outage: tuple[float, float] | None) -> Span | None:
-    return None if outage is None else _span("outage", *outage)
-
-
-def _span(option: str, at: float, length: float) -> Span:
-    _require(
-        _is_seconds(at) and _is_seconds(length, above_zero=True),
-        option,
-        f"must be at 0 or more seconds, for more than 0 seconds, got {at:g},{length:g}",
-    )
-    return Span(at, length)
-
-
-def _check_failures(fail_first: int, fault_rate: float, drop_rate: float, latency: float) -> None:
-    _require(fail_first >= 0, "fail_first", f"must be 0 or more, got {fail_first}")
-    _require(0 <= fault_rate <= 1, "fault_rate", f"must be a share, 0 to 1, got {fault_rate}")
-    _require(
-        0 <= drop_rate <= 1 - fault_rate,
-        "drop_rate",
-        f"must be a share, 0 to {1 - fault_rate:g} (1 less the fault rate), got {drop_rate}",
-    )
-    _require(_is_seconds(latency), "latency", f"must be 0 or more seconds, got {latency}")
-
-
-# --- flags ---------------------------------------------------------------------------
-
-
-def _flag(option: str) -> str:
-    return "--rate" if option == "rate_limit" else "--" + option.replace("_", "-")
-
-
-def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--port", type=int, default=8080, help="port (8080; 0: any free one)")
-    add("--host", default="127.0.0.1", help="the address to listen on (127.0.0.1)")
-    add("--groups", type=int, default=100, help="paused ad groups (100)")
-    add("--status", default="paused", help="their starting status (paused)")
-    add("--campaigns", type=int, default=1, help="campaigns sharing them, round robin (1)")
-    add(
-        "--shape",
-        choices=SHAPES,
-        default="docs-2026-11",
-        help="the shape of the ad groups it answers with (docs-2026-11: Whop's today)",
-    )
-    add("--api-key", default=DEFAULT_API_KEY, help="the key it accepts")
-    add(
-        "--accept-any-id",
-        action="store_true",
-        help="answer any id as if it existed (load tests); unknown ids are 404 otherwise",
+def _is_json_below_500(answer: web.StreamResponse) -> bool:
+    return (
+        isinstance(answer, web.Response)
+        and answer.status < 500
+        and answer.content_type == "application/json"
     )
 
 
-def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add(
-        _flag("rate_limit"),
-        dest="rate_limit",
-        metavar="N",
-        type=_limit_or_none,
-        default=600,
-        help="requests per --per seconds per operation (600; 0: no limit)",
-    )
-    add("--per", type=float, default=60.0, help="the rate's window in seconds (60)")
-    add(
-        "--limiter",
-        choices=LIMITERS,
-        default="window",
-        help="fixed windows like Whop (default), a token bucket or a sliding log",
-    )
-    add("--burst", type=int, default=10, help="the bucket's size (10)")
-    add("--hint", choices=HINTS, default="message", help="where a 429 says how long to wait")
-    add(
-        "--retry-after",
-        dest="hint",
-        action="store_const",
-        const="retry-after",
-        help="the same as --hint retry-after",
-    )
-    add(
-        "--neighbour-rate",
-        type=float,
-        default=0.0,
-        help="requests a second another program takes from each budget (0)",
-    )
-    add("--neighbour-from", type=float, default=0.0, help="when it starts, in seconds (0)")
-    add("--neighbour-for", type=float, help="how long it stays, in seconds (to the end)")
-    add(
-        "--limit-drop",
-        type=_numbers("AT", "FOR", "FACTOR"),
-        metavar="AT,FOR,FACTOR",
-        help="from AT seconds, for FOR seconds, the limit is FACTOR times lower",
-    )
+def _echo(text: str, sent: str | None) -> str:
+    """A JSON object's text with ``sent`` (an Authorization header) echoed in it."""
+    if sent is None:
+        return text
+    body = json.loads(text)
+    body["echo"] = {"authorization": sent}
+    if isinstance(body.get("error"), dict):
+        body["error"]["message"] += f" (Authorization: {sent})"
+    return json.dumps(body)
 
 
-def _add_failure_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add(
-        "--outage",
-        type=_numbers("AT", "FOR"),
-        metavar="AT,FOR",
-        help="from AT seconds, for FOR seconds, answer 503 with an HTML page",
-    )
-    add(
-        "--fail-first",
-        type=int,
-        default=0,
-        help="each id's first N unpause or pause requests are answered 503 (0)",
-    )
-    add("--fail-first-ids", type=_ids, metavar="ID,ID", help="only these ids fail first (every id)")
-    add("--fault-rate", type=float, default=0.0, help="share answered 500/502/503")
-    add("--drop-rate", type=float, default=0.0, help="share of dropped connections")
-    add("--latency", type=float, default=0.0, help="seconds added to each answer")
-    add("--seed", type=int, default=0, help="seeds the faults")
-
-
-def _limit_or_none(text: str) -> int | None:
-    return int(text) or None
-
-
-def _numbers(*names: str) -> Callable[[str], tuple[float, ...]]:
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            numbers = tuple(float(part) for part in text.split(","))
-        except ValueError:
-            numbers = ()
-        if len(numbers) != len(names):
-            raise argparse.ArgumentTypeError(f"expected {','.join(names)}, got {text!r}")
-        return numbers
-
-    return parse
-
-
-def _ids(text: str) -> frozenset[str]:
-    return frozenset(part for part in text.split(",") if part)
+def _nest(text: str, levels: int) -> str:
+    """A JSON object's text with a ``nested`` field ``levels`` deep added. Spliced in as
+    text: the json module cannot encode a value a thousand levels deep."""
+    if not levels:
+        return text
+    opens = "".join("[" if level % 2 == 0 else '{"deeper": ' for level in range(levels))
+    closes = "".join("]" if level % 2 == 0 else "}" for level in reversed(range(levels)))
+    # Every answer is a non-empty object, so a field goes before its closing brace.
+    return f'{text[:-1]}, "nested": {opens}null{closes}}}'
 
 
 def _server_error(status: int) -> web.Response:
