@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any

@@ -32,9 +32,8 @@ from whop_async.testing import (
     Limiter,
     Shape,
     example_ad_group,
+    run_virtual,
 )
-
-from .virtual_time import run_virtual
 
 T = TypeVar("T")
 FIRST = "adgrp_000000000001"

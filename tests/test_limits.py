@@ -21,6 +21,7 @@ import pytest
 
 import whop_async
 from whop_async import RateLimit
+from whop_async.testing import run_virtual
 
 from .scenarios import (
     RealIO,
@@ -33,7 +34,6 @@ from .scenarios import (
     unlimited,
 )
 from .test_shared import RedisServer, running_redis_server
-from whop_async.testing import run_virtual
 
 # --- the backends: one set of rules, state in memory or in Redis ----------------------
 

@@ -14,11 +14,10 @@ import pytest
 
 import whop_async
 from whop_async import RateLimit, WhopClient
-from whop_async.testing import FakeWhop
+from whop_async.testing import FakeWhop, run_virtual
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json
 from .scenarios import client, serving, unlimited
-from .virtual_time import run_virtual
 
 UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
 pytestmark = pytest.mark.usefixtures("env")

@@ -20,11 +20,10 @@ from yarl import URL
 
 import whop_async
 from whop_async import NotFinishedError, WhopClient
-from whop_async.testing import FakeWhop
+from whop_async.testing import FakeWhop, run_virtual
 
 from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ShimResponse, ad_group_json, serve
 from .scenarios import bulk, client, limited, serving, unlimited
-from whop_async.testing import run_virtual
 
 UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_xxxxxxxxxxxx/unpause"
 

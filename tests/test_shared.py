@@ -19,10 +19,9 @@ import redis.asyncio
 
 import whop_async
 from whop_async import RateLimit, WhopClient
-from whop_async.testing import FakeWhop
+from whop_async.testing import FakeWhop, run_virtual
 
 from .scenarios import RealIO, Server, client, limited, serving
-from whop_async.testing import run_virtual
 
 
 def free_port() -> int:
