@@ -85,6 +85,7 @@ class Server:
     strays: frozenset[int] = frozenset()
     stray_wait: float = 1.0
     accepted: list[tuple[float, str]] = attrs.field(factory=list)
+    arrivals: list[tuple[float, str, str]] = attrs.field(factory=list)
     requests: int = 0
     stray_refusals: int = 0
     fake: FakeWhop | None = None
@@ -113,6 +114,7 @@ class Server:
     async def answer(self, method: str, url: URL, **kwargs: Any) -> CallbackResult:
         await asyncio.sleep(self.round_trip / 2)
         self.requests += 1
+        self.arrivals.append((asyncio.get_running_loop().time(), method, url.path))
         if self.requests in self.strays:
             self.stray_refusals += 1
             await asyncio.sleep(self.round_trip / 2)

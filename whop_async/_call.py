@@ -144,6 +144,7 @@ class Call:
         "_last_error",
         "_options",
         "_patience",
+        "_probed_outage",
         "_request",
         "_started",
         "_url",
@@ -167,6 +168,7 @@ class Call:
         self._failed_at: int | None = None
         self._last_error: APIError | None = None
         self._patience: Patience | None = None
+        self._probed_outage = False
 
     @property
     def patience(self) -> Patience:
@@ -234,7 +236,11 @@ class Call:
         max_retries = policy.max_retries if options.max_retries is None else options.max_retries
         engine = self._wiring.engine
         return CallRetries(
-            policy, max_retries, lambda: engine.retry_wait(defers=self.outages), self._sleep
+            policy,
+            max_retries,
+            lambda: engine.retry_wait(defers=self.outages),
+            self._sleep,
+            lambda: self._probed_outage,
         )
 
     async def _sleep(self, seconds: float) -> None:
@@ -247,8 +253,9 @@ class Call:
         run = self._options.run
         if run is not None and run.stopping.is_set():
             raise Stopped  # a retry whose wait the run's stop cut short
-        async with wiring.engine.turn(request.operation, self):
+        async with wiring.engine.turn(request.operation, self) as turn:
             self._attempts += 1
+            self._probed_outage = turn.ticket.breaker_probe
             debug = logger.isEnabledFor(logging.DEBUG)
             if debug:
                 self._log_sending()

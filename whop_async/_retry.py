@@ -54,6 +54,7 @@ class CallRetries:
         retry_wait: asks the client's retry budget for one retry: seconds to wait for
             it, or None when there is none for this call.
         sleep: sleeps between attempts (ends early when the call must end).
+        probed: True when the last attempt was the outage breaker's probe.
     """
 
     def __init__(
@@ -62,11 +63,13 @@ class CallRetries:
         max_retries: int,
         retry_wait: Callable[[], float | None],
         sleep: Callable[[float], Awaitable[None]],
+        probed: Callable[[], bool],
     ) -> None:
         self._policy = policy
         self._max_retries = max_retries
         self._retry_wait = retry_wait
         self._sleep = sleep
+        self._probed = probed
         self.failures = 0
         self.refusals = 0
         self._upcoming = 0.0
@@ -74,16 +77,17 @@ class CallRetries:
     def plan(self, error: BaseException) -> float | None:
         """How long to wait before retrying after ``error``, or None to give up.
 
-        A 429 is retried at once, not counted: the engine's gate paces refused calls.
-        Any other retryable failure counts against ``max_retries``, draws on the retry
-        budget, and waits what the server asked or full-jitter backoff.
+        A 429 is retried at once, not counted: the engine's gate paces refused calls;
+        so is a failed probe of the outage breaker, which paces the next. Any other
+        retryable failure counts against ``max_retries``, draws on the retry budget,
+        and waits what the server asked or full-jitter backoff.
         """
         if not is_retryable(error):
             return None
         hint = error.retry_after if isinstance(error, APIStatusError) else None
         if hint is not None and hint > self._policy.max_server_wait:
             return None
-        if isinstance(error, RateLimitError):
+        if isinstance(error, RateLimitError) or self._probed():
             self.refusals += 1
             return 0.0
         self.failures += 1

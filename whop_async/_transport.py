@@ -18,7 +18,18 @@ CONNECTION_LIMIT = 100
 
 
 class CouldNotConnect(APIConnectionError):
-    """No connection could be made at all (refused, no such host): nothing answered."""
+    """No connection could be made at all (refused, no such host): nothing answered.
+
+    ``unresolved`` when the host name does not resolve: no retry will find it.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, unresolved: bool) -> None:
+        super().__init__(message, method=method, url=url)
+        self.unresolved = unresolved
+
+
+# aiohttp 3.11 tells a name that does not resolve apart from a refused connection.
+_NOT_RESOLVED: type[Exception] | None = getattr(aiohttp, "ClientConnectorDNSError", None)
 
 
 class Transport:
@@ -105,8 +116,12 @@ class Transport:
                 f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)
             ) from exc
         except aiohttp.ClientConnectorError as exc:
+            unresolved = _NOT_RESOLVED is not None and isinstance(exc, _NOT_RESOLVED)
             raise CouldNotConnect(
-                f"{method} {url} could not connect: {exc}", method=method, url=str(url)
+                f"{method} {url} could not connect: {exc}",
+                method=method,
+                url=str(url),
+                unresolved=unresolved,
             ) from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(

@@ -238,8 +238,7 @@ class Engine:
         """True when no request ever had an answer, for long enough (a refusal for the
         first seconds is an API restarting), or the name does not resolve at all."""
         assert self._first_failure is not None
-        unresolved = getattr(error, "unresolved", False)
-        return bool(unresolved) or now - self._first_failure >= NOTHING_ANSWERS_AFTER
+        return _unresolved(error) or now - self._first_failure >= NOTHING_ANSWERS_AFTER
 
     def _nothing_answers_error(self, error: APIError) -> NothingAnswers:
         reason = (
@@ -256,6 +255,11 @@ class Engine:
     def _wake_all(self) -> None:
         for limiter in self._limiters.values():
             limiter.changed.set()
+
+
+def _unresolved(error: APIError) -> bool:
+    # Read by name: the transport's CouldNotConnect is below the engine's layer.
+    return bool(getattr(error, "unresolved", False))
 
 
 class Turn:

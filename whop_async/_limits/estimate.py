@@ -20,6 +20,7 @@ Pure: no clock, no I/O; the time is an argument.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 
 import attrs
@@ -52,14 +53,17 @@ RAMP_DOUBLING = 0.4
 # its requests were refused (a bucket at half the pace refuses one in two); below it,
 # refusals are noise (15 % of requests refused every other second, at random: cutting
 # on each had the pace fall to a third of what the server accepted).
-DENSE = 0.2
+DENSE = 0.25
+# Density is read over this many seconds, and from at least this many answers: ten
+# answers at Whop's 10 a second hold three refusals by chance one time in six.
+DENSITY_WINDOW = 2.0
+DENSITY_COUNT = 20
 # Never slower than this: a call must still be able to find the server willing.
 MIN_RATE = 0.1
 # Accepted answers are counted in slots of this many seconds.
 SLOT = 0.01
-# Slots kept before those older than the window are forgotten: twice the window's (a
-# service never refused would otherwise keep a slot for every moment it was answered).
-_KEPT_SLOTS = 2 * round(ESTIMATE_WINDOW / SLOT)
+# Evidence older than this is never read.
+_KEPT = max(ESTIMATE_WINDOW, DENSITY_WINDOW)
 
 
 class Phase(enum.Enum):
@@ -138,7 +142,7 @@ class RateEstimate:
         since = self.episode_start
         measured = self._accepted_rate(now, since=since)
         if measured is not None:
-            if self.phase is Phase.MEASURED and self._refused_share(now, since) < DENSE:
+            if self.phase is Phase.MEASURED and not self._dense(now):
                 self._hold(current, now)
                 return
             # At most halved at once: a short stretch with a long pause in it understates
@@ -164,7 +168,7 @@ class RateEstimate:
     def _cut(self, rate: float, now: float) -> None:
         self.cut_rate = max(MIN_RATE, rate)
         self.last_cut = now
-        self._forget_before(now - ESTIMATE_WINDOW)
+        self._forget_before(now - _KEPT)
 
     def _last_second(self, now: float) -> float:
         accepted = self._accepted_rate(now, since=-math.inf)
@@ -182,23 +186,32 @@ class RateEstimate:
             return None
         return accepted / span
 
-    def _refused_share(self, now: float, since: float) -> float:
-        """The share of the answers over the same span that were refusals."""
-        first = _first_slot(now, since)
+    def _dense(self, now: float) -> bool:
+        """True when at least ``DENSE`` of the answers of the last ``DENSITY_WINDOW``
+        seconds were refusals, from enough answers to tell."""
+        first = math.ceil((now - DENSITY_WINDOW) / SLOT)
         refused = _sum_from(self.refused_slots, first)
-        return refused / max(1, refused + _sum_from(self.accepted, first))
+        answers = refused + _sum_from(self.accepted, first)
+        return answers >= DENSITY_COUNT and refused >= DENSE * answers
 
     def _count(self, slots: dict[int, int], count: int, now: float) -> None:
         slot = int(now // SLOT)
-        if slot not in slots and len(slots) >= _KEPT_SLOTS:
-            self._forget_before(now - ESTIMATE_WINDOW)
+        if slot not in slots:
+            # Only the last windows are ever read: a service that is never refused would
+            # otherwise keep a slot for every moment it was answered.
+            _forget(slots, int((now - _KEPT) // SLOT))
         slots[slot] = slots.get(slot, 0) + count
 
     def _forget_before(self, moment: float) -> None:
-        oldest = int(moment // SLOT)
         for slots in (self.accepted, self.refused_slots):
-            for slot in [slot for slot in slots if slot < oldest]:
-                del slots[slot]
+            _forget(slots, int(moment // SLOT))
+
+
+def _forget(slots: dict[int, int], oldest: int) -> None:
+    """Forget the slots before ``oldest``; they were added in time order, oldest first."""
+    expired = list(itertools.takewhile(lambda slot: slot < oldest, slots))
+    for slot in expired:
+        del slots[slot]
 
 
 def _first_slot(now: float, since: float) -> int:

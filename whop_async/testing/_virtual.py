@@ -21,7 +21,7 @@ T = TypeVar("T")
 _IO_POLL = 1.0
 
 
-class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _JumpingSelector(selectors.DefaultSelector):
     def __init__(self, io_pending: Callable[[], bool]) -> None:
         super().__init__()
         self.io_pending = io_pending
@@ -64,8 +64,8 @@ def run_virtual(
 ) -> T:
     """Run ``main`` to the end on a fresh VirtualTimeLoop, and return what it returns:
 
-        def test_a_minute_of_rate_limits() -> None:
-            run_virtual(main())
+    def test_a_minute_of_rate_limits() -> None:
+        run_virtual(main())
     """
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(io_pending)) as runner:
         return runner.run(main)
