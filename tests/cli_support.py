@@ -11,13 +11,16 @@ import pty
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 
 from whop_async.testing import FakeWhop
+
+T = TypeVar("T")
 
 # The console script pip installed beside this interpreter.
 BIN = Path(sys.executable).parent
@@ -53,14 +56,31 @@ async def whop_async_cli(
     environment: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[int, str, str]:
+    """Run the installed command to its end: its exit code, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
         *CLI, *args, env=environment_for(fake, environment), cwd=cwd,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    stdout, stderr = await process.communicate(stdin)
+    stdout, stderr = await ended(process, process.communicate(stdin))
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+# Far beyond what any command here takes, short of pytest's own timeout: a command that
+# hangs fails its test with a message, and is not left running.
+HUNG = 45.0
+
+
+async def ended(process: asyncio.subprocess.Process, waiting: Awaitable[T]) -> T:
+    """``waiting`` (the process's end), or a failed test if the process hangs."""
+    try:
+        async with asyncio.timeout(HUNG):
+            return await waiting
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"the command was still running after {HUNG:.0f} s") from None
 
 
 async def shell(
@@ -83,13 +103,43 @@ def sent_once_each(fake: FakeWhop, ids: list[str]) -> bool:
 
 
 def journal(path: Path) -> list[dict[str, Any]]:
+    """The outcome records of a journal (every line whole), without its run lines."""
+    return [record for record in _lines(path) if "run" not in record]
+
+
+def runs(path: Path) -> list[dict[str, Any]]:
+    """What the run lines of a journal say of each run."""
+    return [record["run"] for record in _lines(path) if "run" in record]
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def start_cli(*args: str, fake: FakeWhop, **pipes: Any) -> asyncio.subprocess.Process:
+async def start_cli(
+    *args: str,
+    fake: FakeWhop | None = None,
+    environment: dict[str, str] | None = None,
+    **pipes: Any,
+) -> asyncio.subprocess.Process:
+    """Start the installed command, interruptible as on a terminal."""
     return await asyncio.create_subprocess_exec(
-        *INTERRUPTIBLE_CLI, *args, env=environment_for(fake), **pipes
+        *INTERRUPTIBLE_CLI, *args, env=environment_for(fake, environment), **pipes
     )
+
+
+def recording_keys(app: web.Application) -> dict[str, list[str]]:
+    """Record the Idempotency-Key of every request ``app`` is sent, by ad-group id."""
+    keys: dict[str, list[str]] = collections.defaultdict(list)
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        if "id" in request.match_info:
+            keys[request.match_info["id"]].append(request.headers["Idempotency-Key"])
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.insert(0, record)
+    return keys
 
 
 async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

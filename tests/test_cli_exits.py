@@ -259,3 +259,31 @@ async def test_a_base_url_where_nothing_answers_stops_the_run_with_exit_2() -> N
     assert code == 2, stderr
     [line] = stderr.splitlines()
     assert f"stopped: nothing answers at {dead}" in line
+
+
+async def test_a_base_url_that_answers_every_path_with_a_web_page_is_no_success(
+    tmp_path: Path,
+) -> None:
+    posts = 0
+
+    async def web_page(request: web.Request) -> web.StreamResponse:
+        nonlocal posts
+        posts += request.method == "POST"
+        return web.Response(text="<html><h1>Welcome</h1></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{anything:.*}", web_page)
+    output = tmp_path / "results.jsonl"
+    args = ["unpause", "adgrp_1", "adgrp_2", "--output", str(output), "--rate", "0"]
+    async with serve(app) as base_url:
+        environment = {"WHOP_API_KEY": "k", "WHOP_BASE_URL": base_url}
+        code, _, stderr = await whop_async_cli(*args, environment=environment)
+        assert code == 1, stderr
+        assert (
+            "whop-async: answered 2xx with something other than an ad group: 2 of 2 ids"
+            f" (every one: is {base_url} Whop's API?)."
+        ) in stderr
+        assert [record["accepted"] for record in journal(output)] == [True, True]
+        code, _, stderr = await whop_async_cli(*args, "--resume", environment=environment)
+    assert code == 1, stderr
+    assert posts == 4  # the resumed run skipped nothing
