@@ -266,7 +266,7 @@ async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(
 async def test_the_command_line_shares_the_budget_too(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
-    from .test_cli import whop_async_cli
+    from .cli_support import whop_async_cli
 
     async with FakeWhop(groups=3) as fake:
         code, _, stderr = await whop_async_cli(

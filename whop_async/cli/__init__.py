@@ -8,7 +8,7 @@ from typing import NoReturn
 
 from .. import WhopError
 from .commands import COMMANDS
-from .exits import ExitCode, UsageError
+from .exits import ExitCode, Terminated, UsageError, until_terminated
 from .parser import build_parser
 from .progress import described, say
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     options = build_parser().parse_args(argv)
     try:
-        return asyncio.run(COMMANDS[options.command](options))
+        return asyncio.run(until_terminated(COMMANDS[options.command](options)))
     except UsageError as error:
         say(str(error))
         return ExitCode.USAGE
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except Terminated:
+        return ExitCode.TERMINATED
 
 
 def run() -> NoReturn:

@@ -156,16 +156,14 @@ def api_key_from_environment() -> str:
     return api_key
 
 
-def client_from(options: argparse.Namespace) -> WhopClient:
+def client_from(options: argparse.Namespace, api_key: str) -> WhopClient:
     if options.redis_url and not options.rate:
         raise UsageError("--redis-url shares the --rate budget; it needs a --rate above 0")
     rate_limit = (
         RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
     )
     try:
-        return WhopClient(
-            api_key_from_environment(), base_url=options.base_url, rate_limit=rate_limit
-        )
+        return WhopClient(api_key, base_url=options.base_url, rate_limit=rate_limit)
     except ValueError as error:  # the key or the base URL: its message names which
         if str(error).startswith("api_key"):
             source = "WHOP_API_KEY"
@@ -201,12 +199,20 @@ async def change_status_command(options: argparse.Namespace) -> int:
         )
     if options.resume and options.output is None:
         raise UsageError("--resume needs --output, the journal to resume from")
-    client = client_from(options)
+    api_key = api_key_from_environment()
+    client = client_from(options, api_key)
     with contextlib.ExitStack() as stack:
-        # The journal first: an unusable or busy one is refused before a FIFO given
-        # as --file is waited on.
+        # The journal first: an unusable, busy or foreign one is refused before a FIFO
+        # given as --file is waited on.
         journal = (
-            stack.enter_context(Journal(Path(options.output), resume=options.resume))
+            stack.enter_context(
+                Journal(
+                    Path(options.output),
+                    resume=options.resume,
+                    base_url=client.base_url,
+                    api_key=api_key,
+                )
+            )
             if options.output is not None
             else None
         )
@@ -221,7 +227,7 @@ async def change_status_command(options: argparse.Namespace) -> int:
                 journal=journal,
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
-                keys=None if journal is None else journal.idempotency_keys(),
+                keys=None if journal is None else journal.idempotency_key,
             )
             listed_nothing = ids.listing_ended and not ids.listed
             missing = listed_nothing and await campaign_is_missing(client, options.campaign)
@@ -242,10 +248,12 @@ def _ids_to_do(
     """The ids of the arguments, ``--file`` and ``--campaign``, less those the journal
     records as done; and how many that is, when it can be known before they are sent."""
     done = set() if journal is None else journal.done
-    if journal is not None and journal.unreadable:
+    for notice in [] if journal is None else journal.notices:
+        say(notice)
+    if journal is not None and journal.resent:
         say(
-            f"{journal.unreadable:,} ids in {journal.path} were accepted by the server with"
-            " an answer that could not be read; they count as done and are not sent again"
+            f"resuming {journal.path}: ids whose answer could not be read are sent again,"
+            f" with the Idempotency-Keys they were sent with: {journal.resent:,}"
         )
     sources: list[Iterable[str] | AdGroupList] = [options.ids]
     # Every id the sources hold, while that can be known without using them up.
@@ -274,7 +282,7 @@ async def list_command(options: argparse.Namespace) -> int:
     if not known:
         statuses = ", ".join(AdGroupStatus)
         say(f"--status {options.status} is not one of {statuses}; asking the API anyway")
-    async with client_from(options) as client:
+    async with client_from(options, api_key_from_environment()) as client:
         listed = 0
         try:
             async for group in listing_from(client, options.campaign, options.status):

@@ -115,7 +115,7 @@ class Run:
         rows = [
             (f"{self.verb}d", f"{self.done:,}"),
             *(
-                [(f"{self.verb}d, answer unreadable", f"{self.unreadable:,}")]
+                [("answer unreadable (not done)", f"{self.unreadable:,}")]
                 if self.unreadable
                 else []
             ),
@@ -135,10 +135,32 @@ class Run:
         if hidden:
             where = f"in {self.output}" if self.output else "(--output FILE keeps every one)"
             show(f"  and {hidden:,} more failures {where}")
+        if self.unreadable:
+            say(self._unreadable_explained())
+
+    def _unreadable_explained(self) -> str:
+        """What a 2xx that is not an ad group means, and what to do: Whop may have
+        carried the call out, or the base URL may not be Whop's API at all."""
+        suspect = (
+            f" (every one: is {self.client.base_url} Whop's API?)"
+            if self.unreadable == self.finished
+            else ""
+        )
+        again = (
+            "the same command with --resume sends them again with the same Idempotency-Keys,"
+            " so Whop replays rather than repeats what it did."
+            if self.output is not None
+            else "give --output to keep a journal, whose --resume sends such ids again with the"
+            " same Idempotency-Keys."
+        )
+        return (
+            "answered 2xx with something other than an ad group:"
+            f" {self.unreadable:,} of {self.finished:,} ids{suspect}. Whether Whop carried"
+            f" those out is unknown, so they count as not done (exit 1): {again}"
+        )
 
     def exit_code(self) -> int:
-        # An unreadable 2xx was still carried out: it does not make the run fail.
-        return ExitCode.FAILED if self.failures else ExitCode.OK
+        return ExitCode.FAILED if self.failures or self.unreadable else ExitCode.OK
 
 
 def _progress_bar() -> Progress:

@@ -1,0 +1,143 @@
+"""Ids from whatever a shell hands over: files, CSVs, standard input, pipes and FIFOs,
+each id sent exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from whop_async.testing import FakeWhop
+
+from .cli_support import (
+    journal,
+    on_a_terminal,
+    sent_once_each,
+    shell,
+    whop_async_cli,
+)
+
+
+async def test_ids_from_a_file_a_csv_and_standard_input(tmp_path: Path) -> None:
+    async with FakeWhop(groups=6) as fake:
+        ids = fake.ids
+        plain = tmp_path / "ids.txt"
+        plain.write_text(f"# to unpause\n{ids[0]}\n\n  {ids[1]}  \n{ids[0]}\n")
+        table = tmp_path / "export.csv"
+        table.write_text(f"name,ID,budget\nfirst,{ids[2]},5\nsecond,{ids[3]},7\n")
+        assert (await whop_async_cli("unpause", "--file", str(plain), fake=fake))[0] == 0
+        assert (await whop_async_cli("unpause", "--file", str(table), fake=fake))[0] == 0
+        piped = f"{ids[4]}\n{ids[5]}\n".encode()
+        assert (await whop_async_cli("unpause", "--file", "-", fake=fake, stdin=piped))[0] == 0
+        assert fake.statuses() == {"active": 6}
+        assert fake.stats.attempts[ids[0]] == 1  # a duplicate is unpaused once
+
+
+@pytest.mark.parametrize(
+    ("command", "count"),
+    [
+        # Where a counting pass used to swallow all but a few hundred ids.
+        ("cat ids.txt | whop-async unpause --file /dev/stdin", 3000),
+        ("whop-async unpause --file <(cat ids.txt)", 3000),
+        ("cat ids.txt | whop-async unpause --file -", 1000),
+        ("whop-async unpause --file /dev/stdin < ids.txt", 1000),  # a regular file
+    ],
+)
+async def test_every_id_a_shell_hands_over_is_sent_exactly_once(
+    command: str, count: int, tmp_path: Path
+) -> None:
+    async with FakeWhop(groups=count, rate_limit=None) as fake:
+        (tmp_path / "ids.txt").write_text("".join(f"{i}\n" for i in fake.ids))
+        code, _, stderr = await shell(
+            f"{command} --rate 0 --quiet --output out.jsonl", fake=fake, cwd=tmp_path
+        )
+        assert code == 0, stderr
+        assert sent_once_each(fake, fake.ids)
+    assert len(journal(tmp_path / "out.jsonl")) == count
+
+
+async def test_ids_through_a_fifo_written_in_pieces_by_another_task(tmp_path: Path) -> None:
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    async with FakeWhop(groups=2000, rate_limit=None) as fake:
+        text = "".join(f"{i}\n" for i in fake.ids).encode()
+
+        def write_in_pieces() -> None:
+            with open(fifo, "wb") as pipe:  # waits for the command to open it
+                for start in range(0, len(text), 1000):  # pieces cut lines anywhere
+                    pipe.write(text[start : start + 1000])
+                    pipe.flush()
+
+        writer = asyncio.create_task(asyncio.to_thread(write_in_pieces))
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(fifo), "--rate", "0", "--quiet", fake=fake
+        )
+        await writer
+        assert code == 0, stderr
+        assert sent_once_each(fake, fake.ids)
+
+
+ID_FILES = {
+    "spreadsheet CSV with a byte-order mark": "\ufeffname,ID,budget\r\na,{0},5\r\nb,{1},7\r\n",
+    "one-column CSV with an id header": "id\n{0}\n{1}\n",
+    "one-column CSV, BOM and CRLF": "\ufeffid\r\n{0}\r\n{1}\r\n",
+    "quoted CSV": '"id","name"\n"{0}","a, b"\n"{1}","c"\n',
+    "CSV with empty rows": "id,name\n{0},a\n,\n{1},b\n,,\n",
+    "plain lines with comments": "# to unpause\n{0}  # the big one\n\n  {1}#why\n{0}\n",
+    "plain lines, CRLF, no final line end": "{0}\r\n{1}",
+}
+
+
+@pytest.mark.parametrize("how", ["--file ids.csv", "--file - < <(cat ids.csv)"])
+@pytest.mark.parametrize("content", list(ID_FILES.values()), ids=list(ID_FILES))
+async def test_each_kind_of_id_file_sends_its_ids_and_nothing_else(
+    content: str, how: str, tmp_path: Path
+) -> None:
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        (tmp_path / "ids.csv").write_text(content.format(*fake.ids), encoding="utf-8")
+        code, _, stderr = await shell(f"whop-async unpause {how} --rate 0", fake=fake, cwd=tmp_path)
+        assert code == 0, stderr
+        assert sent_once_each(fake, fake.ids[:2])
+
+
+async def test_a_csv_without_an_id_column_is_bad_usage(tmp_path: Path) -> None:
+    table = tmp_path / "export.csv"
+    table.write_text("name,budget\nfirst,5\n")
+    code, _, stderr = await whop_async_cli(
+        "unpause", "--file", str(table), environment={"WHOP_API_KEY": "k"}
+    )
+    assert (code, stderr.count("\n")) == (2, 1)
+    assert "needs an 'id' column" in stderr
+
+
+async def test_the_bar_has_a_total_only_when_the_input_can_be_counted_without_reading_it(
+    tmp_path: Path,
+) -> None:
+    ids = tmp_path / "ids.txt"
+    async with FakeWhop(groups=60, rate_limit=None, latency=0.01) as fake:
+        ids.write_text("".join(f"{i}\n" for i in fake.ids))
+        args = ("unpause", "--file", "/dev/stdin", "--rate", "0", "--concurrency", "4")
+        with ids.open("rb") as regular_file:  # /dev/stdin is then a regular file
+            counted = await on_a_terminal(*args, fake=fake, stdin=regular_file)
+        fake.reset()
+        reader, writer = os.pipe()
+        os.write(writer, ids.read_bytes())
+        os.close(writer)
+        piped = await on_a_terminal(*args, fake=fake, stdin=reader)
+        os.close(reader)
+        assert sent_once_each(fake, fake.ids)
+    assert "/60" in counted
+    assert "/?" in piped
+    assert "/60" not in piped
+
+
+async def test_list_then_unpause_through_a_pipe(tmp_path: Path) -> None:
+    async with FakeWhop(groups=5) as fake:
+        _, listed, _ = await whop_async_cli("list", "--status", "paused", fake=fake)
+        code, _, _ = await whop_async_cli(
+            "unpause", "--file", "-", fake=fake, stdin=listed.encode()
+        )
+        assert code == 0
+        assert fake.statuses() == {"active": 5}

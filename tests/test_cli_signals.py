@@ -1,0 +1,107 @@
+"""Interruptions: Ctrl-C, SIGTERM, and readers that go away mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from whop_async.testing import FakeWhop
+
+from .cli_support import (
+    CLI,
+    ended,
+    environment_for,
+    journal,
+    shell,
+    start_cli,
+    wait_for_lines,
+    wait_until,
+)
+
+# Ctrl-C, and SIGTERM as a service manager, a container's stop or kill sends it.
+STOPS = {"Ctrl-C": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), STOPS.values(), ids=list(STOPS))
+async def test_a_stop_ends_the_run_cleanly_with_every_finished_id_journaled(
+    stop: signal.Signals, exit_code: int, tmp_path: Path
+) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=200, rate_limit=None, latency=0.02) as fake:
+        process = await start_cli(
+            "unpause", *fake.ids, "--output", str(output), "--rate", "0", "--concurrency", "4",
+            fake=fake, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await wait_for_lines(output, 20)
+        process.send_signal(stop)
+        _, stderr = await ended(process, process.communicate())
+        assert process.returncode == exit_code
+        active = fake.statuses()["active"]
+    summary = stderr.decode()
+    assert "interrupted: left to do" in summary
+    assert "Traceback" not in summary
+    records = journal(output)  # every line whole
+    assert len(records) <= active
+    assert active - len(records) <= 4  # at most the calls in flight
+    left = int(re.search(r"interrupted: left to do\W+([\d,]+)", summary).group(1))  # type: ignore[union-attr]
+    assert left == 200 - len(records)
+
+
+async def test_a_command_started_with_sigterm_ignored_keeps_it_ignored() -> None:
+    async with FakeWhop(groups=200, rate_limit=None, latency=0.02) as fake:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c",
+            "import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+            " os.execv(sys.argv[1], sys.argv[1:])",
+            *CLI, "unpause", *fake.ids, "--rate", "0", "--concurrency", "2",
+            env=environment_for(fake), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await wait_until(lambda: fake.stats.requests >= 5, "the run under way")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await ended(process, process.communicate())
+        assert process.returncode == 0, stderr.decode()
+        assert fake.statuses() == {"active": 200}
+
+
+async def test_sigterm_ends_the_fake_server_as_ctrl_c_does() -> None:
+    process = await start_cli(
+        "fake-server", "--port", "0", "--groups", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    await process.stdout.readline()  # serving
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await ended(process, process.communicate())
+    assert (process.returncode, stderr) == (143, b"")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # More than a pipe holds: the reader leaves while the command still writes.
+        "whop-async list --rate 0 | head -1",
+        "whop-async list --json --rate 0 | head -1",
+        "whop-async --help | head -1",
+    ],
+)
+async def test_a_command_whose_reader_goes_away_exits_quietly(command: str) -> None:
+    async with FakeWhop(groups=5000, rate_limit=None) as fake:
+        code, stdout, stderr = await shell(f"set -o pipefail; {command}", fake=fake)
+    assert (code, stderr) == (0, "")
+    assert len(stdout.splitlines()) == 1
+
+
+async def test_a_run_whose_stderr_reader_is_gone_keeps_its_own_exit_code() -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # every write to it fails with EPIPE
+    async with FakeWhop(groups=2) as fake:
+        process = await start_cli("unpause", *fake.ids, fake=fake, stderr=writer)
+        os.close(writer)
+        assert await process.wait() == 0
+        assert fake.statuses() == {"active": 2}
