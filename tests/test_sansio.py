@@ -268,6 +268,53 @@ def test_wait_hint_sources_in_order(
     assert (wait.seconds, wait.resolution) == expected if wait else expected is None
 
 
+def http_date(moment: float) -> str:
+    return format_datetime(datetime.fromtimestamp(moment, UTC), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "date", "expected"),
+    [
+        # The server's clock far from ours: the pair says 30 s all the same.
+        (NOW + 1_000 + 30, NOW + 1_000, 30.0),
+        (NOW - 5_000 + 2, NOW - 5_000, 2.0),
+        (NOW + 7, NOW + 7, 0.0),
+        (NOW - 1, NOW, 0.0),  # before the answer's own date: at once
+        (NOW + 2 * 86_400, NOW, 86_400.0),
+    ],
+)
+def test_an_http_date_is_read_against_the_answers_own_date(
+    retry_after: float, date: float, expected: float
+) -> None:
+    headers = CIMultiDict({"Retry-After": http_date(retry_after), "Date": http_date(date)})
+    wait = _sansio.server_wait_hint(headers, None, now=NOW + 0.6)
+    assert wait == _sansio.ServerWait(expected, WHOLE)
+
+
+@pytest.mark.parametrize("date", [None, "", "yesterday", "Fri, 31 Dec 9999 23:59:59", "-1"])
+def test_without_a_usable_date_an_http_date_is_read_against_the_local_clock(
+    date: str | None,
+) -> None:
+    headers = CIMultiDict({"Retry-After": HTTP_DATE_IN_30_S})
+    if date is not None:
+        headers["Date"] = date
+    wait = _sansio.server_wait_hint(headers, None, now=NOW + 0.25)
+    assert wait == _sansio.ServerWait(29.75, WHOLE)
+
+
+@given(
+    sent=st.integers(0, 4_000_000_000),
+    wait=st.integers(0, 86_400),
+    local=st.floats(0, 4_000_000_000),
+)
+def test_an_http_date_beside_a_date_gives_whole_seconds_whatever_the_local_clock(
+    sent: int, wait: int, local: float
+) -> None:
+    headers = CIMultiDict({"Retry-After": http_date(sent + wait), "Date": http_date(sent)})
+    hint = _sansio.server_wait_hint(headers, None, now=local)
+    assert hint == _sansio.ServerWait(float(wait), WHOLE)
+
+
 def test_a_429_carries_the_wait_from_whops_message() -> None:
     error = failure(answer(429, whop_error("rate_limit_exceeded", WHOP_429)))
     assert isinstance(error, whop_async.RateLimitError)

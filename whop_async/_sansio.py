@@ -276,7 +276,7 @@ def decode(
 
     Args:
         now: the wall-clock time (Unix seconds), asked only to read an HTTP-date
-            Retry-After.
+            Retry-After of an answer without a ``Date``.
         redactor: removes the client's key from anything an error keeps of the answer.
 
     Raises:
@@ -394,13 +394,18 @@ def server_wait_hint(
     Sources in order: ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date),
     then Whop's "Try again in N seconds." message. A hint in the past means 0; one that
     is not a number is ignored; one longer than a day is kept as a day.
+
+    An HTTP-date is read against the answer's own ``Date`` when it has one: both are
+    the server's clock, so a local clock that is off does not change the wait, and the
+    wait is whole seconds like any other (``Retry-After: 2``). Without ``Date`` it is
+    read against ``now``, the local clock.
     """
     milliseconds = _finite_number(headers.get("retry-after-ms"))
     if milliseconds is not None:
         return _wait(milliseconds / 1000, MILLISECONDS)
     retry_after = headers.get("retry-after")
     if retry_after is not None:
-        wait = _retry_after(retry_after, now=now)
+        wait = _retry_after(retry_after, headers.get("date"), now=now)
         if wait is not None:
             return wait
     if message is not None:
@@ -421,17 +426,24 @@ def _wait_in_seconds(text: str) -> ServerWait | None:
     return _wait(seconds, WHOLE_SECONDS if text.strip().isdigit() else MILLISECONDS)
 
 
-def _retry_after(value: str, *, now: float) -> ServerWait | None:
+def _retry_after(value: str, date: str | None, *, now: float) -> ServerWait | None:
     in_seconds = _wait_in_seconds(value)
     if in_seconds is not None:
         return in_seconds
+    moment = _http_date(value)
+    if moment is None:
+        return None
+    sent = _http_date(date) if date is not None else None
+    return _wait(moment - (now if sent is None else sent), WHOLE_SECONDS)
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP-date as Unix seconds, or None when it is not one (or has no zone)."""
     try:
         moment = parsedate_to_datetime(value)
+        return moment.timestamp() if moment.tzinfo is not None else None
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        return None
-    return _wait(moment.timestamp() - now, WHOLE_SECONDS)
 
 
 def _finite_number(value: str | None) -> float | None:
