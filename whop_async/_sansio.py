@@ -164,30 +164,56 @@ def request_headers(base: Mapping[str, str], request: Request) -> dict[str, str]
     return headers
 
 
-# The headers the client sets itself: set here they would replace the key, or make two
-# calls share an Idempotency-Key (the API answers the second one 400).
-_OWN_HEADERS = {
+# Headers a caller cannot set, each with the reason its refusal gives. The client's own:
+# set here they would replace the key, or make two calls share an Idempotency-Key (the
+# API answers the second one 400). Then those that frame or route a request, which
+# aiohttp and its connection pool own: a caller's value would desync the pooled
+# connection (a Content-Length of 120 on a request without a body makes the server read
+# the next request as this one's body, and that call fails 400) or send it elsewhere.
+_REFUSED_HEADERS = {
     "authorization": "the client's key goes there: pass api_key=",
     "idempotency-key": "it is set per call: pass idempotency_key=",
+    "content-length": "it frames the body; a wrong one desyncs the pooled connection",
+    "transfer-encoding": "it frames the body; beside Content-Length it smuggles requests",
+    "trailer": "it announces fields after a chunked body, and no call sends one",
+    "te": "it negotiates the connection's transfer codings, which aiohttp reads",
+    "host": "it routes the request to a server: that is base_url's",
+    "connection": "the connection pool governs the connection (and proxies drop the headers"
+    " it names)",
+    "keep-alive": "the connection pool governs the connection",
+    "upgrade": "it would switch the connection to another protocol",
+    "http2-settings": "it belongs to an Upgrade to HTTP/2",
+    "expect": "it makes the server wait for a body that no call sends",
 }
+# Proxy-Authorization, Proxy-Connection...: meant for a proxy, and sent to Whop instead.
+_PROXY_HEADERS = "it is meant for a proxy: pass a session= configured for one"
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 def extra_headers(headers: Mapping[str, str] | None, *, where: str) -> tuple[tuple[str, str], ...]:
     """Headers a caller adds (``where`` names the argument), checked before anything is
-    sent: names that are HTTP tokens, values with no CR, LF or NUL, none the client's.
+    sent: names that are HTTP tokens, values with no CR, LF or NUL, none the client's,
+    none that frame or route the request (Content-Length, Transfer-Encoding, Host,
+    Connection, Upgrade, Expect, TE, Trailer, Keep-Alive, HTTP2-Settings, Proxy-*).
 
     Raises:
         ValueError: naming the header (never showing a value).
     """
+    if headers is None:
+        return ()
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"{where} must map header names to values, got {type(headers).__name__}")
     checked = []
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         if not (isinstance(name, str) and _HEADER_NAME.fullmatch(name)):
             raise ValueError(f"{where}: {name!r} is not a header name")
-        own = _OWN_HEADERS.get(name.lower())
-        if own is not None:
-            raise ValueError(f"{where}: {name} cannot be set here; {own}")
+        lowered = name.lower()
+        refused = _REFUSED_HEADERS.get(lowered)
+        if refused is None and lowered.startswith("proxy-"):
+            refused = _PROXY_HEADERS
+        if refused is not None:
+            raise ValueError(f"{where}: {name} cannot be set here; {refused}")
         if not (isinstance(value, str) and _HEADER_VALUE.fullmatch(value)):
             raise ValueError(
                 f"{where}: the value of {name} must be a string without control characters"
