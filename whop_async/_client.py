@@ -11,7 +11,6 @@ import re
 from collections.abc import Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import TypeVar, cast
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -101,7 +100,7 @@ class WhopClient:
             raise WhopError(
                 f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable"
             )
-        self.base_url = _checked_base_url(
+        self.base_url = _sansio.check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL
         )
         self.timeout = checked_timeout(timeout)
@@ -327,15 +326,6 @@ def _checked_optional_seconds(name: str, value: float | None) -> float | None:
     if not (isinstance(value, (int, float)) and value > 0):
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
     return float(value)
-
-
-def _checked_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
-    return base_url.rstrip("/")
 
 
 def _checked_non_negative(name: str, value: float) -> float:

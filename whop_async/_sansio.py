@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 from multidict import CIMultiDict
@@ -97,10 +97,16 @@ def path_param(name: str, value: object) -> str:
     """
     if isinstance(value, str) and _ID_PATTERN.fullmatch(value):
         return value
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
     raise InvalidIdError(
-        f"{name} must be a Whop id (letters, digits, '_' and '-', 1 to 128 characters), got {shown}"
+        f"{name} must be a Whop id (letters, digits, '_' and '-', 1 to 128 characters),"
+        f" got {_shown(value)}"
     )
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_idempotency_key(key: str) -> str:
@@ -137,20 +143,88 @@ def new_idempotency_key() -> str:
     return _key_mint.new()
 
 
+def check_base_url(base_url: object) -> str:
+    """``base_url`` without a trailing slash, when requests can be sent under it: an
+    http(s) URL with a host (a name, an IPv4 address, or an IPv6 one in brackets) and an
+    optional port and path; no user name or password, query, fragment, space or control
+    character.
+
+    Userinfo is refused rather than used: Whop authenticates with the key alone, aiohttp
+    would turn ``user:password@`` into a second Authorization header (which it refuses
+    beside ours, mid-call), and a URL is shown in errors and ``repr(client)``. Credentials
+    for a proxy belong to the ``session=`` that goes through it.
+
+    Raises:
+        ValueError: saying what is wrong, never showing a password or a query.
+    """
+    if not isinstance(base_url, str):
+        raise ValueError(f"base_url must be a string, got {type(base_url).__name__}")
+    if _UNSENDABLE_IN_URL.search(base_url):
+        raise ValueError("base_url must not hold spaces or control characters (CR, LF...)")
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as error:  # an unclosed "[" of an IPv6 address
+        raise ValueError(f"base_url is not a URL: {error}") from None
+    if "@" in parts.netloc:
+        raise ValueError(
+            "base_url must not hold a user name or password (user:password@); the key is"
+            " the credential, and a proxy's go to the session= you pass"
+        )
+    shown = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {shown!r}")
+    if parts.query or parts.fragment or base_url.endswith(("?", "#")):
+        raise ValueError(f"base_url must not have a query or fragment: {shown!r}")
+    try:
+        parts.port  # noqa: B018 - read to check it: a port that is not 0-65535 raises
+    except ValueError:
+        raise ValueError(
+            f"base_url has a port that is not a number from 0 to 65535: {shown!r}"
+        ) from None
+    return base_url.rstrip("/")
+
+
+# Spaces and control characters: urlsplit drops tabs and newlines without a word.
+_UNSENDABLE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+# Api-Version-Date: a dated version such as 2026-10-15-1; visible ASCII, one token.
+_API_VERSION = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+def check_api_version(api_version: object) -> str:
+    """``api_version`` when it can be sent as Api-Version-Date: a string of 1 to 64
+    visible ASCII characters, such as ``"2026-10-15-1"``.
+
+    Raises:
+        ValueError: it is not (a CR or LF would split the header).
+    """
+    if isinstance(api_version, str) and _API_VERSION.fullmatch(api_version):
+        return api_version
+    raise ValueError(
+        "api_version must be a dated version such as '2026-10-15-1' (1 to 64 visible ASCII"
+        f" characters), got {_shown(api_version)}"
+    )
+
+
 def client_headers(
     api_key: str,
     *,
     api_version: str | None,
     default_headers: Mapping[str, str] | None,
 ) -> dict[str, str]:
-    """The headers every request of a client carries, built once per client."""
+    """The headers every request of a client carries, built once per client, and so
+    checked when the client is made.
+
+    Raises:
+        ValueError: ``api_version`` or ``default_headers`` cannot be sent (see
+            ``check_api_version`` and ``extra_headers``).
+    """
     headers = {
         "Authorization": f"Bearer {api_key}",
         "Accept": "application/json",
         "User-Agent": user_agent(),
     }
     if api_version is not None:
-        headers["Api-Version-Date"] = api_version
+        headers["Api-Version-Date"] = check_api_version(api_version)
     headers.update(extra_headers(default_headers, where="default_headers"))
     return headers
 

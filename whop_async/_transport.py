@@ -28,7 +28,8 @@ class Transport:
 
     def __init__(self, base_url: str, session: Session | None = None) -> None:
         base = URL(base_url)
-        self._scheme, self._host, self._port = base.scheme, base.raw_host, base.explicit_port
+        # The authority as written: host and port, an IPv6 address in its brackets.
+        self._scheme, self._authority = base.scheme, base.raw_authority
         self._base_path = base.raw_path.rstrip("/")
         self._session = session
         self._owns_session = session is None
@@ -78,8 +79,7 @@ class Transport:
         # Built from parts already escaped: yarl need not parse and quote it again.
         url = URL.build(
             scheme=self._scheme,
-            host=self._host or "",
-            port=self._port,
+            authority=self._authority,
             path=self._base_path + path,
             query_string=query_string,
             encoded=True,
