@@ -381,13 +381,14 @@ def decode(
 
     Raises:
         APIStatusError: (a subclass per status) for any non-2xx answer.
-        APIResponseValidationError: for a 2xx body that is not JSON.
+        APIResponseValidationError: for a 2xx body that is not JSON, or JSON nested
+            more than 128 levels deep.
     """
     if 200 <= response.status < 300:
         try:
             return _json.loads(response.body)
-        except _json.TooDeep:
-            problem = "the body is JSON nested deeper than the parser allows"
+        except _json.TooDeep as too_deep:
+            problem = f"the body is {too_deep}"
         except ValueError:
             problem = f"the body is not JSON: {_excerpt(response.body)}"
         raise validation_error(request, url, response, problem, redactor=redactor)
