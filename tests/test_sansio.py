@@ -7,6 +7,7 @@ import json
 import string
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -130,6 +131,47 @@ def test_request_headers_add_the_call_key_without_touching_the_client_headers() 
 def test_redacted_headers_hide_the_credential_whatever_its_case() -> None:
     redacted = _sansio.redact_headers({"authorization": "Bearer k", "Accept": "a"})
     assert redacted == {"authorization": "<redacted>", "Accept": "a"}
+
+
+# --- the key, echoed back --------------------------------------------------------------
+
+# Visible ASCII, as keys are; not '<' or '>', which could make a key of "<redacted>"
+# and what follows it.
+KEY_CHARACTERS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="<>")
+
+
+def spellings_in_json(character: str) -> list[str]:
+    """How a JSON string may hold ``character``."""
+    spellings = [f"\\u{ord(character):04x}", f"\\u{ord(character):04X}"]
+    if character in '"\\':
+        return [*spellings, "\\" + character]
+    return [*spellings, character] + (["\\/"] if character == "/" else [])
+
+
+@given(
+    key=st.text(KEY_CHARACTERS, min_size=8, max_size=40),
+    around=st.tuples(st.text(max_size=20), st.text(max_size=20)),
+    data=st.data(),
+)
+def test_a_key_echoed_in_any_spelling_leaves_nothing_of_it(
+    key: str, around: tuple[str, str], data: st.DataObject
+) -> None:
+    spelled = "".join(data.draw(st.sampled_from(spellings_in_json(c))) for c in key)
+    before, after = (json.dumps(text)[1:-1] for text in around)
+    body = f'{{"echo": "{before}{spelled}{after}", "url": "{quote(key, safe="")}"}}'.encode()
+    redacted = _sansio.Redactor(key).body(body)
+    decoded = json.loads(redacted)  # still JSON
+    for text in (redacted.decode(), json.dumps(decoded, ensure_ascii=False)):
+        assert key not in text
+        assert quote(key, safe="") not in text
+    assert "<redacted>" in decoded["echo"]
+    assert decoded["url"] == "<redacted>"
+
+
+@given(st.text(KEY_CHARACTERS, min_size=1, max_size=40), st.binary(max_size=300))
+def test_a_body_without_the_key_is_kept_as_it_is(key: str, body: bytes) -> None:
+    if key.encode() not in body and b"\\" not in body and quote(key, safe="").encode() not in body:
+        assert _sansio.Redactor(key).body(body) is body
 
 
 @pytest.mark.parametrize("key", ["", " ", "a b", "ключ", "x" * 256, "a\r\nX-Evil: 1"])

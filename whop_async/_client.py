@@ -109,6 +109,7 @@ class WhopClient:
         )
         clock = _clock or Clock()
         max_server_wait = _checked_non_negative("max_server_wait", max_server_wait)
+        redactor = _sansio.Redactor(api_key)
         log_to_stderr_if_asked()
         self._closed = False
         self._root = self  # the client that owns the session and the engine
@@ -129,8 +130,8 @@ class WhopClient:
                 budget_key=_budget_key(api_key, self.base_url),
                 max_server_wait=max_server_wait,
             ),
-            transport=Transport(self.base_url, session),
-            redactor=_sansio.Redactor(api_key),
+            transport=Transport(self.base_url, session, redactor),
+            redactor=redactor,
             closed=lambda: self.closed,
         )
         self.ad_groups = AdGroups(self)

@@ -7,14 +7,13 @@ into JSON data or a typed error, including the server's hint of how long to wait
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import platform
 import re
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, AnyStr, TypeVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -328,37 +327,108 @@ REDACTED = "<redacted>"
 
 
 class Redactor:
-    """Removes a secret from what a server sends back, in the forms it may echo it: as
-    sent (also inside ``Bearer <key>``), percent-encoded, and escaped inside JSON."""
+    """Removes a secret from what a server sends back, before whop_async keeps any of it.
+
+    A secret is found in the forms a server may echo it: as sent (also inside
+    ``Bearer <key>``), percent-encoded, and inside a JSON string however it is escaped
+    there (``\\u0073k_...``), so what is kept, decoded or not, never holds it.
+    """
 
     def __init__(self, *secrets: str) -> None:
-        forms = {form for secret in secrets if secret for form in _forms_of(secret)}
-        self._forms = tuple(sorted(forms, key=len, reverse=True))
+        forms = sorted(
+            {form for secret in secrets if secret for form in _forms_of(secret)},
+            key=len,
+            reverse=True,
+        )
+        pattern = "|".join(_spellings_in_json(form) for form in forms)
+        self._forms = tuple(forms)
+        self._byte_forms = tuple(form.encode() for form in forms)
+        self._pattern = re.compile(pattern) if forms else None
+        self._byte_pattern = re.compile(pattern.encode()) if forms else None
 
     def text(self, text: str) -> str:
         """``text`` with every form of the secrets replaced."""
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
+        pattern = self._pattern
+        if pattern is None or not _may_hold(text, self._forms, "\\"):
+            return text
+        return pattern.sub(REDACTED, text)
 
-    def json(self, value: object) -> object:
-        """A JSON value with every form of the secrets replaced in its strings and keys."""
-        if not self._forms or isinstance(value, (int, float, bool)) or value is None:
-            return value
-        text = json.dumps(value)
-        redacted = self.text(text)
-        return value if redacted is text else json.loads(redacted)
+    def body(self, body: bytes) -> bytes:
+        """``body`` itself when it holds no secret (found by a search of its bytes, with
+        nothing built), else a copy with every form of the secrets replaced: a JSON body
+        is decoded, cleared and encoded again (replacing bytes could cut an escape in
+        two), any other is cleared as bytes."""
+        pattern = self._byte_pattern
+        if pattern is None or not _may_hold(body, self._byte_forms, b"\\"):
+            return body
+        if pattern.search(body) is None:  # escapes, but none that spells a secret
+            return body
+        try:
+            value = _json.loads(body)
+        except ValueError:
+            return pattern.sub(_REDACTED_BYTES, body)
+        return _json.encoded(self._cleared(value))
+
+    def _cleared(self, value: object) -> object:
+        # Recursion is safe: decoded JSON is at most _json.MAX_DEPTH deep.
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self._cleared(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(name): self._cleared(item) for name, item in value.items()}
+        return value
 
     def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """``headers`` as they are, or a copy with the secrets' values replaced."""
-        if not any(form in value for value in headers.values() for form in self._forms):
+        """``headers`` themselves when they hold no secret, else a copy without them."""
+        if self._pattern is None:
             return headers
-        return CIMultiDict((name, self.text(value)) for name, value in headers.items())
+        forms = self._forms
+        for name, value in headers.items():
+            if _may_hold(value, forms, "\\") or _may_hold(name, forms, "\\"):
+                text = self.text
+                return CIMultiDict((text(name), text(value)) for name, value in headers.items())
+        return headers
+
+    def response(self, response: Response) -> Response:
+        """``response`` itself when it holds no secret, else a copy without them."""
+        body = self.body(response.body)
+        headers = self.headers(response.headers)
+        if body is response.body and headers is response.headers:
+            return response
+        return Response(response.status, headers, body)
+
+
+_REDACTED_BYTES = REDACTED.encode()
 
 
 def _forms_of(secret: str) -> tuple[str, ...]:
-    return (secret, quote(secret, safe=""), json.dumps(secret)[1:-1])
+    return (secret, quote(secret, safe=""))
+
+
+def _spellings_in_json(form: str) -> str:
+    """A pattern for ``form`` as it is, or written with JSON's escapes in a string."""
+    return "".join(_spellings_of_character(character) for character in form)
+
+
+def _spellings_of_character(character: str) -> str:
+    # Any character may be written \uXXXX (hex digits in either case); '"', '\' and '/'
+    # also as a backslash and themselves. A secret is ASCII, so no surrogate pairs.
+    code = "".join(f"[{digit}{digit.upper()}]" for digit in f"{ord(character):04x}")
+    spellings = [re.escape(character), rf"\\u{code}"]
+    if character in '"\\/':
+        spellings.append(re.escape("\\" + character))
+    return f"(?:{'|'.join(spellings)})"
+
+
+def _may_hold(text: AnyStr, forms: tuple[AnyStr, ...], backslash: AnyStr) -> bool:
+    # Every spelling of a secret holds one of its forms as it is, or an escape.
+    if backslash in text:
+        return True
+    for form in forms:  # noqa: SIM110 - a loop: no generator made per answer
+        if form in text:
+            return True
+    return False
 
 
 NO_SECRETS = Redactor()
@@ -405,15 +475,17 @@ def validation_error(
 ) -> APIResponseValidationError:
     """The error for a 2xx answer that does not have the expected shape: the server
     accepted the request, so the message says so before what could not be read."""
+    response = redactor.response(response)
     return _response_error(
         APIResponseValidationError,
-        f"the server accepted {request.method} {request.path} ({response.status}) but its"
-        f" answer could not be read: {problem}",
+        redactor.text(
+            f"the server accepted {request.method} {request.path} ({response.status}) but"
+            f" its answer could not be read: {problem}"
+        ),
         request,
         url,
         response,
         _body_for_error(response.body),
-        redactor,
     )
 
 
@@ -426,6 +498,7 @@ def status_error(
     redactor: Redactor = NO_SECRETS,
 ) -> APIStatusError:
     """The typed error for a non-2xx answer, with Whop's error fields and wait hint."""
+    response = redactor.response(response)
     body = _body_for_error(response.body)
     error_type, message, error_code = _whop_error_fields(body)
     detail = message if message is not None else _excerpt(response.body)
@@ -437,7 +510,6 @@ def status_error(
         url,
         response,
         body,
-        redactor,
         error_type=error_type,
         error_code=error_code,
         retry_after=None if wait is None else wait.seconds,
@@ -452,19 +524,18 @@ def _response_error(
     url: str,
     response: Response,
     body: object,
-    redactor: Redactor,
     **details: Any,
 ) -> _E:
     request_id = request_id_in(response.headers)
     if request_id is not None:
         description = f"{description} (request id {request_id})"
     return error_class(
-        redactor.text(description),
+        description,
         method=request.method,
         url=url,
         status_code=response.status,
-        headers=redactor.headers(response.headers),
-        body=redactor.text(body) if isinstance(body, str) else redactor.json(body),
+        headers=response.headers,
+        body=body,
         request_id=request_id,
         **details,
     )
