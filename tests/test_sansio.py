@@ -7,6 +7,7 @@ import json
 import string
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -130,6 +131,47 @@ def test_request_headers_add_the_call_key_without_touching_the_client_headers() 
 def test_redacted_headers_hide_the_credential_whatever_its_case() -> None:
     redacted = _sansio.redact_headers({"authorization": "Bearer k", "Accept": "a"})
     assert redacted == {"authorization": "<redacted>", "Accept": "a"}
+
+
+# --- the key, echoed back --------------------------------------------------------------
+
+# Visible ASCII, as keys are; not '<' or '>', which could make a key of "<redacted>"
+# and what follows it.
+KEY_CHARACTERS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="<>")
+
+
+def spellings_in_json(character: str) -> list[str]:
+    """How a JSON string may hold ``character``."""
+    spellings = [f"\\u{ord(character):04x}", f"\\u{ord(character):04X}"]
+    if character in '"\\':
+        return [*spellings, "\\" + character]
+    return [*spellings, character] + (["\\/"] if character == "/" else [])
+
+
+@given(
+    key=st.text(KEY_CHARACTERS, min_size=8, max_size=40),
+    around=st.tuples(st.text(max_size=20), st.text(max_size=20)),
+    data=st.data(),
+)
+def test_a_key_echoed_in_any_spelling_leaves_nothing_of_it(
+    key: str, around: tuple[str, str], data: st.DataObject
+) -> None:
+    spelled = "".join(data.draw(st.sampled_from(spellings_in_json(c))) for c in key)
+    before, after = (json.dumps(text)[1:-1] for text in around)
+    body = f'{{"echo": "{before}{spelled}{after}", "url": "{quote(key, safe="")}"}}'.encode()
+    redacted = _sansio.Redactor(key).body(body)
+    decoded = json.loads(redacted)  # still JSON
+    for text in (redacted.decode(), json.dumps(decoded, ensure_ascii=False)):
+        assert key not in text
+        assert quote(key, safe="") not in text
+    assert "<redacted>" in decoded["echo"]
+    assert decoded["url"] == "<redacted>"
+
+
+@given(st.text(KEY_CHARACTERS, min_size=1, max_size=40), st.binary(max_size=300))
+def test_a_body_without_the_key_is_kept_as_it_is(key: str, body: bytes) -> None:
+    if key.encode() not in body and b"\\" not in body and quote(key, safe="").encode() not in body:
+        assert _sansio.Redactor(key).body(body) is body
 
 
 @pytest.mark.parametrize("key", ["", " ", "a b", "ключ", "x" * 256, "a\r\nX-Evil: 1"])
@@ -266,6 +308,53 @@ def test_wait_hint_sources_in_order(
 ) -> None:
     wait = _sansio.server_wait_hint(CIMultiDict(headers), message, now=NOW)
     assert (wait.seconds, wait.resolution) == expected if wait else expected is None
+
+
+def http_date(moment: float) -> str:
+    return format_datetime(datetime.fromtimestamp(moment, UTC), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "date", "expected"),
+    [
+        # The server's clock far from ours: the pair says 30 s all the same.
+        (NOW + 1_000 + 30, NOW + 1_000, 30.0),
+        (NOW - 5_000 + 2, NOW - 5_000, 2.0),
+        (NOW + 7, NOW + 7, 0.0),
+        (NOW - 1, NOW, 0.0),  # before the answer's own date: at once
+        (NOW + 2 * 86_400, NOW, 86_400.0),
+    ],
+)
+def test_an_http_date_is_read_against_the_answers_own_date(
+    retry_after: float, date: float, expected: float
+) -> None:
+    headers = CIMultiDict({"Retry-After": http_date(retry_after), "Date": http_date(date)})
+    wait = _sansio.server_wait_hint(headers, None, now=NOW + 0.6)
+    assert wait == _sansio.ServerWait(expected, WHOLE)
+
+
+@pytest.mark.parametrize("date", [None, "", "yesterday", "Fri, 31 Dec 9999 23:59:59", "-1"])
+def test_without_a_usable_date_an_http_date_is_read_against_the_local_clock(
+    date: str | None,
+) -> None:
+    headers = CIMultiDict({"Retry-After": HTTP_DATE_IN_30_S})
+    if date is not None:
+        headers["Date"] = date
+    wait = _sansio.server_wait_hint(headers, None, now=NOW + 0.25)
+    assert wait == _sansio.ServerWait(29.75, WHOLE)
+
+
+@given(
+    sent=st.integers(0, 4_000_000_000),
+    wait=st.integers(0, 86_400),
+    local=st.floats(0, 4_000_000_000),
+)
+def test_an_http_date_beside_a_date_gives_whole_seconds_whatever_the_local_clock(
+    sent: int, wait: int, local: float
+) -> None:
+    headers = CIMultiDict({"Retry-After": http_date(sent + wait), "Date": http_date(sent)})
+    hint = _sansio.server_wait_hint(headers, None, now=local)
+    assert hint == _sansio.ServerWait(float(wait), WHOLE)
 
 
 def test_a_429_carries_the_wait_from_whops_message() -> None:

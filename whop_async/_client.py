@@ -110,11 +110,18 @@ class WhopClient:
             max_server_wait=options.max_server_wait,
             base_url=options.base_url,
         )
-        self._wire(options, engine, Transport(options.base_url, session), Lifetime())
+        redactor = _sansio.Redactor(options.api_key)
+        transport = Transport(options.base_url, session, redactor)
+        self._wire(options, engine, transport, redactor, Lifetime())
         self._owns_engine = True
 
     def _wire(
-        self, options: ClientOptions, engine: Engine, transport: Transport, lifetime: Lifetime
+        self,
+        options: ClientOptions,
+        engine: Engine,
+        transport: Transport,
+        redactor: _sansio.Redactor,
+        lifetime: Lifetime,
     ) -> None:
         self._options = options
         self._owns_engine = False
@@ -131,7 +138,7 @@ class WhopClient:
                 ),
                 engine=engine,
                 transport=transport,
-                redactor=_sansio.Redactor(options.api_key),
+                redactor=redactor,
                 clock=CLOCK,
                 lifetime=lifetime,
             )
@@ -236,7 +243,9 @@ class WhopClient:
         options = attrs.evolve(self._options, **changes)  # checked as the constructor checks
         wiring = self._calls.wiring
         derived = object.__new__(WhopClient)
-        derived._wire(options, wiring.engine, wiring.transport, wiring.lifetime.child())
+        derived._wire(
+            options, wiring.engine, wiring.transport, wiring.redactor, wiring.lifetime.child()
+        )
         return derived
 
 

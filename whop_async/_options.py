@@ -95,6 +95,14 @@ def _rate_limit(value: object, name: str) -> None:
         raise TypeError(f"{name} must be a RateLimit or None, got {value!r}")
 
 
+def _base_url(value: object, _: str) -> str:
+    return _sansio.check_base_url(value)
+
+
+def _api_version(value: object, _: str) -> str:
+    return _sansio.check_api_version(value)
+
+
 def _header_pairs(headers: Mapping[str, str] | tuple[tuple[str, str], ...] | None) -> Any:
     if headers is None or isinstance(headers, tuple):
         return headers or ()
@@ -124,7 +132,7 @@ class ClientOptions:
 
     api_key: str = attrs.field(repr=False, validator=_checked(_sansio.checked_api_key))
     base_url: str = attrs.field(
-        converter=_without_trailing_slash, validator=_checked(_sansio.checked_base_url)
+        converter=_without_trailing_slash, validator=_checked(_base_url)
     )
     timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_checked(positive_seconds))
     max_retries: int = attrs.field(
@@ -140,7 +148,7 @@ class ClientOptions:
         default=DEFAULT_RATE_LIMIT_TIMEOUT, validator=_checked(seconds_or_zero)
     )
     api_version: str | None = attrs.field(
-        default=None, validator=_checked(_sansio.checked_api_version)
+        default=None, validator=_checked(_api_version)
     )
     default_headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_header_pairs)
 

@@ -7,15 +7,14 @@ into JSON data or a typed error, including the server's hint of how long to wait
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import platform
 import re
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any, AnyStr, TypeVar
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import attrs
 from multidict import CIMultiDict
@@ -97,10 +96,16 @@ def path_param(name: str, value: object) -> str:
     """
     if isinstance(value, str) and _ID_PATTERN.fullmatch(value):
         return value
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
     raise InvalidIdError(
-        f"{name} must be a Whop id (letters, digits, '_' and '-', 1 to 128 characters), got {shown}"
+        f"{name} must be a Whop id (letters, digits, '_' and '-', 1 to 128 characters),"
+        f" got {_shown(value)}"
     )
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_idempotency_key(key: str) -> str:
@@ -156,36 +161,66 @@ def checked_api_key(api_key: object, name: str = "api_key") -> str:
     return api_key
 
 
-def checked_base_url(base_url: object, name: str = "base_url") -> str:
-    """``base_url`` without a trailing slash, if it is an http(s) URL requests can be
-    sent under.
+def check_base_url(base_url: object) -> str:
+    """``base_url`` without a trailing slash, when requests can be sent under it: an
+    http(s) URL with a host (a name, an IPv4 address, or an IPv6 one in brackets) and an
+    optional port and path; no user name or password, query, fragment, space or control
+    character.
+
+    Userinfo is refused rather than used: Whop authenticates with the key alone, aiohttp
+    would turn ``user:password@`` into a second Authorization header (which it refuses
+    beside ours, mid-call), and a URL is shown in errors and ``repr(client)``. Credentials
+    for a proxy belong to the ``session=`` that goes through it.
 
     Raises:
-        ValueError: it is not; naming ``name``.
+        ValueError: saying what is wrong, never showing a password or a query.
     """
     if not isinstance(base_url, str):
-        raise ValueError(f"{name} must be an http(s) URL, got {base_url!r}")
-    parts = urlsplit(base_url)
+        raise ValueError(f"base_url must be a string, got {type(base_url).__name__}")
+    if _UNSENDABLE_IN_URL.search(base_url):
+        raise ValueError("base_url must not hold spaces or control characters (CR, LF...)")
     try:
-        port_ok = parts.port is None or parts.port > 0
+        parts = urlsplit(base_url)
+    except ValueError as error:  # an unclosed "[" of an IPv6 address
+        raise ValueError(f"base_url is not a URL: {error}") from None
+    if "@" in parts.netloc:
+        raise ValueError(
+            "base_url must not hold a user name or password (user:password@); the key is"
+            " the credential, and a proxy's go to the session= you pass"
+        )
+    shown = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {shown!r}")
+    if parts.query or parts.fragment or base_url.endswith(("?", "#")):
+        raise ValueError(f"base_url must not have a query or fragment: {shown!r}")
+    try:
+        parts.port  # noqa: B018 - read to check it: a port that is not 0-65535 raises
     except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ValueError(f"{name} must be an http(s) URL, got {base_url!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{name} must not have a query or fragment, got {base_url!r}")
+        raise ValueError(
+            f"base_url has a port that is not a number from 0 to 65535: {shown!r}"
+        ) from None
     return base_url.rstrip("/")
 
 
-def checked_api_version(api_version: object, name: str = "api_version") -> str:
-    """``api_version``, if it can be sent as the ``Api-Version-Date`` header.
+# Spaces and control characters: urlsplit drops tabs and newlines without a word.
+_UNSENDABLE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+# Api-Version-Date: a dated version such as 2026-10-15-1; visible ASCII, one token.
+_API_VERSION = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+def check_api_version(api_version: object) -> str:
+    """``api_version`` when it can be sent as Api-Version-Date: a string of 1 to 64
+    visible ASCII characters, such as ``"2026-10-15-1"``.
 
     Raises:
-        ValueError: it is not a string of visible ASCII.
+        ValueError: it is not (a CR or LF would split the header).
     """
-    if isinstance(api_version, str) and _API_KEY.fullmatch(api_version):
+    if isinstance(api_version, str) and _API_VERSION.fullmatch(api_version):
         return api_version
-    raise ValueError(f"{name} must be a version such as '2026-10-15-1', got {api_version!r}")
+    raise ValueError(
+        "api_version must be a dated version such as '2026-10-15-1' (1 to 64 visible ASCII"
+        f" characters), got {_shown(api_version)}"
+    )
 
 
 def client_headers(
@@ -194,14 +229,20 @@ def client_headers(
     api_version: str | None,
     default_headers: Mapping[str, str] | None,
 ) -> dict[str, str]:
-    """The headers every request of a client carries, built once per client."""
+    """The headers every request of a client carries, built once per client, and so
+    checked when the client is made.
+
+    Raises:
+        ValueError: ``api_version`` or ``default_headers`` cannot be sent (see
+            ``check_api_version`` and ``extra_headers``).
+    """
     headers = {
         "Authorization": f"Bearer {api_key}",
         "Accept": "application/json",
         "User-Agent": user_agent(),
     }
     if api_version is not None:
-        headers["Api-Version-Date"] = api_version
+        headers["Api-Version-Date"] = check_api_version(api_version)
     headers.update(extra_headers(default_headers, where="default_headers"))
     return headers
 
@@ -215,30 +256,56 @@ def request_headers(base: Mapping[str, str], request: Request) -> dict[str, str]
     return headers
 
 
-# The headers the client sets itself: set here they would replace the key, or make two
-# calls share an Idempotency-Key (the API answers the second one 400).
-_OWN_HEADERS = {
+# Headers a caller cannot set, each with the reason its refusal gives. The client's own:
+# set here they would replace the key, or make two calls share an Idempotency-Key (the
+# API answers the second one 400). Then those that frame or route a request, which
+# aiohttp and its connection pool own: a caller's value would desync the pooled
+# connection (a Content-Length of 120 on a request without a body makes the server read
+# the next request as this one's body, and that call fails 400) or send it elsewhere.
+_REFUSED_HEADERS = {
     "authorization": "the client's key goes there: pass api_key=",
     "idempotency-key": "it is set per call: pass idempotency_key=",
+    "content-length": "it frames the body; a wrong one desyncs the pooled connection",
+    "transfer-encoding": "it frames the body; beside Content-Length it smuggles requests",
+    "trailer": "it announces fields after a chunked body, and no call sends one",
+    "te": "it negotiates the connection's transfer codings, which aiohttp reads",
+    "host": "it routes the request to a server: that is base_url's",
+    "connection": "the connection pool governs the connection (and proxies drop the headers"
+    " it names)",
+    "keep-alive": "the connection pool governs the connection",
+    "upgrade": "it would switch the connection to another protocol",
+    "http2-settings": "it belongs to an Upgrade to HTTP/2",
+    "expect": "it makes the server wait for a body that no call sends",
 }
+# Proxy-Authorization, Proxy-Connection...: meant for a proxy, and sent to Whop instead.
+_PROXY_HEADERS = "it is meant for a proxy: pass a session= configured for one"
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 def extra_headers(headers: Mapping[str, str] | None, *, where: str) -> tuple[tuple[str, str], ...]:
     """Headers a caller adds (``where`` names the argument), checked before anything is
-    sent: names that are HTTP tokens, values with no CR, LF or NUL, none the client's.
+    sent: names that are HTTP tokens, values with no CR, LF or NUL, none the client's,
+    none that frame or route the request (Content-Length, Transfer-Encoding, Host,
+    Connection, Upgrade, Expect, TE, Trailer, Keep-Alive, HTTP2-Settings, Proxy-*).
 
     Raises:
         ValueError: naming the header (never showing a value).
     """
+    if headers is None:
+        return ()
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"{where} must map header names to values, got {type(headers).__name__}")
     checked = []
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         if not (isinstance(name, str) and _HEADER_NAME.fullmatch(name)):
             raise ValueError(f"{where}: {name!r} is not a header name")
-        own = _OWN_HEADERS.get(name.lower())
-        if own is not None:
-            raise ValueError(f"{where}: {name} cannot be set here; {own}")
+        lowered = name.lower()
+        refused = _REFUSED_HEADERS.get(lowered)
+        if refused is None and lowered.startswith("proxy-"):
+            refused = _PROXY_HEADERS
+        if refused is not None:
+            raise ValueError(f"{where}: {name} cannot be set here; {refused}")
         if not (isinstance(value, str) and _HEADER_VALUE.fullmatch(value)):
             raise ValueError(
                 f"{where}: the value of {name} must be a string without control characters"
@@ -279,37 +346,108 @@ REDACTED = "<redacted>"
 
 
 class Redactor:
-    """Removes a secret from what a server sends back, in the forms it may echo it: as
-    sent (also inside ``Bearer <key>``), percent-encoded, and escaped inside JSON."""
+    """Removes a secret from what a server sends back, before whop_async keeps any of it.
+
+    A secret is found in the forms a server may echo it: as sent (also inside
+    ``Bearer <key>``), percent-encoded, and inside a JSON string however it is escaped
+    there (``\\u0073k_...``), so what is kept, decoded or not, never holds it.
+    """
 
     def __init__(self, *secrets: str) -> None:
-        forms = {form for secret in secrets if secret for form in _forms_of(secret)}
-        self._forms = tuple(sorted(forms, key=len, reverse=True))
+        forms = sorted(
+            {form for secret in secrets if secret for form in _forms_of(secret)},
+            key=len,
+            reverse=True,
+        )
+        pattern = "|".join(_spellings_in_json(form) for form in forms)
+        self._forms = tuple(forms)
+        self._byte_forms = tuple(form.encode() for form in forms)
+        self._pattern = re.compile(pattern) if forms else None
+        self._byte_pattern = re.compile(pattern.encode()) if forms else None
 
     def text(self, text: str) -> str:
         """``text`` with every form of the secrets replaced."""
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
+        pattern = self._pattern
+        if pattern is None or not _may_hold(text, self._forms, "\\"):
+            return text
+        return pattern.sub(REDACTED, text)
 
-    def json(self, value: object) -> object:
-        """A JSON value with every form of the secrets replaced in its strings and keys."""
-        if not self._forms or isinstance(value, (int, float, bool)) or value is None:
-            return value
-        text = json.dumps(value)
-        redacted = self.text(text)
-        return value if redacted is text else json.loads(redacted)
+    def body(self, body: bytes) -> bytes:
+        """``body`` itself when it holds no secret (found by a search of its bytes, with
+        nothing built), else a copy with every form of the secrets replaced: a JSON body
+        is decoded, cleared and encoded again (replacing bytes could cut an escape in
+        two), any other is cleared as bytes."""
+        pattern = self._byte_pattern
+        if pattern is None or not _may_hold(body, self._byte_forms, b"\\"):
+            return body
+        if pattern.search(body) is None:  # escapes, but none that spells a secret
+            return body
+        try:
+            value = _json.loads(body)
+        except ValueError:
+            return pattern.sub(_REDACTED_BYTES, body)
+        return _json.encoded(self._cleared(value))
+
+    def _cleared(self, value: object) -> object:
+        # Recursion is safe: decoded JSON is at most _json.MAX_DEPTH deep.
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self._cleared(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(name): self._cleared(item) for name, item in value.items()}
+        return value
 
     def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """``headers`` as they are, or a copy with the secrets' values replaced."""
-        if not any(form in value for value in headers.values() for form in self._forms):
+        """``headers`` themselves when they hold no secret, else a copy without them."""
+        if self._pattern is None:
             return headers
-        return CIMultiDict((name, self.text(value)) for name, value in headers.items())
+        forms = self._forms
+        for name, value in headers.items():
+            if _may_hold(value, forms, "\\") or _may_hold(name, forms, "\\"):
+                text = self.text
+                return CIMultiDict((text(name), text(value)) for name, value in headers.items())
+        return headers
+
+    def response(self, response: Response) -> Response:
+        """``response`` itself when it holds no secret, else a copy without them."""
+        body = self.body(response.body)
+        headers = self.headers(response.headers)
+        if body is response.body and headers is response.headers:
+            return response
+        return Response(response.status, headers, body)
+
+
+_REDACTED_BYTES = REDACTED.encode()
 
 
 def _forms_of(secret: str) -> tuple[str, ...]:
-    return (secret, quote(secret, safe=""), json.dumps(secret)[1:-1])
+    return (secret, quote(secret, safe=""))
+
+
+def _spellings_in_json(form: str) -> str:
+    """A pattern for ``form`` as it is, or written with JSON's escapes in a string."""
+    return "".join(_spellings_of_character(character) for character in form)
+
+
+def _spellings_of_character(character: str) -> str:
+    # Any character may be written \uXXXX (hex digits in either case); '"', '\' and '/'
+    # also as a backslash and themselves. A secret is ASCII, so no surrogate pairs.
+    code = "".join(f"[{digit}{digit.upper()}]" for digit in f"{ord(character):04x}")
+    spellings = [re.escape(character), rf"\\u{code}"]
+    if character in '"\\/':
+        spellings.append(re.escape("\\" + character))
+    return f"(?:{'|'.join(spellings)})"
+
+
+def _may_hold(text: AnyStr, forms: tuple[AnyStr, ...], backslash: AnyStr) -> bool:
+    # Every spelling of a secret holds one of its forms as it is, or an escape.
+    if backslash in text:
+        return True
+    for form in forms:  # noqa: SIM110 - a loop: no generator made per answer
+        if form in text:
+            return True
+    return False
 
 
 NO_SECRETS = Redactor()
@@ -327,18 +465,19 @@ def decode(
 
     Args:
         now: the wall-clock time (Unix seconds), asked only to read an HTTP-date
-            Retry-After.
+            Retry-After of an answer without a ``Date``.
         redactor: removes the client's key from anything an error keeps of the answer.
 
     Raises:
         APIStatusError: (a subclass per status) for any non-2xx answer.
-        APIResponseValidationError: for a 2xx body that is not JSON.
+        APIResponseValidationError: for a 2xx body that is not JSON, or JSON nested
+            more than 128 levels deep.
     """
     if 200 <= response.status < 300:
         try:
             return _json.loads(response.body)
-        except _json.TooDeep:
-            problem = "the body is JSON nested deeper than the parser allows"
+        except _json.TooDeep as too_deep:
+            problem = f"the body is {too_deep}"
         except ValueError:
             problem = f"the body is not JSON: {_excerpt(response.body)}"
         raise validation_error(request, url, response, problem, redactor=redactor)
@@ -355,15 +494,17 @@ def validation_error(
 ) -> APIResponseValidationError:
     """The error for a 2xx answer that does not have the expected shape: the server
     accepted the request, so the message says so before what could not be read."""
+    response = redactor.response(response)
     return _response_error(
         APIResponseValidationError,
-        f"the server accepted {request.method} {request.path} ({response.status}) but its"
-        f" answer could not be read: {problem}",
+        redactor.text(
+            f"the server accepted {request.method} {request.path} ({response.status}) but"
+            f" its answer could not be read: {problem}"
+        ),
         request,
         url,
         response,
         _body_for_error(response.body),
-        redactor,
     )
 
 
@@ -376,6 +517,7 @@ def status_error(
     redactor: Redactor = NO_SECRETS,
 ) -> APIStatusError:
     """The typed error for a non-2xx answer, with Whop's error fields and wait hint."""
+    response = redactor.response(response)
     body = _body_for_error(response.body)
     error_type, message, error_code = _whop_error_fields(body)
     detail = message if message is not None else _excerpt(response.body)
@@ -387,7 +529,6 @@ def status_error(
         url,
         response,
         body,
-        redactor,
         error_type=error_type,
         error_code=error_code,
         retry_after=None if wait is None else wait.seconds,
@@ -402,19 +543,18 @@ def _response_error(
     url: str,
     response: Response,
     body: object,
-    redactor: Redactor,
     **details: Any,
 ) -> _E:
     request_id = request_id_in(response.headers)
     if request_id is not None:
         description = f"{description} (request id {request_id})"
     return error_class(
-        redactor.text(description),
+        description,
         method=request.method,
         url=url,
         status_code=response.status,
-        headers=redactor.headers(response.headers),
-        body=redactor.text(body) if isinstance(body, str) else redactor.json(body),
+        headers=response.headers,
+        body=body,
         request_id=request_id,
         **details,
     )
@@ -445,13 +585,18 @@ def server_wait_hint(
     Sources in order: ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date),
     then Whop's "Try again in N seconds." message. A hint in the past means 0; one that
     is not a number is ignored; one longer than a day is kept as a day.
+
+    An HTTP-date is read against the answer's own ``Date`` when it has one: both are
+    the server's clock, so a local clock that is off does not change the wait, and the
+    wait is whole seconds like any other (``Retry-After: 2``). Without ``Date`` it is
+    read against ``now``, the local clock.
     """
     milliseconds = _finite_number(headers.get("retry-after-ms"))
     if milliseconds is not None:
         return _wait(milliseconds / 1000, MILLISECONDS)
     retry_after = headers.get("retry-after")
     if retry_after is not None:
-        wait = _retry_after(retry_after, now=now)
+        wait = _retry_after(retry_after, headers.get("date"), now=now)
         if wait is not None:
             return wait
     if message is not None:
@@ -472,17 +617,24 @@ def _wait_in_seconds(text: str) -> ServerWait | None:
     return _wait(seconds, WHOLE_SECONDS if text.strip().isdigit() else MILLISECONDS)
 
 
-def _retry_after(value: str, *, now: float) -> ServerWait | None:
+def _retry_after(value: str, date: str | None, *, now: float) -> ServerWait | None:
     in_seconds = _wait_in_seconds(value)
     if in_seconds is not None:
         return in_seconds
+    moment = _http_date(value)
+    if moment is None:
+        return None
+    sent = _http_date(date) if date is not None else None
+    return _wait(moment - (now if sent is None else sent), WHOLE_SECONDS)
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP-date as Unix seconds, or None when it is not one (or has no zone)."""
     try:
         moment = parsedate_to_datetime(value)
+        return moment.timestamp() if moment.tzinfo is not None else None
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        return None
-    return _wait(moment.timestamp() - now, WHOLE_SECONDS)
 
 
 def _finite_number(value: str | None) -> float | None:

@@ -1,4 +1,7 @@
-"""The only module that imports aiohttp: one session, one send, aiohttp errors mapped."""
+"""One session, one send, aiohttp's errors mapped to whop_async's, and every answer
+cleared of the key before anything else sees it. The client's only importer of aiohttp
+(the stand-in server, ``whop_async.testing``, serves with aiohttp.web).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import aiohttp
 from yarl import URL
 
 from ._exceptions import APIConnectionError, APITimeoutError
-from ._sansio import Response
+from ._sansio import NO_SECRETS, Redactor, Response
 
 Session = aiohttp.ClientSession
 
@@ -34,13 +37,18 @@ _NOT_RESOLVED: type[Exception] | None = getattr(aiohttp, "ClientConnectorDNSErro
 
 class Transport:
     """Sends requests to one base URL over an aiohttp session, created lazily in the
-    running loop. A session passed in is borrowed: used, never closed.
+    running loop. A session passed in is borrowed: used, never closed. ``redactor``
+    removes the key from every answer and error before it leaves.
     """
 
-    def __init__(self, base_url: str, session: Session | None = None) -> None:
+    def __init__(
+        self, base_url: str, session: Session | None = None, redactor: Redactor = NO_SECRETS
+    ) -> None:
         base = URL(base_url)
-        self._scheme, self._host, self._port = base.scheme, base.raw_host, base.explicit_port
+        # The authority as written: host and port, an IPv6 address in its brackets.
+        self._scheme, self._authority = base.scheme, base.raw_authority
         self._base_path = base.raw_path.rstrip("/")
+        self._redactor = redactor
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -89,8 +97,7 @@ class Transport:
         # Built from parts already escaped: yarl need not parse and quote it again.
         url = URL.build(
             scheme=self._scheme,
-            host=self._host or "",
-            port=self._port,
+            authority=self._authority,
             path=self._base_path + path,
             query_string=query_string,
             encoded=True,
@@ -110,23 +117,28 @@ class Transport:
                 body = await answer.read()
             finally:
                 answer.release()
-            return Response(answer.status, answer.headers, body)
-        except TimeoutError as exc:
-            raise APITimeoutError(
+            return self._redactor.response(Response(answer.status, answer.headers, body))
+        except TimeoutError:
+            failure: APIConnectionError = APITimeoutError(
                 f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)
-            ) from exc
+            )
         except aiohttp.ClientConnectorError as exc:
             unresolved = _NOT_RESOLVED is not None and isinstance(exc, _NOT_RESOLVED)
-            raise CouldNotConnect(
-                f"{method} {url} could not connect: {exc}",
+            failure = CouldNotConnect(
+                self._redactor.text(f"{method} {url} could not connect: {exc}"),
                 method=method,
                 url=str(url),
                 unresolved=unresolved,
-            ) from exc
+            )
         except aiohttp.ClientError as exc:
-            raise APIConnectionError(
-                f"{method} {url} failed: {type(exc).__name__}: {exc}", method=method, url=str(url)
-            ) from exc
+            failure = APIConnectionError(
+                self._redactor.text(f"{method} {url} failed: {type(exc).__name__}: {exc}"),
+                method=method,
+                url=str(url),
+            )
+        # Raised out here, not from the handlers: aiohttp's exception keeps the request it
+        # failed, headers and key included, and would hang on ours as cause or context.
+        raise failure
 
 
 @functools.lru_cache(maxsize=32)

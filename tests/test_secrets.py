@@ -1,0 +1,235 @@
+"""The key, and any password, nowhere whop_async keeps or shows: not in an error nor
+in anything it chains to, not in an answer handed back (2xx included), not in a journal
+line or a log; a base URL holding a password is refused without showing it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+import whop_async
+from whop_async import WhopClient
+
+from .helpers import FakeClock, http_answer, read_request_head, serve, serve_raw
+
+# A key with characters that percent-encoding and JSON escaping change.
+KEY = "sk_live/ab+cd=ef_0123456789"
+
+
+def spellings(key: str = KEY) -> list[str]:
+    """The ways a server may echo the key: as sent, percent-encoded, and escaped in a
+    JSON string (every character as \\uXXXX, upper and lower case, and '/' as '\\/')."""
+    return [
+        key,
+        quote(key, safe=""),
+        "".join(f"\\u{ord(character):04x}" for character in key),
+        "".join(f"\\u{ord(character):04X}" for character in key),
+        key.replace("/", "\\/"),
+    ]
+
+
+def reachable_from(root: object, limit: int = 20_000) -> Iterator[object]:
+    """Every object reachable from ``root`` through what an error or answer exposes:
+    exceptions' cause, context and args, attributes, and the items of containers."""
+    seen: set[int] = set()
+    pending = [root]
+    while pending and len(seen) < limit:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        if isinstance(item, BaseException):
+            pending += [item.__cause__, item.__context__, *item.args]
+        if isinstance(item, Mapping):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            pending += list(item)
+        if hasattr(item, "__dict__") and not isinstance(item, type):
+            pending += list(vars(item).values())
+        for name in getattr(type(item), "__slots__", ()):
+            pending.append(getattr(item, name, None))
+
+
+def assert_no_key_reachable_from(root: object, secrets: list[str] | None = None) -> None:
+    for item in reachable_from(root):
+        text = item.decode(errors="replace") if isinstance(item, bytes) else repr(item)
+        for secret in spellings() if secrets is None else secrets:
+            assert secret not in text, f"a secret is in {type(item).__name__}: {text[:300]}"
+
+
+# --- errors without an answer, and what they chain to -------------------------------
+
+
+async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An answer aiohttp cannot parse: its error keeps the request, headers and all."""
+    await read_request_head(reader)
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    await writer.drain()
+
+
+async def quoting_the_key(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A malformed answer whose bad line quotes the request's Authorization header."""
+    head = await read_request_head(reader)
+    authorization = next(line for line in head.split(b"\r\n") if line.startswith(b"Authorization"))
+    writer.write(b"HTTP/1.1 200 OK\r\n" + authorization.replace(b": ", b" ") + b"\r\n\r\n")
+    await writer.drain()
+
+
+async def bad_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nine\r\n\r\n")
+    await writer.drain()
+
+
+async def cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request_head(reader)
+    writer.write(http_answer(200, b'{"id": "adgrp_1", "status": "active"}')[:-10])
+    await writer.drain()
+
+
+async def hangs_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request_head(reader)
+
+
+async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request_head(reader)
+    await reader.read()  # until the client, timed out, closes the connection
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [garbage, quoting_the_key, bad_header, cut_short, hangs_up, never_answers],
+    ids=lambda handle: handle.__name__,
+)
+async def test_a_connection_error_chains_to_nothing_that_holds_the_key(
+    fake_clock: FakeClock, handle: object
+) -> None:
+    async with serve_raw(handle) as base_url:  # type: ignore[arg-type]
+        client = WhopClient(
+            KEY, base_url=base_url, max_retries=0, timeout=0.05, _clock=fake_clock.clock()
+        )
+        async with client:
+            with pytest.raises(whop_async.APIConnectionError) as caught:
+                await client.ad_groups.unpause("adgrp_1")
+    assert_no_key_reachable_from(caught.value)
+    assert caught.value.message.startswith("POST http://127.0.0.1:")
+
+
+async def test_a_refused_connection_chains_to_nothing_that_holds_the_key(
+    fake_clock: FakeClock,
+) -> None:
+    async with serve_raw(hangs_up) as base_url:
+        pass  # closed: nothing listens at its port any more
+    async with WhopClient(KEY, base_url=base_url, max_retries=0, _clock=fake_clock.clock()) as c:
+        with pytest.raises(whop_async.APIConnectionError, match="could not connect") as caught:
+            await c.ad_groups.unpause("adgrp_1")
+    assert_no_key_reachable_from(caught.value)
+
+
+# --- answers that echo the key --------------------------------------------------------
+
+
+def echoing_app() -> web.Application:
+    """Ad groups that echo the key in every spelling, in the body and in headers; a 400
+    and a 2xx that is not an ad group that do the same."""
+
+    def echoes(request: web.Request) -> dict[str, str]:
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        return {f"echo_{number}": spelling for number, spelling in enumerate(spellings(key))}
+
+    def body_with(fields: dict[str, object], request: web.Request) -> str:
+        listed = ", ".join(f'"{name}": "{value}"' for name, value in echoes(request).items())
+        return json.dumps(fields)[:-1] + f", {listed}}}"
+
+    def answer(request: web.Request, status: int, fields: dict[str, object]) -> web.Response:
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        return web.Response(
+            status=status,
+            text=body_with(fields, request),
+            content_type="application/json",
+            headers={
+                "X-Echo": request.headers["Authorization"],
+                "X-Echo-Encoded": quote(key, safe=""),
+                "X-Request-Id": f"req_{key}",
+            },
+        )
+
+    async def unpause(request: web.Request) -> web.Response:
+        ad_group_id = request.match_info["id"]
+        if ad_group_id == "adgrp_refused":
+            return answer(request, 400, {"error": {"type": "bad", "message": "no"}})
+        if ad_group_id == "adgrp_unreadable":
+            return answer(request, 200, {"status": "active"})  # no id
+        return answer(request, 200, {"id": ad_group_id, "status": "active"})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    return app
+
+
+async def test_a_2xx_that_echoes_the_key_keeps_it_nowhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="whop_async"):
+        async with serve(echoing_app()) as base_url, WhopClient(KEY, base_url=base_url) as client:
+            group = await client.ad_groups.unpause("adgrp_1")
+            raw = await client.ad_groups.with_raw_response.unpause("adgrp_2")
+            lines: list[str] = []
+            result = await client.ad_groups.unpause_many(
+                ["adgrp_3", "adgrp_refused", "adgrp_unreadable"],
+                on_outcome=lambda outcome: lines.append(outcome.to_json()),
+            )
+    assert group.to_dict()["echo_0"] == "<redacted>"
+    assert raw.headers["X-Echo"] == "Bearer <redacted>"
+    kept: list[object] = [
+        group,
+        group.to_dict(),
+        group.to_json(),
+        raw,
+        repr(raw),
+        dict(raw.headers),
+        raw.content,
+        raw.parse().to_dict(),
+        raw.request_id,
+        result,
+        lines,
+        caplog.text,
+    ]
+    assert_no_key_reachable_from(kept)
+    assert [json.loads(line)["id"] for line in lines] == [
+        "adgrp_3",
+        "adgrp_refused",
+        "adgrp_unreadable",
+    ]
+    assert result.failed["adgrp_refused"].body["echo_2"] == "<redacted>"  # type: ignore[attr-defined]
+
+
+# --- passwords in the base URL ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://user:hunter2@api.whop.example/api/v1",
+        "https://hunter2@api.whop.example/api/v1",
+        "https://user:hunter2@[::1]:8080/api/v1",
+        "http://user:hunter2@api.whop.example:notaport/api/v1?x=hunter2",
+    ],
+)
+def test_a_base_url_with_a_password_is_refused_without_showing_it(
+    env: pytest.MonkeyPatch, base_url: str
+) -> None:
+    with pytest.raises(ValueError, match="user name or password") as caught:
+        WhopClient(base_url=base_url)
+    assert_no_key_reachable_from(caught.value, ["hunter2"])
+    env.setenv("WHOP_BASE_URL", base_url)
+    with pytest.raises(ValueError, match="user name or password") as caught:
+        WhopClient()
+    assert_no_key_reachable_from(caught.value, ["hunter2"])
