@@ -58,7 +58,7 @@ class BulkRun:
 
     def past_deadline(self) -> bool:
         """True, and the run stopped, once its deadline has passed."""
-        if self._clock.monotonic() >= self.deadline:
+        if self.deadline < math.inf and self._clock.monotonic() >= self.deadline:
             self.stop("deadline", None)
         return self.stopping.is_set()
 

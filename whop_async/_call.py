@@ -16,7 +16,7 @@ import logging
 import math
 import weakref
 from collections.abc import Coroutine, Iterator, Mapping
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import attrs
 
@@ -107,6 +107,7 @@ class Calls:
 
     def __init__(self, wiring: Wiring) -> None:
         self.wiring = wiring
+        self._finishers: dict[type, Finish[Any]] = {}
 
     def send(
         self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
@@ -122,7 +123,10 @@ class Calls:
         wiring = self.wiring
         if wiring.lifetime.closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
-        return Call(wiring, request, options).run(finish_as(cast_to, request, wiring))
+        finish = self._finishers.get(cast_to)
+        if finish is None:
+            finish = self._finishers[cast_to] = finish_as(cast_to)
+        return Call(wiring, request, options).run(finish)
 
     @contextlib.contextmanager
     def bulk_run(self, *, deadline: float | None, max_outage: float) -> Iterator[BulkRun]:
@@ -145,19 +149,17 @@ class Call:
         "_options",
         "_patience",
         "_probed_outage",
-        "_request",
         "_started",
-        "_url",
-        "_wiring",
         "order",
         "outages",
+        "request",
+        "wiring",
     )
 
     def __init__(self, wiring: Wiring, request: _sansio.Request, options: RequestOptions) -> None:
-        self._wiring = wiring
-        self._request = request
+        self.wiring = wiring
+        self.request = request
         self._options = options
-        self._url = wiring.base_url + request.target
         self._headers = _sansio.request_headers(wiring.headers, request)
         self._started = wiring.clock.monotonic()
         # The call's place in the queues, kept by every attempt: a retried call goes
@@ -176,7 +178,7 @@ class Call:
         client's close."""
         patience = self._patience
         if patience is None:
-            wiring, run = self._wiring, self._options.run
+            wiring, run = self.wiring, self._options.run
             deadline = self._started + wiring.rate_limit_timeout
             closing = wiring.lifetime.closing
             if run is None:
@@ -228,13 +230,13 @@ class Call:
 
     def result(self) -> CallResult:
         """How the call got its answer: retries taken, seconds elapsed."""
-        elapsed = self._wiring.clock.monotonic() - self._started
+        elapsed = self.wiring.clock.monotonic() - self._started
         return CallResult(self._attempts - 1, elapsed)
 
     def _retries(self) -> CallRetries:
-        options, policy = self._options, self._wiring.policy
+        options, policy = self._options, self.wiring.policy
         max_retries = policy.max_retries if options.max_retries is None else options.max_retries
-        engine = self._wiring.engine
+        engine = self.wiring.engine
         return CallRetries(
             policy,
             max_retries,
@@ -244,10 +246,10 @@ class Call:
         )
 
     async def _sleep(self, seconds: float) -> None:
-        await self._wiring.engine.sleep(seconds, None, self.patience)
+        await self.wiring.engine.sleep(seconds, None, self.patience)
 
     async def _attempt(self) -> tuple[_sansio.Response, object]:
-        wiring, request = self._wiring, self._request
+        wiring, request = self.wiring, self.request
         if wiring.lifetime.closed:
             raise RuntimeError("this WhopClient was closed; the call was not sent again")
         run = self._options.run
@@ -271,7 +273,7 @@ class Call:
                     self._log_answer(response)
                 return response, _sansio.decode(
                     request,
-                    self._url,
+                    wiring.base_url,
                     response,
                     now=wiring.clock.time,
                     redactor=wiring.redactor,
@@ -280,14 +282,18 @@ class Call:
                 self._last_error = error
                 raise
 
+    @property
+    def _url(self) -> str:
+        return self.wiring.base_url + self.request.target
+
     def _log_sending(self) -> None:
         headers = _sansio.redact_headers(self._headers)
-        logger.debug("%s %s %s", self._request.method, self._url, headers)
+        logger.debug("%s %s %s", self.request.method, self._url, headers)
 
     def _log_answer(self, response: _sansio.Response) -> None:
         logger.debug(
             "%s %s -> %d (request id %s)",
-            self._request.method,
+            self.request.method,
             self._url,
             response.status,
             _sansio.request_id_in(response.headers),
@@ -296,7 +302,7 @@ class Call:
     def _not_finished(self) -> NotFinishedError:
         run = self._options.run
         assert run is not None
-        what = f"{self._request.method} {self._request.path}"
+        what = f"{self.request.method} {self.request.path}"
         return run.not_finished(what, attempted=self._attempts > 0)
 
     def _gave_up(self, too_long: WaitTooLong) -> APIError | NotFinishedError:
@@ -317,7 +323,7 @@ class Call:
     def _waited_too_long_for_the_rate_limit(self, too_long: WaitTooLong) -> RateLimitError:
         """The error of a call whose next turn would come after its deadline: it says
         so, with what its own last 429 said, if it had one."""
-        request = self._request
+        request = self.request
         last = self._last_error if isinstance(self._last_error, RateLimitError) else None
         waited = (
             "" if math.isinf(too_long.wait) else f"; the next turn is {too_long.wait:.1f} s away"
@@ -325,7 +331,7 @@ class Call:
         return RateLimitError(
             f"{request.method} {request.path}: gave up waiting for the rate limit{waited},"
             f" past this call's rate_limit_timeout"
-            f" ({self._wiring.rate_limit_timeout:g} s)",
+            f" ({self.wiring.rate_limit_timeout:g} s)",
             method=request.method,
             url=self._url,
             status_code=429,

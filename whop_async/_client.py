@@ -12,7 +12,7 @@ import attrs
 
 from . import _sansio
 from ._call import Calls, Lifetime, Wiring
-from ._clock import CLOCK
+from ._clock import Clock
 from ._exceptions import WhopError
 from ._limits import ClientStats, Engine, RateLimit
 from ._logs import log_to_stderr_if_asked
@@ -104,7 +104,7 @@ class WhopClient:
         log_to_stderr_if_asked()
         engine = Engine(
             options.rate_limit,
-            CLOCK,
+            Clock(),
             max_in_flight=CONNECTION_LIMIT,
             budget_key=_budget_key(options.api_key, options.base_url),
             max_server_wait=options.max_server_wait,
@@ -134,12 +134,12 @@ class WhopClient:
                 policy=RetryPolicy(
                     max_retries=options.max_retries,
                     max_server_wait=options.max_server_wait,
-                    random=CLOCK.random,
+                    random=engine.clock.random,
                 ),
                 engine=engine,
                 transport=transport,
                 redactor=redactor,
-                clock=CLOCK,
+                clock=engine.clock,
                 lifetime=lifetime,
             )
         )

@@ -8,20 +8,27 @@ or looptime) moves it, so rate limits and retries can be tested without waiting.
 from __future__ import annotations
 
 import asyncio
-import random
-import time
+import random as chance
+import time as wall
+from collections.abc import Callable
 
-import attrs
 
-
-@attrs.frozen(kw_only=True)
 class Clock:
-    """What whop_async asks of the outside world besides the network."""
+    """What one client asks of the outside world besides the network.
 
-    @staticmethod
-    def monotonic() -> float:
-        """Seconds that only move forward: the running loop's time."""
-        return asyncio.get_running_loop().time()
+    Attributes:
+        monotonic: seconds that only move forward: the running loop's time, looked up
+            on first use (a client runs on one loop, as its HTTP session does).
+    """
+
+    __slots__ = ("monotonic",)
+
+    def __init__(self) -> None:
+        self.monotonic: Callable[[], float] = self._first_monotonic
+
+    def _first_monotonic(self) -> float:
+        self.monotonic = asyncio.get_running_loop().time
+        return self.monotonic()
 
     @staticmethod
     async def sleep(seconds: float) -> None:
@@ -31,18 +38,15 @@ class Clock:
     @staticmethod
     def time() -> float:
         """Wall-clock Unix seconds, to read an HTTP-date ``Retry-After`` with no ``Date``."""
-        return time.time()
+        return wall.time()
 
     @staticmethod
     def random() -> float:
         """A float in [0, 1), for backoff jitter."""
-        return random.random()
+        return chance.random()
 
     @staticmethod
     def virtual() -> bool:
         """True on an event loop whose time is virtual (``whop_async.testing``'s): a
         budget shared through Redis then keeps the loop's time, not Redis's."""
         return bool(getattr(asyncio.get_running_loop(), "virtual_time", False))
-
-
-CLOCK = Clock()

@@ -101,7 +101,8 @@ class _Model:
         raw = self._raw
         if isinstance(raw, bytes):
             text = raw.decode("utf-8")
-            return text if "\n" not in text else _json.dumps(_json.loads(raw))
+            # JSON holds no raw line break inside a string: those between its tokens go.
+            return text if "\n" not in text else text.replace("\r", "").replace("\n", "")
         return _json.dumps(raw if raw is not None else unstructure(self))
 
 
@@ -229,8 +230,12 @@ class Outcome:
         return record
 
     def to_json(self) -> str:
-        """``to_dict()`` as one line of JSON."""
-        return _json.dumps(self.to_dict())
+        """``to_dict()`` as one line of JSON (the ad group as the server sent it,
+        spliced in: never decoded and encoded again)."""
+        if self.ad_group is None:
+            return _json.dumps(self.to_dict())
+        head = _json.dumps({"id": self.id, "ok": True})
+        return f'{head[:-1]},"ad_group":{self.ad_group.to_json()}}}'
 
 
 @attrs.frozen(kw_only=True)

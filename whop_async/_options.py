@@ -131,9 +131,7 @@ class ClientOptions:
     """
 
     api_key: str = attrs.field(repr=False, validator=_checked(_sansio.checked_api_key))
-    base_url: str = attrs.field(
-        converter=_without_trailing_slash, validator=_checked(_base_url)
-    )
+    base_url: str = attrs.field(converter=_without_trailing_slash, validator=_checked(_base_url))
     timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_checked(positive_seconds))
     max_retries: int = attrs.field(
         default=DEFAULT_MAX_RETRIES, validator=_checked(_whole_number_or_zero)
@@ -147,9 +145,7 @@ class ClientOptions:
     rate_limit_timeout: float = attrs.field(
         default=DEFAULT_RATE_LIMIT_TIMEOUT, validator=_checked(seconds_or_zero)
     )
-    api_version: str | None = attrs.field(
-        default=None, validator=_checked(_api_version)
-    )
+    api_version: str | None = attrs.field(default=None, validator=_checked(_api_version))
     default_headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_header_pairs)
 
     def headers(self) -> dict[str, str]:

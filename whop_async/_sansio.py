@@ -13,7 +13,7 @@ import platform
 import re
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, AnyStr, TypeVar
+from typing import Any, AnyStr, NamedTuple, TypeVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -43,9 +43,9 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id")
 _EXCERPT_CHARS = 200
 
 
-@attrs.frozen
-class Request:
-    """One logical API call: what to send, before any retry.
+class Request(NamedTuple):
+    """One logical API call: what to send, before any retry (a tuple: one is made per
+    call).
 
     ``operation`` names the rate budget it draws on (Whop limits each operation apart).
     ``query`` holds (name, value) pairs, encoded when sent.
@@ -71,8 +71,7 @@ class Request:
         return f"{self.path}?{self.query_string}" if self.query else self.path
 
 
-@attrs.frozen
-class Response:
+class Response(NamedTuple):
     """One HTTP answer, body read in full. ``headers`` is case-insensitive."""
 
     status: int
@@ -455,7 +454,7 @@ NO_SECRETS = Redactor()
 
 def decode(
     request: Request,
-    url: str,
+    base_url: str,
     response: Response,
     *,
     now: Callable[[], float],
@@ -464,6 +463,7 @@ def decode(
     """Turn an answer into JSON data, or raise the typed error it stands for.
 
     Args:
+        base_url: where ``request`` was sent (named by its errors).
         now: the wall-clock time (Unix seconds), asked only to read an HTTP-date
             Retry-After of an answer without a ``Date``.
         redactor: removes the client's key from anything an error keeps of the answer.
@@ -480,7 +480,9 @@ def decode(
             problem = f"the body is {too_deep}"
         except ValueError:
             problem = f"the body is not JSON: {_excerpt(response.body)}"
+        url = base_url + request.target
         raise validation_error(request, url, response, problem, redactor=redactor)
+    url = base_url + request.target
     raise status_error(request, url, response, now=now(), redactor=redactor)
 
 

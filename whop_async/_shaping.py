@@ -21,18 +21,16 @@ Finish = Callable[[Answer, "Call"], T]
 """Makes a call's answer (the response, its JSON data) into what the call returns."""
 
 
-def finish_as(cast_to: type[T], request: _sansio.Request, wiring: Wiring) -> Finish[T]:
-    """What makes an answer to ``request`` into a ``cast_to`` (or a RawResponse)."""
-    return functools.partial(_finish, cast_to, request, wiring)
+def finish_as(cast_to: type[T]) -> Finish[T]:
+    """What makes a call's answer into a ``cast_to`` (or a RawResponse)."""
+    return functools.partial(_finish, cast_to)
 
 
-def _finish(
-    cast_to: type[T], request: _sansio.Request, wiring: Wiring, answer: Answer, call: Call
-) -> T:
+def _finish(cast_to: type[T], answer: Answer, call: Call) -> T:
     response, data = answer
     if RAW_REQUESTED.get():
-        return cast(T, _raw(cast_to, request, wiring, answer, call))
-    return _structured(cast_to, request, wiring, response, data)
+        return cast(T, _raw(cast_to, call.request, call.wiring, answer, call))
+    return _structured(cast_to, call.request, call.wiring, response, data)
 
 
 def _structured(

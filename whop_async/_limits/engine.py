@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -33,7 +33,7 @@ from .breaker import NOTHING_ANSWERS_AFTER, Breaker
 from .gate import NO_HINT, WaitHint
 from .limit import ClientStats, RateLimit
 from .limiter import Caller, OperationLimiter, Patience, Ticket
-from .operation import Answer, Go, Report
+from .operation import Answer, Go, Report, Standing
 from .retry_budget import RetryBudget
 from .slow_start import SlowStart
 from .store import MemoryStore, Store
@@ -70,7 +70,6 @@ class Engine:
         base_url: str,
     ) -> None:
         self.clock = clock
-        self.now = clock.monotonic
         self._limit = limit
         self._cap = max_server_wait
         self._base_url = base_url
@@ -92,7 +91,7 @@ class Engine:
             from .redis import RedisStore
 
             return RedisStore(limit, limit.key or budget_key, self.clock)
-        return MemoryStore(limit, self.clock.monotonic)
+        return MemoryStore(limit, self.clock)
 
     @property
     def stats(self) -> ClientStats:
@@ -115,7 +114,7 @@ class Engine:
     def retry_wait(self, defers: bool) -> float | None:
         """One retry from the retry budget: seconds to wait for it (0: at once), or
         None when there is none and the call does not defer (a single call fails)."""
-        now = self.now()
+        now = self.clock.monotonic()
         if not defers:
             return 0.0 if self.retry_budget.withdraw(now) else None
         return self.retry_budget.borrow(now)
@@ -151,14 +150,28 @@ class Engine:
         """Release what the engine holds outside the process (a Redis connection)."""
         await self._store.close()
 
-    async def ended(
+    def end(
         self, limiter: OperationLimiter, ticket: Ticket, call: Caller, error: BaseException | None
-    ) -> None:
-        """A turn's attempt ended with ``error`` (None: an accepted answer)."""
+    ) -> Coroutine[None, None, None] | None:
+        """A turn's attempt ended with ``error`` (None: an accepted answer): its
+        client-wide effects, and its report to the store. What must be awaited, when
+        the store needs I/O for it (a refusal to a shared budget), else None."""
         limiter.window_released(ticket)
         answer, hint = self._answer_of(limiter, ticket, call, error)
         report = Report(ticket.go, ticket.sent_at, answer, hint, self._cap)
+        applied, standing = self._store.report_now(limiter.operation, report)
+        if not applied:
+            return self._reported(limiter, report)
+        self._heard(limiter, report, standing)
+        return None
+
+    async def _reported(self, limiter: OperationLimiter, report: Report) -> None:
         standing = await self._store.report(limiter.operation, report)
+        self._heard(limiter, report, standing)
+
+    def _heard(self, limiter: OperationLimiter, report: Report, standing: Standing | None) -> None:
+        """What the budget said of a report: the window and the log after a refusal,
+        and waiters woken when the gate may have changed."""
         if standing is not None:
             limiter.paced = limiter.paced or standing.paced
             window = limiter.slow_start
@@ -173,7 +186,7 @@ class Engine:
                     standing.probe_in,
                     "no set rate" if math.isinf(standing.rate) else f"{standing.rate:.3g}/s",
                 )
-        if answer is not Answer.ACCEPTED or ticket.go is Go.PROBE:
+        if report.answer is not Answer.ACCEPTED or report.go is Go.PROBE:
             limiter.changed.set()  # waiters at the gate look again
 
     def _answer_of(
@@ -199,7 +212,7 @@ class Engine:
             self._failed(ticket, call, error)
             return Answer.FAILED, NO_HINT
         if ticket.breaker_probe:
-            self.breaker.probe_ended(self.now())
+            self.breaker.probe_ended(self.clock.monotonic())
         return Answer.ABANDONED, NO_HINT
 
     def _server_answered(self, ticket: Ticket, *, accepted: bool) -> None:
@@ -213,7 +226,7 @@ class Engine:
 
     def _failed(self, ticket: Ticket, call: Caller, error: APIError) -> None:
         """No answer of the server's, or a 5xx: the server may be down."""
-        now = self.now()
+        now = self.clock.monotonic()
         if isinstance(error, APIStatusError):
             self._answered += 1
             self.ever_answered = True
@@ -273,12 +286,14 @@ class Turn:
         self._call = call
 
     async def __aenter__(self) -> Turn:
-        engine = self._engine
-        self.ticket = await self._limiter.take(self._call)
+        engine, limiter, call = self._engine, self._limiter, self._call
+        ticket = self.ticket = limiter.take_now(call) or await limiter.take(call)
         try:
             await engine.permits.acquire()
         except BaseException as error:
-            await engine.ended(self._limiter, self.ticket, self._call, error)
+            pending = engine.end(limiter, ticket, call, error)
+            if pending is not None:
+                await pending
             raise
         return self
 
@@ -290,4 +305,6 @@ class Turn:
     ) -> None:
         engine = self._engine
         engine.permits.release()
-        await engine.ended(self._limiter, self.ticket, self._call, error)
+        pending = engine.end(self._limiter, self.ticket, self._call, error)
+        if pending is not None:  # a report that needs the store's I/O
+            await pending

@@ -147,6 +147,18 @@ class OperationLimiter:
         self._arrivals = itertools.count()
         self.changed = asyncio.Event()
 
+    def take_now(self, call: Caller) -> Ticket | None:
+        """This call's turn at once, when nobody queues and nothing stands in the way
+        (most turns), else None (nothing taken): ``take`` waits for it."""
+        if self._busy or self._waiters or not self._window_has_room():
+            return None
+        if call.outages and not self._engine.breaker.passing:
+            return None
+        decision = self._store.take_now(self.operation)
+        if decision is None or not isinstance(decision, Taken):
+            return None
+        return self._ticket(decision, breaker_probe=False)
+
     async def take(self, call: Caller) -> Ticket:
         """This call's turn, when it comes.
 
@@ -182,7 +194,7 @@ class OperationLimiter:
         breaker_probe = False
         while True:
             if call.outages and not breaker_probe and not breaker.passing:
-                now = self._engine.now()
+                now = self._engine.clock.monotonic()
                 wait = breaker.wait(now)
                 if wait is not None:
                     ends = breaker.tripped_at + call.patience.max_outage
@@ -212,7 +224,7 @@ class OperationLimiter:
         the turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
         """
         patience.check()
-        now = self._engine.now()
+        now = self._engine.clock.monotonic()
         limit = min(patience.deadline, ends)
         earliest = now + wait.seconds if wait.firm else now
         if now >= limit or earliest > limit:
@@ -239,7 +251,7 @@ class OperationLimiter:
         try:
             while not waiter.called.is_set():
                 patience.check()
-                now = self._engine.now()
+                now = self._engine.clock.monotonic()
                 if now >= patience.deadline:
                     raise WaitTooLong(math.inf, "deadline")
                 await self._engine.sleep(patience.deadline - now, waiter.called, patience)
@@ -290,4 +302,4 @@ class OperationLimiter:
         held = patience.outages and not self._engine.breaker.passing
         if stopped or held or not self._window_has_room():
             return None
-        return self._ticket(Taken(Go.SEND, self._engine.now()), breaker_probe=False)
+        return self._ticket(Taken(Go.SEND, self._engine.clock.monotonic()), breaker_probe=False)

@@ -32,7 +32,7 @@ from .gate import Gate
 from .limit import RateLimit
 from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, apply
 from .pacing import Pacing
-from .store import MemoryStore
+from .store import APPLIED, NOT_NOW, MemoryStore
 
 T = TypeVar("T")
 
@@ -93,6 +93,16 @@ def decode(text: str, blank: OperationBudget) -> OperationBudget:
     )
 
 
+class _SharedClock(Clock):
+    """The shared time, so a turn taken from the fallback counts in the shared budget."""
+
+    __slots__ = ()
+
+    def __init__(self, store: RedisStore) -> None:
+        super().__init__()
+        self.monotonic = store.now
+
+
 class RedisStore:
     """The budgets of one shared budget key, in Redis, with a local fallback."""
 
@@ -106,7 +116,7 @@ class RedisStore:
         self._clock = clock
         self._prefix = f"whop_async:{{{budget_key}}}"
         # Kept in the shared time too, so a ticket taken from one counts in the other.
-        self._fallback = MemoryStore(limit.share(limit.fallback_share), self.now)
+        self._fallback = MemoryStore(limit.share(limit.fallback_share), _SharedClock(self))
         self._offset = 0.0
         self._redis: Any = None
         self._scripts: tuple[Any, Any] | None = None
@@ -116,14 +126,25 @@ class RedisStore:
         # accepted answer costs no round trip.
         self._unreported: dict[str, int] = {}
 
+    def take_now(self, operation: str) -> Decision | None:
+        """None: only Redis knows, and ``take`` asks it."""
+        del operation
+        return None
+
+    def report_now(self, operation: str, report: Report) -> tuple[bool, Standing | None]:
+        """An accepted answer goes with this process's next update; the rest need one."""
+        if report.answer is Answer.ACCEPTED and report.go is Go.SEND:
+            self._unreported[operation] = self._unreported.get(operation, 0) + 1
+            return APPLIED
+        return NOT_NOW
+
     async def take(self, operation: str) -> Decision:
         """A turn now, or how long to wait."""
         return await self.update(operation, lambda budget, now: budget.take(now))
 
     async def report(self, operation: str, report: Report) -> Standing | None:
-        """Apply what a turn came to; accepted answers wait for the next update."""
-        if report.answer is Answer.ACCEPTED and report.go is Go.SEND:
-            self._unreported[operation] = self._unreported.get(operation, 0) + 1
+        """Apply what a turn came to."""
+        if self.report_now(operation, report)[0]:
             return None
         return await self.update(operation, lambda budget, now: apply(budget, report, now))
 

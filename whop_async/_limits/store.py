@@ -3,16 +3,25 @@
 A store holds the budgets of one client's key (or of every client that shares it) and
 runs the rules of ``operation.py`` on them. ``MemoryStore`` keeps them in this process;
 the Redis store (``redis.py``) keeps them where many processes share them.
+
+Each way in has two forms: ``take_now`` and ``report_now`` answer at once when the store
+can without I/O (a budget in memory, always; an accepted answer to a shared budget,
+which goes with the next round trip), and say so; ``take`` and ``report`` await the
+store. Most turns of most calls are answered at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Protocol
 
+from .._clock import Clock
 from .limit import RateLimit
 from .operation import Decision, OperationBudget, Report, Standing, apply
+
+# report_now's answer when nothing more is to be done: applied, and no refusal to tell.
+APPLIED: tuple[bool, Standing | None] = (True, None)
+NOT_NOW: tuple[bool, Standing | None] = (False, None)
 
 
 class Store(Protocol):
@@ -21,6 +30,16 @@ class Store(Protocol):
     nap: float
     """How long a waiting request sleeps at most before asking again (others may
     change a shared budget meanwhile)."""
+
+    def take_now(self, operation: str) -> Decision | None:
+        """A turn of ``operation`` now, or how long to wait; None when only ``take``
+        can tell."""
+        ...
+
+    def report_now(self, operation: str, report: Report) -> tuple[bool, Standing | None]:
+        """Apply what a turn came to, if that needs no I/O: (True, a Standing after a
+        refusal); (False, None) when only ``report`` can."""
+        ...
 
     async def take(self, operation: str) -> Decision:
         """A turn of ``operation`` now, or how long to wait."""
@@ -41,10 +60,10 @@ class MemoryStore:
     # Nothing changes a budget here behind the engine's back: a wait is slept whole.
     nap = math.inf
 
-    def __init__(self, limit: RateLimit | None, now: Callable[[], float]) -> None:
+    def __init__(self, limit: RateLimit | None, clock: Clock) -> None:
         self._ceiling = limit.rate if limit is not None else math.inf
         self._burst = limit.burst_size if limit is not None else 1
-        self.now = now
+        self._clock = clock
         self._budgets: dict[str, OperationBudget] = {}
 
     def budget(self, operation: str) -> OperationBudget:
@@ -54,13 +73,22 @@ class MemoryStore:
             budget = self._budgets[operation] = OperationBudget.new(self._ceiling, self._burst)
         return budget
 
-    async def take(self, operation: str) -> Decision:
+    def take_now(self, operation: str) -> Decision:
         """A turn now, or how long to wait."""
-        return self.budget(operation).take(self.now())
+        return self.budget(operation).take(self._clock.monotonic())
+
+    def report_now(self, operation: str, report: Report) -> tuple[bool, Standing | None]:
+        """Apply what a turn came to: always at once."""
+        standing = apply(self.budget(operation), report, self._clock.monotonic())
+        return APPLIED if standing is None else (True, standing)
+
+    async def take(self, operation: str) -> Decision:
+        """The same as ``take_now``."""
+        return self.take_now(operation)
 
     async def report(self, operation: str, report: Report) -> Standing | None:
-        """Apply what a turn came to."""
-        return apply(self.budget(operation), report, self.now())
+        """The same as ``report_now``."""
+        return self.report_now(operation, report)[1]
 
     async def close(self) -> None:
         """Nothing is held outside the process."""

@@ -392,5 +392,5 @@ class AdGroupList:
     async def _page(self, *, after: str | None) -> AdGroupPage:
         request = self._request
         if after is not None:
-            request = attrs.evolve(request, query=(*request.query, ("after", after)))
+            request = request._replace(query=(*request.query, ("after", after)))
         return await self._calls.send(request, AdGroupPage, self._how)
