@@ -21,7 +21,7 @@ T = TypeVar("T")
 _IO_POLL = 1.0
 
 
-class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _JumpingSelector(selectors.DefaultSelector):
     def __init__(self, io_pending: Callable[[], bool]) -> None:
         super().__init__()
         self.io_pending = io_pending
@@ -66,6 +66,8 @@ def run_virtual(
 
         def test_a_minute_of_rate_limits() -> None:
             run_virtual(main())
+
+    ``io_pending`` tells the loop when real I/O is outstanding (see VirtualTimeLoop).
     """
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(io_pending)) as runner:
         return runner.run(main)
