@@ -17,14 +17,7 @@ import whop_async
 from whop_async import Outcome, WhopClient
 from whop_async.testing import FakeWhop
 
-from .helpers import (
-    BASE_URL,
-    FakeClock,
-    MockAPI,
-    ShimResponse,
-    ad_group_json,
-    serve,
-)
+from .helpers import BASE_URL, MockAPI, ShimResponse, ad_group_json, serve
 
 MISSING_AD_GROUP_ID = "adgrp_doesnotexist"
 ANY_ID = pytest.mark.fake_whop(accept_any_id=True, rate_limit=None)
@@ -186,15 +179,14 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
 
 
 @pytest.mark.usefixtures("env")
-async def test_bulk_calls_retry_longer_than_single_calls(
-    mock_api: MockAPI, fake_clock: FakeClock
-) -> None:
+@pytest.mark.virtual_time
+async def test_bulk_calls_retry_longer_than_single_calls(mock_api: MockAPI) -> None:
     """Losing an id in bulk is worse than waiting: 8 retries by default, not 3."""
     url = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
     for _ in range(6):
         mock_api.post(url, status=503)
     mock_api.post(url, payload=ad_group_json("adgrp_1"))
-    async with WhopClient(base_url=BASE_URL, _clock=fake_clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL) as client:
         result = await client.ad_groups.unpause_many(["adgrp_1"])
         assert result.ok
         mock_api.post(url, repeat=True, status=503)
