@@ -1,31 +1,44 @@
-"""Shared fixtures: a mocked API, a fake clock, and guards against leaked warnings."""
+"""Shared fixtures: a mocked API, virtual time, and guards against leaked warnings."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 
 import whop_async
+from whop_async.testing import VirtualTimeLoop
 
-from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI
+from .helpers import API_KEY, BASE_URL, MockAPI
 
 # The fixture users get: the project tests itself with it too.
 pytest_plugins = ["whop_async.testing.pytest_plugin"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "virtual_time: run the test and its async fixtures on whop_async.testing's"
+        " VirtualTimeLoop, where every wait of the client is instant and exact",
+    )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop an async test runs on: virtual time when marked ``virtual_time``."""
+    if item.get_closest_marker("virtual_time") is not None:
+        return {"virtual time": VirtualTimeLoop}
+    return {"real time": asyncio.new_event_loop}
 
 
 @pytest.fixture
 def mock_api() -> Iterator[MockAPI]:
     with MockAPI() as mocked:
         yield mocked
-
-
-@pytest.fixture
-def fake_clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -37,10 +50,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
-async def client(
-    env: pytest.MonkeyPatch, fake_clock: FakeClock
-) -> AsyncIterator[whop_async.WhopClient]:
-    async with whop_async.WhopClient(base_url=BASE_URL, _clock=fake_clock.clock()) as opened:
+async def client(env: pytest.MonkeyPatch) -> AsyncIterator[whop_async.WhopClient]:
+    async with whop_async.WhopClient(base_url=BASE_URL) as opened:
         yield opened
 
 

@@ -1,20 +1,23 @@
-"""Test helpers: fixtures' data, the aioresponses shim, a fake clock."""
+"""Test helpers: fixtures' data, the aioresponses shim that records when requests
+arrive, local servers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from unittest import mock
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from yarl import URL
 
-from whop_async._clock import Clock
 from whop_async.testing import Shape, example_ad_group
 
 API_KEY = "sk_test_secret_0123456789abcdef"
@@ -29,6 +32,12 @@ def ad_group_json(
     return {**example_ad_group(shape), "id": ad_group_id, **changes}
 
 
+def jitter_at(monkeypatch: pytest.MonkeyPatch, value: float) -> None:
+    """Backoff jitter drawn at ``value`` of its range every time (whop_async draws it
+    from the standard ``random`` module)."""
+    monkeypatch.setattr(random, "random", lambda: value)
+
+
 class ShimResponse(aiohttp.ClientResponse):
     # aioresponses 0.7.9 does not pass stream_writer, which aiohttp 3.14 requires.
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
@@ -37,37 +46,57 @@ class ShimResponse(aiohttp.ClientResponse):
 
 
 class MockAPI(aioresponses):
-    """aioresponses with the aiohttp 3.14 shim applied to every mocked answer."""
+    """aioresponses with the aiohttp 3.14 shim applied to every mocked answer, keeping
+    the event loop's time at which each request arrived."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._arrivals: dict[tuple[str, URL], list[float]] = {}
 
     def add(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("response_class", ShimResponse)
         super().add(*args, **kwargs)
 
+    async def match(self, method: str, url: URL, **kwargs: Any) -> Any:
+        now = asyncio.get_running_loop().time()
+        self._arrivals.setdefault((method, url), []).append(now)
+        return await super().match(method, url, **kwargs)
+
     def sent(self, method: str, url: str) -> list[Any]:
         """The calls made to ``method url``, each with ``.kwargs['headers']``."""
         return list(self.requests.get((method, URL(url)), []))
 
+    def arrivals(self, method: str, url: str) -> list[float]:
+        """When the requests to ``method url`` arrived, on the event loop's clock."""
+        return list(self._arrivals.get((method, URL(url)), []))
 
-class FakeClock:
-    """Records sleeps instead of sleeping; time stands still unless a sleep moves it."""
+    def waits(self, method: str, url: str) -> list[float]:
+        """The seconds between one request to ``method url`` and the next."""
+        moments = self.arrivals(method, url)
+        return [later - earlier for earlier, later in itertools.pairwise(moments)]
 
-    def __init__(self, *, random_value: float = 0.5) -> None:
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
-        self.random_value = random_value
 
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+class InFlight:
+    """Counts the requests of an aiohttp session that are on the wire (until their
+    answer's head arrives), so that virtual time stands still while one is:
+    ``ClientSession(trace_configs=[in_flight.trace])``, then
+    ``run_virtual(..., io_pending=in_flight.pending)``."""
 
-    def clock(self) -> Clock:
-        return Clock(
-            sleep=self.sleep,
-            time=lambda: self.now,
-            monotonic=lambda: self.now,
-            random=lambda: self.random_value,
-        )
+    def __init__(self) -> None:
+        self.count = 0
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._started)
+        self.trace.on_request_end.append(self._ended)
+        self.trace.on_request_exception.append(self._ended)
+
+    async def _started(self, *_: object) -> None:
+        self.count += 1
+
+    async def _ended(self, *_: object) -> None:
+        self.count -= 1
+
+    def pending(self) -> bool:
+        return self.count > 0
 
 
 @contextlib.asynccontextmanager

@@ -77,7 +77,8 @@ class Server:
 
     ``strays`` are the numbers (from 1) of requests refused with a 429 whatever the
     limit, worded in the FakeWhop's hint style, for a wait of ``stray_wait`` seconds: a
-    429 that another program's burst might cause.
+    429 that another program's burst might cause. A second FakeWhop, refusing everything
+    for ``stray_wait`` seconds from the first request it sees, answers them.
     """
 
     options: dict[str, Any]
@@ -87,21 +88,38 @@ class Server:
     accepted: list[tuple[float, str]] = attrs.field(factory=list)
     arrivals: list[tuple[float, str, str]] = attrs.field(factory=list)
     requests: int = 0
-    stray_refusals: int = 0
     fake: FakeWhop | None = None
     _app: web.Application | None = None
+    _refuser: FakeWhop | None = None
+    _refusing_app: web.Application | None = None
 
     def start(self) -> None:
-        """Make the FakeWhop, on the running (virtual) loop's clock."""
+        """Make the FakeWhops, on the running (virtual) loop's clock."""
+        clock = asyncio.get_running_loop().time
         options = {"api_key": API_KEY, "accept_any_id": True, **self.options}
-        self.fake = FakeWhop(clock=asyncio.get_running_loop().time, **options)
+        self.fake = FakeWhop(clock=clock, **options)
         self.fake.base_url = "https://api.scenario.example/api/v1"
         self._app = self.fake.app()
+        self._refuser = FakeWhop(
+            api_key=API_KEY,
+            accept_any_id=True,
+            rate_limit=None,
+            hint=self.options.get("hint", "message"),
+            throttle_rate=1.0,
+            throttle_cycle=(self.stray_wait, 86_400.0),
+            clock=clock,
+        )
+        self._refusing_app = self._refuser.app()
 
     @property
     def refused(self) -> int:
         assert self.fake is not None
         return self.fake.stats.rate_limited + self.stray_refusals
+
+    @property
+    def stray_refusals(self) -> int:
+        assert self._refuser is not None
+        return self._refuser.stats.rate_limited
 
     @property
     def unpaused(self) -> set[str]:
@@ -115,37 +133,38 @@ class Server:
         await asyncio.sleep(self.round_trip / 2)
         self.requests += 1
         self.arrivals.append((asyncio.get_running_loop().time(), method, url.path))
-        if self.requests in self.strays:
-            self.stray_refusals += 1
-            await asyncio.sleep(self.round_trip / 2)
-            return _result(self.fake._rate_limited(self.stray_wait))
-        response = await self._handled(method, url, kwargs.get("headers") or {})
+        app = self._refusing_app if self.requests in self.strays else self._app
+        assert app is not None
+        response = await _handled(app, method, url, kwargs.get("headers") or {})
         await asyncio.sleep(self.round_trip / 2)
         if response.status == 200 and "/unpause" in url.path:
             now = asyncio.get_running_loop().time()
             self.accepted.append((now, url.path.split("/")[-2]))
         return _result(response)
 
-    async def _handled(self, method: str, url: URL, headers: dict[str, str]) -> web.Response:
-        assert self._app is not None
-        path = url.path_qs
-        route = await self._app.router.resolve(_Addressed(method, URL(path)))  # type: ignore[arg-type]
-        transport = _Transport()
-        request = make_mocked_request(
-            method,
-            path,
-            headers,
-            match_info=dict(route),
-            app=self._app,
-            transport=transport,
-            protocol=_Protocol(transport),
-            writer=_Transport(),  # never written to: the handler's answer is read instead
-        )
-        response = await route.handler(request)
-        if transport.closed:
-            raise aiohttp.ServerDisconnectedError()
-        assert isinstance(response, web.Response)
-        return response
+
+async def _handled(
+    app: web.Application, method: str, url: URL, headers: dict[str, str]
+) -> web.Response:
+    """``app``'s answer to a request, made in-process."""
+    path = url.path_qs
+    route = await app.router.resolve(_Addressed(method, URL(path)))  # type: ignore[arg-type]
+    transport = _Transport()
+    request = make_mocked_request(
+        method,
+        path,
+        headers,
+        match_info=dict(route),
+        app=app,
+        transport=transport,
+        protocol=_Protocol(transport),
+        writer=_Transport(),  # never written to: the handler's answer is read instead
+    )
+    response = await route.handler(request)
+    if transport.closed:
+        raise aiohttp.ServerDisconnectedError()
+    assert isinstance(response, web.Response)
+    return response
 
 
 def _result(response: web.Response) -> CallbackResult:

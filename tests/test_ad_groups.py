@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import whop_async
 from whop_async import AdGroupStatus, RateLimit, WhopClient
 from whop_async.testing import FakeWhop
 
-from .helpers import BASE_URL, FakeClock, MockAPI, ad_group_json
+from .helpers import BASE_URL, MockAPI, ad_group_json
 
 CAMPAIGN_2 = "adcamp_00000000002"
 
@@ -17,13 +19,14 @@ def client_for(fake: FakeWhop) -> WhopClient:
     return WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=None)
 
 
+@pytest.mark.virtual_time
 async def test_retrieve_reads_one_group_without_an_idempotency_key(
-    env: pytest.MonkeyPatch, mock_api: MockAPI, fake_clock: FakeClock
+    env: pytest.MonkeyPatch, mock_api: MockAPI
 ) -> None:
     url = f"{BASE_URL}/ad_groups/adgrp_1"
     mock_api.get(url, status=503)
     mock_api.get(url, payload=ad_group_json("adgrp_1"))
-    async with WhopClient(base_url=BASE_URL, _clock=fake_clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL) as client:
         group = await client.ad_groups.retrieve("adgrp_1")
     assert group.id == "adgrp_1"
     calls = mock_api.sent("GET", url)
@@ -125,19 +128,23 @@ async def test_pause_then_list_paused_then_unpause_round_trips(fake_whop: FakeWh
     assert fake_whop.statuses() == {"active": 40}
 
 
+@pytest.mark.virtual_time
 async def test_each_operation_has_its_own_rate_budget(
-    env: pytest.MonkeyPatch, mock_api: MockAPI, fake_clock: FakeClock
+    env: pytest.MonkeyPatch, mock_api: MockAPI
 ) -> None:
     for name in ("adgrp_1", "adgrp_2", "adgrp_3"):
         mock_api.post(f"{BASE_URL}/ad_groups/{name}/unpause", payload=ad_group_json(name))
     mock_api.get(f"{BASE_URL}/ad_groups/adgrp_1", payload=ad_group_json("adgrp_1"))
     mock_api.post(f"{BASE_URL}/ad_groups/adgrp_1/pause", payload=ad_group_json("adgrp_1"))
     limit = RateLimit(2, per=60.0)
-    async with WhopClient(base_url=BASE_URL, rate_limit=limit, _clock=fake_clock.clock()) as client:
+    loop = asyncio.get_running_loop()
+    async with WhopClient(base_url=BASE_URL, rate_limit=limit) as client:
         await client.ad_groups.unpause("adgrp_1")
         await client.ad_groups.unpause("adgrp_2")
         await client.ad_groups.retrieve("adgrp_1")
         await client.ad_groups.pause("adgrp_1")
-        assert fake_clock.sleeps == []  # the unpause budget is spent, the others are not
+        assert loop.time() == 0.0  # the unpause budget is spent, the others are not
         await client.ad_groups.unpause("adgrp_3")
-    assert sum(fake_clock.sleeps) == pytest.approx(30.0)
+    assert mock_api.arrivals("POST", f"{BASE_URL}/ad_groups/adgrp_3/unpause") == [
+        pytest.approx(30.0)
+    ]

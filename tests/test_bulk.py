@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aioresponses import CallbackResult
@@ -15,16 +16,9 @@ from yarl import URL
 
 import whop_async
 from whop_async import Outcome, WhopClient
-from whop_async.testing import FakeWhop
+from whop_async.testing import FakeWhop, run_virtual
 
-from .helpers import (
-    BASE_URL,
-    FakeClock,
-    MockAPI,
-    ShimResponse,
-    ad_group_json,
-    serve,
-)
+from .helpers import API_KEY, BASE_URL, InFlight, MockAPI, ShimResponse, ad_group_json, serve
 
 MISSING_AD_GROUP_ID = "adgrp_doesnotexist"
 ANY_ID = pytest.mark.fake_whop(accept_any_id=True, rate_limit=None)
@@ -143,23 +137,24 @@ async def test_concurrency_must_be_positive() -> None:
             await client.ad_groups.unpause_many(["adgrp_1"], concurrency=0)
 
 
-@pytest.mark.usefixtures("env")
-async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -> None:
-    """A small version of the benchmark: 60 ids against 40 per second with burst 5.
+def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -> None:
+    """A small version of the benchmark: 60 ids against 40 per second with burst 5, over
+    a real socket, the waits in virtual time.
 
     After a 429 the server counts requests that arrive during the pause it asked for,
     leaving a margin for those already on their way when it answered.
     """
-    tokens, refill_at, refused_at, refused_until = 5.0, 0.0, 0.0, 0.0
+    tokens, refused_at, refused_until = 5.0, 0.0, 0.0
+    refill_at: float | None = None  # virtual time starts at 0
     early_requests = refusals = 0
     unpaused: Counter[str] = Counter()
-    loop = asyncio.get_running_loop()
 
     async def unpause(request: web.Request) -> web.Response:
         nonlocal tokens, refill_at, refused_at, refused_until, early_requests, refusals
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         early_requests += refused_at + 0.06 < now < refused_until - 0.01
-        tokens = min(5.0, tokens + (now - refill_at) * 40) if refill_at else tokens
+        if refill_at is not None:
+            tokens = min(5.0, tokens + (now - refill_at) * 40)
         refill_at = now
         if tokens < 1:
             refusals += 1
@@ -177,8 +172,17 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
     app = web.Application()
     app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
     ids = [f"adgrp_{n}" for n in range(60)]
-    async with serve(app) as base_url, WhopClient(base_url=base_url, rate_limit=None) as client:
-        result = await client.ad_groups.unpause_many(ids, concurrency=16)
+    in_flight = InFlight()
+
+    async def unpause_all() -> whop_async.BulkResult:
+        async with (
+            serve(app) as base_url,
+            aiohttp.ClientSession(trace_configs=[in_flight.trace]) as session,
+            WhopClient(API_KEY, base_url=base_url, rate_limit=None, session=session) as client,
+        ):
+            return await client.ad_groups.unpause_many(ids, concurrency=16)
+
+    result = run_virtual(unpause_all(), io_pending=in_flight.pending)
     assert result.ok
     assert sorted(unpaused) == sorted(ids)
     assert refusals > 0  # the gate was put to the test
@@ -186,15 +190,14 @@ async def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -
 
 
 @pytest.mark.usefixtures("env")
-async def test_bulk_calls_retry_longer_than_single_calls(
-    mock_api: MockAPI, fake_clock: FakeClock
-) -> None:
+@pytest.mark.virtual_time
+async def test_bulk_calls_retry_longer_than_single_calls(mock_api: MockAPI) -> None:
     """Losing an id in bulk is worse than waiting: 8 retries by default, not 3."""
     url = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
     for _ in range(6):
         mock_api.post(url, status=503)
     mock_api.post(url, payload=ad_group_json("adgrp_1"))
-    async with WhopClient(base_url=BASE_URL, _clock=fake_clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL) as client:
         result = await client.ad_groups.unpause_many(["adgrp_1"])
         assert result.ok
         mock_api.post(url, repeat=True, status=503)

@@ -1,21 +1,30 @@
-"""WhopClient over a mocked API: configuration, the request, errors, retries, logs."""
+"""WhopClient over a mocked API: configuration, the request, errors, retries, logs.
+
+Every test runs in virtual time (whop_async.testing.VirtualTimeLoop): a wait is measured
+where the server sees it, between the moments requests arrive, without sleeping.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
 
 import whop_async
 from whop_async import AdGroupStatus, WhopClient
-from whop_async.testing import SHAPES, FakeWhop, Shape
+from whop_async.testing import SHAPES, Shape
 
-from .helpers import API_KEY, BASE_URL, FakeClock, MockAPI, ad_group_json
+from .helpers import API_KEY, BASE_URL, MockAPI, ad_group_json, jitter_at
+from .scenarios import client as scenario_client
+from .scenarios import serving, unlimited
 
 UNPAUSE_URL = f"{BASE_URL}/ad_groups/adgrp_xxxxxxxxxxxx/unpause"
 RATE_LIMITED = {"error": {"type": "rate_limit_exceeded", "message": "Try again in 12 seconds."}}
+
+pytestmark = pytest.mark.virtual_time
 
 
 def sent_headers(mock_api: MockAPI, url: str = UNPAUSE_URL) -> list[dict[str, str]]:
@@ -29,6 +38,11 @@ def answer_in_turn(mock_api: MockAPI, *answers: dict[str, Any], url: str = UNPAU
 
 
 OK = {"payload": ad_group_json()}
+
+
+def waits(mock_api: MockAPI) -> list[float]:
+    """The seconds between one unpause request and the next, as the server saw them."""
+    return mock_api.waits("POST", UNPAUSE_URL)
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -185,7 +199,6 @@ async def test_every_real_shape_is_read(
 async def test_errors_that_are_not_retried_surface_after_one_request(
     client: WhopClient,
     mock_api: MockAPI,
-    fake_clock: FakeClock,
     status: int,
     error_class: type[whop_async.APIStatusError],
 ) -> None:
@@ -197,12 +210,13 @@ async def test_errors_that_are_not_retried_surface_after_one_request(
             "headers": {"X-Request-Id": "req_1"},
         },
     )
+    loop = asyncio.get_running_loop()
     with pytest.raises(error_class) as caught:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert loop.time() == 0.0  # raised at once: no wait for a retry that never comes
     assert type(caught.value) is error_class
     assert (caught.value.status_code, caught.value.request_id) == (status, "req_1")
     assert len(sent_headers(mock_api)) == 1
-    assert fake_clock.sleeps == []
 
 
 @pytest.mark.parametrize(
@@ -272,14 +286,13 @@ async def test_connection_errors_and_timeouts_are_retried(
 
 
 async def test_after_max_retries_the_last_typed_error_is_raised(
-    client: WhopClient, mock_api: MockAPI, fake_clock: FakeClock
+    client: WhopClient, mock_api: MockAPI
 ) -> None:
     answer_in_turn(mock_api, *[{"status": 503}] * 3, {"status": 502, "body": "gateway"})
     with pytest.raises(whop_async.InternalServerError) as caught:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
     assert caught.value.status_code == 502
     assert len(sent_headers(mock_api)) == 4  # the first attempt and max_retries=3 retries
-    assert len(fake_clock.sleeps) == 3
 
 
 async def test_a_timeout_on_the_last_attempt_surfaces_as_api_timeout_error(
@@ -303,20 +316,20 @@ async def test_max_retries_can_be_set_per_call(
 async def test_backoff_is_full_jitter_doubling_up_to_eight_seconds(
     env: pytest.MonkeyPatch, mock_api: MockAPI
 ) -> None:
-    clock = FakeClock(random_value=1.0)  # the top of each jitter range
+    jitter_at(env, 1.0)  # the top of each jitter range
     answer_in_turn(mock_api, *[{"status": 500}] * 7)
-    async with WhopClient(base_url=BASE_URL, max_retries=6, _clock=clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL, max_retries=6) as client:
         with pytest.raises(whop_async.InternalServerError):
             await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert waits(mock_api) == pytest.approx([0.5, 1.0, 2.0, 4.0, 8.0, 8.0])
 
 
 async def test_jitter_scales_the_backoff(env: pytest.MonkeyPatch, mock_api: MockAPI) -> None:
-    clock = FakeClock(random_value=0.25)
+    jitter_at(env, 0.25)
     answer_in_turn(mock_api, {"status": 500}, {"status": 500}, OK)
-    async with WhopClient(base_url=BASE_URL, _clock=clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL) as client:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    assert clock.sleeps == [0.125, 0.25]
+    assert waits(mock_api) == pytest.approx([0.125, 0.25])
 
 
 @pytest.mark.parametrize(
@@ -330,12 +343,12 @@ async def test_jitter_scales_the_backoff(env: pytest.MonkeyPatch, mock_api: Mock
 async def test_the_server_directed_wait_is_slept(
     env: pytest.MonkeyPatch, mock_api: MockAPI, answer: dict[str, Any], expected_wait: float
 ) -> None:
-    clock = FakeClock()
-    clock.now = 1_798_761_600.0  # 2027-01-01T00:00:00Z
+    # An answer with no Date header: its HTTP-date is read against the local clock.
+    env.setattr(time, "time", lambda: 1_798_761_600.0)  # 2027-01-01T00:00:00Z
     answer_in_turn(mock_api, answer, OK)
-    async with WhopClient(base_url=BASE_URL, _clock=clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL) as client:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    assert clock.sleeps == [expected_wait]
+    assert waits(mock_api) == pytest.approx([expected_wait])
 
 
 @pytest.mark.parametrize(
@@ -354,37 +367,38 @@ async def test_a_429_is_retried_within_the_wait_the_server_named(
     shortest: float,
     longest: float,
 ) -> None:
-    clock = FakeClock()
     answer_in_turn(mock_api, answer, OK)
-    async with WhopClient(base_url=BASE_URL, _clock=clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL) as client:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    assert shortest <= sum(clock.sleeps) <= longest
-    assert len(sent_headers(mock_api)) == 2
+    [waited] = waits(mock_api)
+    assert shortest - 1e-9 <= waited <= longest + 1e-9
 
 
-async def test_a_wait_above_the_cap_raises_at_once(
-    client: WhopClient, mock_api: MockAPI, fake_clock: FakeClock
-) -> None:
+async def test_a_wait_above_the_cap_raises_at_once(client: WhopClient, mock_api: MockAPI) -> None:
     answer_in_turn(mock_api, {"status": 429, "headers": {"Retry-After": "600"}}, OK)
     with pytest.raises(whop_async.RateLimitError) as caught:
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert asyncio.get_running_loop().time() == 0.0
     assert caught.value.retry_after == 600.0
-    assert fake_clock.sleeps == []
     assert len(sent_headers(mock_api)) == 1
 
 
 async def test_the_cap_is_configurable(env: pytest.MonkeyPatch, mock_api: MockAPI) -> None:
-    clock = FakeClock()
     answer_in_turn(mock_api, {"status": 429, "payload": RATE_LIMITED}, OK)
-    async with WhopClient(base_url=BASE_URL, max_server_wait=10, _clock=clock.clock()) as client:
+    async with WhopClient(base_url=BASE_URL, max_server_wait=10) as client:
         with pytest.raises(whop_async.RateLimitError, match="Try again in 12 seconds"):
             await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    assert clock.sleeps == []
+    assert asyncio.get_running_loop().time() == 0.0
+    assert len(sent_headers(mock_api)) == 1
 
 
 async def test_each_retry_is_logged_at_info_without_the_key(
-    client: WhopClient, mock_api: MockAPI, caplog: pytest.LogCaptureFixture
+    client: WhopClient,
+    mock_api: MockAPI,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    jitter_at(monkeypatch, 0.5)
     answer_in_turn(mock_api, {"status": 503, "headers": {"X-Request-Id": "req_7"}}, OK)
     with caplog.at_level(logging.DEBUG, logger="whop_async"):
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
@@ -398,40 +412,35 @@ async def test_each_retry_is_logged_at_info_without_the_key(
     assert (retry.whop_attempt, retry.whop_delay, retry.whop_request_id) == (1, 0.25, "req_7")
     assert API_KEY not in caplog.text
     assert "<redacted>" in caplog.text  # the debug line of each request
+    assert waits(mock_api) == [0.25]  # the wait logged is the wait made
 
 
 # --- cancellation ----------------------------------------------------------------------
 
 
 async def test_a_call_cancelled_during_backoff_returns_at_once(
-    env: pytest.MonkeyPatch, mock_api: MockAPI
+    client: WhopClient, mock_api: MockAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sleeping = asyncio.Event()
-
-    async def sleep_forever(_: float) -> None:
-        sleeping.set()
-        await asyncio.Event().wait()
-
-    from whop_async._clock import Clock
-
+    jitter_at(monkeypatch, 1.0)
+    loop = asyncio.get_running_loop()
     answer_in_turn(mock_api, *[{"status": 503}] * 4)
-    async with WhopClient(base_url=BASE_URL, _clock=Clock(sleep=sleep_forever)) as client:
-        call = asyncio.create_task(client.ad_groups.unpause("adgrp_xxxxxxxxxxxx"))
-        await sleeping.wait()
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
+    call = asyncio.create_task(client.ad_groups.unpause("adgrp_xxxxxxxxxxxx"))
+    await asyncio.sleep(0.25)  # the call backs off for 0.5 s
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert loop.time() == 0.25
     assert len(sent_headers(mock_api)) == 1
 
 
 async def test_cancelled_error_from_the_network_is_never_retried(
-    client: WhopClient, mock_api: MockAPI, fake_clock: FakeClock
+    client: WhopClient, mock_api: MockAPI
 ) -> None:
     answer_in_turn(mock_api, {"exception": asyncio.CancelledError()}, OK)
     with pytest.raises(asyncio.CancelledError):
         await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
+    assert asyncio.get_running_loop().time() == 0.0
     assert len(sent_headers(mock_api)) == 1
-    assert fake_clock.sleeps == []
 
 
 # --- lifecycle -------------------------------------------------------------------------
@@ -447,15 +456,6 @@ async def test_a_closed_client_refuses_calls(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await client.__aenter__()
     await client.close()  # twice is fine
-
-
-async def test_a_client_used_without_async_with_opens_lazily_and_closes(
-    env: pytest.MonkeyPatch, mock_api: MockAPI
-) -> None:
-    answer_in_turn(mock_api, OK)
-    client = WhopClient(base_url=BASE_URL)
-    await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
-    await client.close()
 
 
 async def test_the_key_never_appears_in_an_errors_message_repr_or_traceback(
@@ -480,14 +480,11 @@ async def test_the_key_never_appears_in_an_errors_message_repr_or_traceback(
         assert API_KEY not in text
 
 
-async def test_the_error_after_the_last_retry_does_not_carry_the_first(
-    fake_clock: FakeClock,
-) -> None:
-    async with (
-        FakeWhop(groups=1, rate_limit=None, fail_first=3) as fake,
-        WhopClient(fake.api_key, base_url=fake.base_url, _clock=fake_clock.clock()) as whop,
-    ):
-        with pytest.raises(whop_async.InternalServerError) as failed:
-            await whop.ad_groups.unpause(fake.ids[0], max_retries=2)
-    assert fake.stats.requests == 3
+async def test_the_error_after_the_last_retry_does_not_carry_the_first() -> None:
+    server = unlimited(fail_first=3)
+    with serving(server):
+        async with scenario_client(None) as whop:
+            with pytest.raises(whop_async.InternalServerError) as failed:
+                await whop.ad_groups.unpause("adgrp_1", max_retries=2)
+    assert server.requests == 3
     assert failed.value.__context__ is None  # one error in the traceback, not the first too

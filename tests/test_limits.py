@@ -12,18 +12,29 @@ one call waiting about what the server said.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
+import attrs
 import pytest
+from aiohttp import web
+from aioresponses import CallbackResult
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from yarl import URL
 
 import whop_async
 from whop_async import RateLimit
 from whop_async.testing import run_virtual
 
+from .helpers import InFlight, MockAPI, ShimResponse, ad_group_json, serve
+from .redis_servers import RedisServer, running_redis_server
 from .scenarios import (
+    ANY_REQUEST,
     RealIO,
     Server,
     bulk,
@@ -33,7 +44,6 @@ from .scenarios import (
     timed_calls,
     unlimited,
 )
-from .test_shared import RedisServer, running_redis_server
 
 # --- the backends: one set of rules, state in memory or in Redis ----------------------
 
@@ -249,37 +259,48 @@ def test_a_service_calling_every_200_ms_never_waits_even_after_a_stray_429(
     assert took[-1] <= 0.15  # the refused call itself: one short probe
 
 
-async def _engine_memory_growth(calls: int) -> int:
-    """Bytes the rate-limit engine holds after ``3 * calls`` calls, one every 50 ms and
-    none refused, beyond what it held after ``2 * calls``; memory is traced from the
-    ``calls``-th call on. (The stand-in keeps every request it saw: only the engine's own
-    memory is counted.)"""
-    held_by_the_engine = [tracemalloc.Filter(True, "*/whop_async/_limits/*")]
+async def _memory_growth(calls: int, in_flight: InFlight) -> int:
+    """Bytes whop_async holds after ``3 * calls`` calls, one every 50 ms and none
+    refused, beyond what it held after ``2 * calls``; memory is traced from the
+    ``calls``-th call on. The server is a bare one on a real socket that keeps nothing
+    of what it is sent (a stand-in that keeps every request would hold what whop_async
+    allocated for it)."""
+    held_by_whop_async = [tracemalloc.Filter(True, "*/whop_async/*")]
+    answer = json.dumps(ad_group_json()).encode()
+
+    async def unpause(_: web.Request) -> web.Response:
+        return web.Response(body=answer, content_type="application/json")
 
     def held() -> int:
-        snapshot = tracemalloc.take_snapshot().filter_traces(held_by_the_engine)
+        snapshot = tracemalloc.take_snapshot().filter_traces(held_by_whop_async)
         return sum(stat.size for stat in snapshot.statistics("filename"))
 
-    with serving(unlimited()):
-        async with client(None) as whop:
-            before = 0
-            for number in range(3 * calls):
-                if number == calls:
-                    tracemalloc.start()
-                elif number == 2 * calls:
-                    before = held()
-                await whop.ad_groups.unpause(f"adgrp_{number}")
-                await asyncio.sleep(0.05)
-            return held() - before
+    app = web.Application()
+    app.router.add_post("/api/v1/ad_groups/{id}/unpause", unpause)
+    async with (
+        serve(app) as base_url,
+        aiohttp.ClientSession(trace_configs=[in_flight.trace]) as session,
+        whop_async.WhopClient(
+            "sk_memory", base_url=base_url, rate_limit=None, session=session
+        ) as whop,
+    ):
+        before = 0
+        for number in range(3 * calls):
+            if number == calls:
+                tracemalloc.start()
+            elif number == 2 * calls:
+                before = held()
+            await whop.ad_groups.unpause(f"adgrp_{number}")
+            await asyncio.sleep(0.05)
+        return held() - before
 
 
-def test_a_service_that_is_never_refused_holds_the_same_memory_after_hours(
-    local: Backend,
-) -> None:
+def test_a_service_that_is_never_refused_holds_the_same_memory_after_hours() -> None:
     # Every answer falls in a new slot of the rate estimate's evidence; only the last
     # second of it is ever read, and a service must not keep the rest for its lifetime.
+    in_flight = InFlight()
     try:
-        growth = local.run(_engine_memory_growth(calls=250))
+        growth = run_virtual(_memory_growth(250, in_flight), io_pending=in_flight.pending)
     finally:
         tracemalloc.stop()
     assert growth < 5_000  # a record per answer would be about 25 kB
@@ -397,3 +418,190 @@ def test_waiting_at_the_gate_counts_against_the_calls_own_deadline(local: Backen
     waited, error = local.run(refused_for_long())
     assert waited <= 30.0
     assert "rate_limit_timeout" in str(error) or "Try again" in str(error)
+
+
+# --- the gate, property-tested at the server: one probe at a time, never later than
+# promised, never a storm ------------------------------------------------------------
+
+NO_WAIT = "Rate limit exceeded."
+
+
+@attrs.frozen
+class Refusal:
+    """A 429 as the stand-in words it, and the longest wait it names (None: it names
+    none, as with no hint, a zero or a negative one)."""
+
+    headers: dict[str, str]
+    message: str
+    names: float | None
+
+
+def _named(seconds: float) -> float | None:
+    return seconds if seconds > 0 else None
+
+
+refusals = st.one_of(
+    st.integers(0, 15).map(lambda n: Refusal({"Retry-After": str(n)}, NO_WAIT, _named(n))),
+    st.integers(-30, -1).map(lambda n: Refusal({"Retry-After": str(n)}, NO_WAIT, None)),
+    st.integers(0, 15_000).map(
+        lambda ms: Refusal({"retry-after-ms": str(ms)}, NO_WAIT, _named(ms / 1000))
+    ),
+    st.integers(0, 15).map(lambda n: Refusal({}, f"Try again in {n} seconds.", _named(n))),
+    st.just(Refusal({}, NO_WAIT, None)),
+)
+ACCEPT = None
+scripts = st.lists(st.one_of(refusals, st.just(ACCEPT)), min_size=1, max_size=12)
+
+
+class ScriptedServer:
+    """Answers unpause requests in the order they arrive from ``script`` (a 429, or
+    ACCEPT), accepting everything once it is done; and checks, as requests come, what
+    the gate promises. The operation counts as refused, as the client knows it, from a
+    429 reaching it for a request sent while it was not (the gate closes) until a 200
+    reaches it for a request sent while it was (the probe opens the gate)."""
+
+    ONE_WAY = 0.001  # each way: a request's round trip is 2 ms
+    MIN_PROBE_GAP = 2 * ONE_WAY + 0.001  # a round trip and a millisecond's step
+
+    def __init__(self, script: list[Refusal | None], cap: float) -> None:
+        self.script = list(script)
+        self.cap = cap
+        self.refused = False
+        self.opened_at = -math.inf
+        self.probes_in_flight = 0
+        self.most_probes_in_flight = 0
+        self.deadline = math.inf  # the next request is due by then (the gate's promise)
+        self.latest = math.inf  # the earliest end of a wait named since the gate closed
+        self.last_refused_arrival = -math.inf
+        self.late: list[tuple[float, float]] = []
+        self.storms: list[float] = []
+
+    async def answer(self, url: URL, **_: object) -> CallbackResult:
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        probe = self.refused
+        if sent > self.deadline + 1e-9:
+            self.late.append((sent, self.deadline))
+        self.deadline = math.inf
+        if probe:
+            self.probes_in_flight += 1
+            self.most_probes_in_flight = max(self.most_probes_in_flight, self.probes_in_flight)
+        await asyncio.sleep(self.ONE_WAY)
+        arrived = loop.time()
+        if probe and arrived - self.last_refused_arrival < self.MIN_PROBE_GAP - 1e-9:
+            self.storms.append(arrived - self.last_refused_arrival)
+        answer = self.script.pop(0) if self.script else ACCEPT
+        await asyncio.sleep(self.ONE_WAY)
+        if probe:
+            self.probes_in_flight -= 1
+        if answer is ACCEPT:
+            if probe:
+                self.refused, self.opened_at, self.latest = False, loop.time(), math.inf
+            return CallbackResult(payload=ad_group_json(url.parts[-2]), response_class=ShimResponse)
+        if probe or (not self.refused and sent >= self.opened_at):
+            self._refused(loop.time(), arrived, answer.names, closing=not probe)
+        body = {"error": {"type": "rate_limit_exceeded", "message": answer.message}}
+        return CallbackResult(
+            status=429, headers=answer.headers, payload=body, response_class=ShimResponse
+        )
+
+    def _refused(self, now: float, arrived: float, names: float | None, *, closing: bool) -> None:
+        """A refusal the gate acts on, reaching the client at ``now``: by when the next
+        request is due. A wait the server names within the cap is kept to, and so is
+        every earlier one since the gate closed, until the server refuses past one of
+        them: its word is then no longer believed, this refusal's included. Otherwise
+        the cap bounds the wait."""
+        self.refused = True
+        self.last_refused_arrival = arrived
+        broken = not closing and now >= self.latest
+        if closing or broken:
+            self.latest = math.inf
+        if names is not None and names <= self.cap and not broken:
+            self.latest = min(self.latest, now + names)
+            self.deadline = self.latest
+        else:
+            self.deadline = now + self.cap
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    script=scripts,
+    cap=st.sampled_from([3.0, 10.0, 60.0]),
+    told=st.booleans(),
+    calls=st.integers(2, 6),
+)
+def test_while_refused_one_probe_at_a_time_never_later_than_promised_never_a_storm(
+    script: list[Refusal | None], cap: float, told: bool, calls: int
+) -> None:
+    server = ScriptedServer(script, cap)
+
+    async def concurrent_calls() -> list[object]:
+        with MockAPI() as mocked:
+            mocked.post(ANY_REQUEST, callback=server.answer, repeat=True)
+            limit = RateLimit(600, per=60.0) if told else None
+            async with client(limit, max_server_wait=cap) as whop:
+                return await asyncio.gather(
+                    *(whop.ad_groups.unpause(f"adgrp_{number}") for number in range(calls)),
+                    return_exceptions=True,
+                )
+
+    results = run_virtual(concurrent_calls())
+    # Every call ends: unpaused, or refused for longer than the cap (that call alone).
+    assert all(
+        isinstance(result, whop_async.AdGroup)
+        or (
+            isinstance(result, whop_async.RateLimitError)
+            and result.retry_after is not None
+            and result.retry_after > cap
+        )
+        for result in results
+    ), results
+    assert server.most_probes_in_flight <= 1
+    assert server.late == []
+    assert server.storms == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    style=st.sampled_from(["Retry-After", "retry-after-ms", "message"]),
+    wait=st.integers(1, 150),
+    milliseconds=st.integers(0, 999),
+)
+def test_a_wait_the_server_names_is_kept_to_within_its_precision(
+    style: str, wait: int, milliseconds: int
+) -> None:
+    # Whole seconds are rounded up by servers: the wait ends within the second before.
+    # Milliseconds are exact. A wait beyond max_server_wait (120 s) fails the call.
+    if style == "retry-after-ms":
+        named, precision = wait + milliseconds / 1000, 0.001
+        hint = Refusal({"retry-after-ms": str(wait * 1000 + milliseconds)}, NO_WAIT, named)
+    else:
+        named, precision = float(wait), 1.0
+        hint = (
+            Refusal({"Retry-After": str(wait)}, NO_WAIT, named)
+            if style == "Retry-After"
+            else Refusal({}, f"Try again in {wait} seconds.", named)
+        )
+    url = "https://api.scenario.example/api/v1/ad_groups/adgrp_1/unpause"
+
+    async def one_call() -> tuple[object, list[float], float]:
+        with MockAPI() as mocked:
+            body = {"error": {"type": "rate_limit_exceeded", "message": hint.message}}
+            mocked.post(url, status=429, headers=hint.headers, payload=body)
+            mocked.post(url, payload=ad_group_json("adgrp_1"))
+            async with client(RateLimit(600, per=60.0)) as whop:
+                try:
+                    result: object = await whop.ad_groups.unpause("adgrp_1")
+                except whop_async.RateLimitError as error:
+                    result = error
+            return result, mocked.waits("POST", url), asyncio.get_running_loop().time()
+
+    result, waits, took = run_virtual(one_call())
+    if named <= 120.0:
+        assert isinstance(result, whop_async.AdGroup)
+        [waited] = waits
+        assert named - precision - 1e-9 <= waited <= named + 1e-9
+    else:
+        assert isinstance(result, whop_async.RateLimitError)
+        assert (result.retry_after, result.retry_after_resolution) == (named, precision)
+        assert (waits, took) == ([], 0.0)  # failed at once, nothing sent again

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import shutil
+import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -21,54 +19,8 @@ import whop_async
 from whop_async import RateLimit, WhopClient
 from whop_async.testing import FakeWhop, run_virtual
 
+from .redis_servers import RedisServer, running_redis_server
 from .scenarios import RealIO, Server, client, limited, serving
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A throwaway redis-server on 127.0.0.1 that a test can stop and start again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            shutil.which("redis-server") or "redis-server",
-            "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--enable-debug-command", "yes",
-        ]  # fmt: skip
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            import time
-
-            time.sleep(0.01)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait()
-            self._process = None
-
-
-def running_redis_server() -> Iterator[RedisServer]:
-    """A running redis-server for as long as the generator is not closed."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is missing: install it (apt install redis-server)")
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -266,13 +218,15 @@ async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(
 async def test_the_command_line_shares_the_budget_too(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
-    from .cli_support import whop_async_cli
-
     async with FakeWhop(groups=3) as fake:
-        code, _, stderr = await whop_async_cli(
-            "unpause", *fake.ids, "--redis-url", redis_server.url, fake=fake
-        )
-        assert code == 0, stderr
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "whop_async", "unpause", *fake.ids,
+            "--redis-url", redis_server.url,
+            env={**os.environ, "WHOP_API_KEY": fake.api_key, "WHOP_BASE_URL": fake.base_url},
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await command.communicate()
+        assert command.returncode == 0, stderr.decode()
         assert fake.statuses() == {"active": 3}
     assert [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
 

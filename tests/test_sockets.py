@@ -15,9 +15,9 @@ from whop_async.testing import FakeWhop
 
 from .helpers import (
     API_KEY,
-    FakeClock,
     ad_group_json,
     http_answer,
+    jitter_at,
     read_request_head,
     serve,
     serve_raw,
@@ -27,6 +27,13 @@ AD_GROUP_ID = "adgrp_xxxxxxxxxxxx"
 OK_BYTES = http_answer(200, json.dumps(ad_group_json()).encode())
 
 pytestmark = pytest.mark.usefixtures("env")
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full-jitter backoff drawn at the bottom of its range: retries go at once, so a
+    test over real sockets never sleeps."""
+    jitter_at(monkeypatch, 0.0)
 
 
 class Hang:
@@ -45,7 +52,7 @@ class Hang:
         raise AssertionError("unreachable")
 
 
-async def test_the_exact_bytes_of_an_unpause_request(fake_clock: FakeClock) -> None:
+async def test_the_exact_bytes_of_an_unpause_request() -> None:
     heads: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -69,7 +76,33 @@ async def test_the_exact_bytes_of_an_unpause_request(fake_clock: FakeClock) -> N
     assert "Cookie" not in headers
 
 
-async def test_a_connection_dropped_before_the_answer_is_retried(fake_clock: FakeClock) -> None:
+async def test_a_client_used_without_async_with_opens_lazily_and_closes() -> None:
+    connected, hung_up = asyncio.Event(), asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await read_request_head(reader)
+        writer.write(OK_BYTES)
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+        hung_up.set()
+
+    async with serve_raw(handle) as base_url:
+        client = WhopClient(base_url=base_url)
+        await asyncio.sleep(0)
+        assert not connected.is_set()  # made, not opened
+        group = await client.ad_groups.unpause(AD_GROUP_ID)  # opened by the first call
+        assert group.id == AD_GROUP_ID
+        assert not hung_up.is_set()  # the connection is kept for the next call
+        await client.close()
+        await asyncio.wait_for(hung_up.wait(), timeout=10)  # closed by close()
+    assert client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.ad_groups.unpause(AD_GROUP_ID)
+
+
+@pytest.mark.usefixtures("no_backoff")
+async def test_a_connection_dropped_before_the_answer_is_retried() -> None:
     connections = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -82,44 +115,47 @@ async def test_a_connection_dropped_before_the_answer_is_retried(fake_clock: Fak
 
     async with (
         serve_raw(handle) as base_url,
-        WhopClient(base_url=base_url, _clock=fake_clock.clock()) as client,
+        WhopClient(base_url=base_url) as client,
     ):
         group = await client.ad_groups.unpause(AD_GROUP_ID)
     assert group.id == AD_GROUP_ID
     assert connections == 2
-    assert len(fake_clock.sleeps) == 1
 
 
-async def test_a_connection_dropped_mid_body_is_a_connection_error(fake_clock: FakeClock) -> None:
+@pytest.mark.usefixtures("no_backoff")
+async def test_a_connection_dropped_mid_body_is_a_connection_error() -> None:
+    attempts = 0
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
         await read_request_head(reader)
+        attempts += 1
         writer.write(OK_BYTES[:-20])
         await writer.drain()
 
     async with (
         serve_raw(handle) as base_url,
-        WhopClient(base_url=base_url, max_retries=2, _clock=fake_clock.clock()) as client,
+        WhopClient(base_url=base_url, max_retries=2) as client,
     ):
         with pytest.raises(whop_async.APIConnectionError) as caught:
             await client.ad_groups.unpause(AD_GROUP_ID)
     assert type(caught.value) is whop_async.APIConnectionError
-    assert len(fake_clock.sleeps) == 2
+    assert attempts == 3  # retried twice
 
 
-async def test_a_hung_answer_times_out_and_is_retried(fake_clock: FakeClock) -> None:
+@pytest.mark.usefixtures("no_backoff")
+async def test_a_hung_answer_times_out_and_is_retried() -> None:
     hang = Hang()
     async with (
         serve(hang.app) as base_url,
-        WhopClient(
-            base_url=base_url, timeout=0.05, max_retries=1, _clock=fake_clock.clock()
-        ) as client,
+        WhopClient(base_url=base_url, timeout=0.05, max_retries=1) as client,
     ):
         with pytest.raises(whop_async.APITimeoutError, match=r"timed out after 0\.05 s"):
             await client.ad_groups.unpause(AD_GROUP_ID)
     assert hang.attempts == 2
 
 
-async def test_redirects_are_not_followed_even_to_the_same_api(fake_clock: FakeClock) -> None:
+async def test_redirects_are_not_followed_even_to_the_same_api() -> None:
     elsewhere_hits = 0
 
     async def elsewhere(_: web.Request) -> web.Response:

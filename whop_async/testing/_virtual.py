@@ -64,8 +64,10 @@ def run_virtual(
 ) -> T:
     """Run ``main`` to the end on a fresh VirtualTimeLoop, and return what it returns:
 
-    def test_a_minute_of_rate_limits() -> None:
-        run_virtual(main())
+        def test_a_minute_of_rate_limits() -> None:
+            run_virtual(main())
+
+    ``io_pending`` tells the loop when real I/O is outstanding (see VirtualTimeLoop).
     """
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(io_pending)) as runner:
         return runner.run(main)
