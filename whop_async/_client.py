@@ -189,7 +189,8 @@ class WhopClient:
         It shares this client's HTTP session, its rate limiting (pacing, the gate
         after a 429, the adapted rate), its outage breaker and its retry budget, so its
         calls and this client's never compete for the same limit. Closing it closes
-        only it; closing this client closes both.
+        only it; closing this client closes both. An option left as None keeps this
+        client's setting.
 
         Args:
             timeout: seconds each attempt may take.
@@ -197,7 +198,6 @@ class WhopClient:
             rate_limit_timeout: how long one call may wait for the rate limit.
             default_headers: headers added to (or replacing) this client's on every
                 request; ``Authorization`` and ``Idempotency-Key`` cannot be set.
-            None keeps this client's setting.
 
         Raises:
             ValueError: an option is out of range.
