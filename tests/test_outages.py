@@ -79,12 +79,6 @@ def test_retries_and_dropped_connections_lose_nothing() -> None:
     assert server.fake.stats.faults >= 40 + 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the outage's probes spend the probing call's own max_retries: the oldest call"
-    " takes every other probe, and its eighth failed probe (at 115.5 s, as the run gives"
-    " up) ends it with its own 503 instead of 'outage'",
-)
 def test_a_long_outage_costs_probes_not_requests_per_id_then_ends_the_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
