@@ -162,12 +162,15 @@ class NotFinishedError(WhopError):
     """An id of a bulk run that the run stopped before finishing.
 
     The run stops for an error every further id would meet too (a wrong key: a 401; a
-    base URL where nothing ever answered), when its ``deadline`` passes, or when the
-    server has answered nothing for longer than the run's ``max_outage``. Ids in flight
+    base URL where nothing answered for 10 s, or whose name does not resolve), when its
+    ``deadline`` passes, when the server has answered nothing for longer than the run's
+    ``max_outage``, or when it refused every request for a call's whole
+    ``rate_limit_timeout``. Ids in flight
     then finish; the others end with this error, so every id is accounted for.
 
     Attributes:
-        reason: ``"fatal"``, ``"deadline"`` or ``"outage"``.
+        reason: ``"fatal"``, ``"deadline"``, ``"outage"`` or ``"rate_limit"`` (the
+            server refused every request for a call's whole rate_limit_timeout).
         cause: the error behind the stop (None for ``"deadline"``).
         attempted: True when a request for this id was sent before the stop, so the
             server may have acted on it (sending it again with the same
