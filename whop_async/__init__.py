@@ -16,6 +16,7 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    StopReason,
     UnprocessableEntityError,
     WhopError,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "SentRequest",
+    "StopReason",
     "UnprocessableEntityError",
     "WhopClient",
     "WhopError",

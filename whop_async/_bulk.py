@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, 
 from typing import cast
 
 from ._clock import Clock
-from ._exceptions import APIResponseValidationError, NotFinishedError, WhopError
+from ._exceptions import APIResponseValidationError, NotFinishedError, StopReason, WhopError
 from ._models import AdGroup, BulkResult, Outcome
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
@@ -46,10 +46,10 @@ class BulkRun:
         self.deadline = math.inf if deadline is None else clock.monotonic() + deadline
         self.max_outage = max_outage
         self.stopping = asyncio.Event()
-        self.reason: str | None = None
+        self.reason: StopReason | None = None
         self.cause: BaseException | None = None
 
-    def stop(self, reason: str, cause: BaseException | None) -> None:
+    def stop(self, reason: StopReason, cause: BaseException | None) -> None:
         """Stop the run (the first reason given stands)."""
         if self.reason is None:
             self.reason, self.cause = reason, cause
@@ -59,20 +59,20 @@ class BulkRun:
     def past_deadline(self) -> bool:
         """True, and the run stopped, once its deadline has passed."""
         if self.deadline < math.inf and self._clock.monotonic() >= self.deadline:
-            self.stop("deadline", None)
+            self.stop(StopReason.DEADLINE, None)
         return self.stopping.is_set()
 
     def not_finished(self, what: str, *, attempted: bool) -> NotFinishedError:
         """The error of an id the run stopped before finishing."""
         state = "not finished" if attempted else "never sent"
-        if self.reason == "deadline":
+        if self.reason is StopReason.DEADLINE:
             why = f"the run's deadline ({self._seconds:g} s) passed"
-        elif self.reason == "rate_limit":
+        elif self.reason is StopReason.RATE_LIMIT:
             why = (
                 "the server refused every request for a call's whole rate_limit_timeout;"
                 f" last: {self.cause}"
             )
-        elif self.reason == "outage":
+        elif self.reason is StopReason.OUTAGE:
             why = (
                 f"the server answered nothing for {self.max_outage:g} s (max_outage);"
                 f" last: {type(self.cause).__name__}: {self.cause}"
@@ -84,7 +84,7 @@ class BulkRun:
             )
         return NotFinishedError(
             f"{what}: {state}: {why}",
-            reason=self.reason or "fatal",
+            reason=self.reason or StopReason.FATAL,
             cause=self.cause,
             attempted=attempted,
         )

@@ -23,8 +23,8 @@ import attrs
 from . import _sansio
 from ._bulk import BulkRun
 from ._clock import Clock
-from ._exceptions import APIError, NotFinishedError, RateLimitError
-from ._limits import Engine, Patience, Stopped, WaitTooLong
+from ._exceptions import APIError, NotFinishedError, RateLimitError, StopReason
+from ._limits import Bound, Engine, Patience, Stopped, WaitTooLong
 from ._options import NO_OPTIONS, RequestOptions
 from ._retry import CallRetries, RetryPolicy, is_retryable
 from ._shaping import finish_as
@@ -133,7 +133,7 @@ class Calls:
         """A bulk run's bounds and stop, told of errors that would fail every call."""
         engine = self.wiring.engine
         run = BulkRun(self.wiring.clock, deadline=deadline, max_outage=max_outage)
-        with engine.listening_for_fatal(lambda error: run.stop("fatal", error)):
+        with engine.listening_for_fatal(lambda error: run.stop(StopReason.FATAL, error)):
             yield run
 
 
@@ -307,17 +307,17 @@ class Call:
 
     def _gave_up(self, too_long: WaitTooLong) -> APIError | NotFinishedError:
         run = self._options.run
-        if run is not None and too_long.bound == "outage":
-            run.stop("outage", self._last_error)
+        if run is not None and too_long.bound is Bound.OUTAGE:
+            run.stop(StopReason.OUTAGE, self._last_error)
             return self._not_finished()
         if run is not None and run.deadline <= self.patience.deadline:
-            run.stop("deadline", None)
+            run.stop(StopReason.DEADLINE, None)
             return self._not_finished()
         error = self._waited_too_long_for_the_rate_limit(too_long)
         if run is not None and too_long.refused:
             # The server refused everything for this call's whole rate_limit_timeout:
             # every other id would wait as long.
-            run.stop("rate_limit", error)
+            run.stop(StopReason.RATE_LIMIT, error)
         return error
 
     def _waited_too_long_for_the_rate_limit(self, too_long: WaitTooLong) -> RateLimitError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -158,6 +159,20 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     return _CLASS_BY_STATUS.get(status_code, APIStatusError)
 
 
+class StopReason(enum.StrEnum):
+    """Why a bulk run stopped before finishing every id (a str: compares equal to
+    ``"fatal"`` and the others)."""
+
+    FATAL = "fatal"
+    """An error every id would meet: a 401, or a base URL where nothing answers."""
+    DEADLINE = "deadline"
+    """The run's ``deadline`` passed."""
+    OUTAGE = "outage"
+    """The server answered nothing for longer than the run's ``max_outage``."""
+    RATE_LIMIT = "rate_limit"
+    """The server refused every request for a call's whole ``rate_limit_timeout``."""
+
+
 class NotFinishedError(WhopError):
     """An id of a bulk run that the run stopped before finishing.
 
@@ -169,8 +184,8 @@ class NotFinishedError(WhopError):
     then finish; the others end with this error, so every id is accounted for.
 
     Attributes:
-        reason: ``"fatal"``, ``"deadline"``, ``"outage"`` or ``"rate_limit"`` (the
-            server refused every request for a call's whole rate_limit_timeout).
+        reason: a StopReason: ``"fatal"``, ``"deadline"``, ``"outage"`` or
+            ``"rate_limit"``.
         cause: the error behind the stop (None for ``"deadline"``).
         attempted: True when a request for this id was sent before the stop, so the
             server may have acted on it (sending it again with the same
@@ -178,7 +193,7 @@ class NotFinishedError(WhopError):
     """
 
     def __init__(
-        self, message: str, *, reason: str, cause: BaseException | None, attempted: bool
+        self, message: str, *, reason: StopReason, cause: BaseException | None, attempted: bool
     ) -> None:
         super().__init__(message)
         self.reason = reason

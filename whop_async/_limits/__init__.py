@@ -4,9 +4,10 @@ state, and the engine that takes turns and reports their answers."""
 from .engine import Engine, NothingAnswers, Turn
 from .gate import WaitHint
 from .limit import ClientStats, RateLimit
-from .limiter import Closed, Patience, Stopped, WaitTooLong
+from .limiter import Bound, Closed, Patience, Stopped, WaitTooLong
 
 __all__ = [
+    "Bound",
     "ClientStats",
     "Closed",
     "Engine",

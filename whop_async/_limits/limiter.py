@@ -9,6 +9,7 @@ client's close.
 from __future__ import annotations
 
 import asyncio
+import enum
 import heapq
 import itertools
 import math
@@ -25,16 +26,24 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
+class Bound(enum.Enum):
+    """What a call waits for its turn within."""
+
+    DEADLINE = "deadline"
+    """Its own: its rate_limit_timeout, or its run's deadline."""
+    OUTAGE = "outage"
+    """The longest outage it waits through (its run's max_outage)."""
+
+
 class WaitTooLong(Exception):
     """A call's turn would come after one of its bounds: it gives up instead of waiting.
 
-    ``bound`` says which: ``"deadline"`` (the call's own) or ``"outage"`` (the longest
-    outage it waits through); ``refused`` when it waited at a closed gate (the server
-    was refusing).
+    ``bound`` says which; ``refused`` when it waited at a closed gate (the server was
+    refusing).
     """
 
-    def __init__(self, wait: float, bound: str, *, refused: bool = False) -> None:
-        super().__init__(f"the next turn is {wait:.1f} s away, past the call's {bound}")
+    def __init__(self, wait: float, bound: Bound, *, refused: bool = False) -> None:
+        super().__init__(f"the next turn is {wait:.1f} s away, past the call's {bound.value}")
         self.wait = wait
         self.bound = bound
         self.refused = refused
@@ -198,17 +207,17 @@ class OperationLimiter:
                 wait = breaker.wait(now)
                 if wait is not None:
                     ends = breaker.tripped_at + call.patience.max_outage
-                    await self._nap(wait, call.patience, "outage", ends)
+                    await self._nap(wait, call.patience, Bound.OUTAGE, ends)
                     continue
                 breaker.take_probe(now)
                 breaker_probe = True
             if not self._window_has_room():
-                await self._nap(_UNTIL_A_SLOT_FREES, call.patience, "deadline", math.inf)
+                await self._nap(_UNTIL_A_SLOT_FREES, call.patience, Bound.DEADLINE, math.inf)
                 continue
             decision = await self._store.take(self.operation)
             if isinstance(decision, Taken):
                 return self._ticket(decision, breaker_probe)
-            await self._nap(decision, call.patience, "deadline", math.inf)
+            await self._nap(decision, call.patience, Bound.DEADLINE, math.inf)
 
     def _ticket(self, taken: Taken, breaker_probe: bool) -> Ticket:
         window = self.slow_start
@@ -219,7 +228,7 @@ class OperationLimiter:
     def _window_has_room(self) -> bool:
         return self.slow_start is None or self.slow_start.has_room()
 
-    async def _nap(self, wait: Wait, patience: Patience, bound: str, ends: float) -> None:
+    async def _nap(self, wait: Wait, patience: Patience, bound: Bound, ends: float) -> None:
         """Wait as ``wait`` says (less if woken, when it is gated); give up at once when
         the turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
         """
@@ -230,8 +239,8 @@ class OperationLimiter:
         if now >= limit or earliest > limit:
             raise WaitTooLong(
                 wait.seconds,
-                bound if ends < patience.deadline else "deadline",
-                refused=wait.gated and wait is not _UNTIL_A_SLOT_FREES and bound == "deadline",
+                bound if ends < patience.deadline else Bound.DEADLINE,
+                refused=wait.gated and wait is not _UNTIL_A_SLOT_FREES and bound is Bound.DEADLINE,
             )
         if wait.gated:
             self.changed.clear()  # from now on: a change while this request waits
@@ -253,7 +262,7 @@ class OperationLimiter:
                 patience.check()
                 now = self._engine.clock.monotonic()
                 if now >= patience.deadline:
-                    raise WaitTooLong(math.inf, "deadline")
+                    raise WaitTooLong(math.inf, Bound.DEADLINE)
                 await self._engine.sleep(patience.deadline - now, waiter.called, patience)
             if waiter.handed is not None:
                 # A turn handed before the deadline is used, as the head's would be;
