@@ -18,7 +18,7 @@ EXPECTED = {
     "APIResponseValidationError", "__version__", "RateLimit", "BulkResult", "Outcome",
     "InvalidIdError", "NotFinishedError", "ClientStats", "AdGroupList", "AdGroupPage",
     "PageInfo", "AdGroupIssue", "DeliveryStatus", "RawResponse", "SentRequest", "CallOptions",
-    "BulkOptions", "StopReason",
+    "BulkOptions", "StopReason", "WHOP_RATE_LIMIT", "BULK_CONCURRENCY",
 }  # fmt: skip
 
 

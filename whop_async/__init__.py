@@ -34,12 +34,14 @@ from ._models import (
     Outcome,
     PageInfo,
 )
-from ._options import BulkOptions, CallOptions
+from ._options import BULK_CONCURRENCY, WHOP_RATE_LIMIT, BulkOptions, CallOptions
 from ._response import RawResponse, SentRequest
 from ._version import __version__
 from .resources.ad_groups import AdGroupList
 
 __all__ = [
+    "BULK_CONCURRENCY",
+    "WHOP_RATE_LIMIT",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",

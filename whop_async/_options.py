@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from ._bulk import BulkRun
     from ._models import Outcome
 
-# Whop's documented budget: 600 requests per minute per operation and key.
 WHOP_RATE_LIMIT = RateLimit(600, per=60.0)
+"""Whop's documented budget: 600 requests a minute per operation and credential (the
+client's default ``rate_limit``)."""
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_SERVER_WAIT = 120.0
@@ -33,6 +34,7 @@ BULK_MAX_RETRIES = 8
 # A run waits through an outage of minutes before it gives up on what is left.
 BULK_MAX_OUTAGE = 600.0
 BULK_CONCURRENCY = 16
+"""How many calls of a bulk run go at once unless ``concurrency=`` says otherwise."""
 
 
 def _seconds(value: object, *, name: str, positive: bool) -> float:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, I
 from pathlib import Path
 
 from .. import (
+    BULK_CONCURRENCY,
     AdGroup,
     AdGroupList,
     AdGroupStatus,
@@ -330,7 +331,7 @@ async def demo_command(options: argparse.Namespace) -> int:
                 "unpause",
                 paused,
                 total=len(fake.ids),
-                concurrency=16,
+                concurrency=BULK_CONCURRENCY,
                 journal=None,
                 quiet=False,
             )

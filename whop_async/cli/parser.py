@@ -8,11 +8,11 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from .. import AdGroupStatus, __version__
+from .. import BULK_CONCURRENCY, WHOP_RATE_LIMIT, AdGroupStatus, __version__
 from ..testing import FakeWhop
 from .exits import MEANINGS, ExitCode
 
-WHOP_RATE_PER_MINUTE = 600
+WHOP_RATE_PER_MINUTE = round(WHOP_RATE_LIMIT.requests * 60 / WHOP_RATE_LIMIT.per)
 
 # The groups a campaign-wide run acts on: unpause what is paused, pause what is active.
 _CAMPAIGN_STATUS = {"unpause": AdGroupStatus.PAUSED, "pause": AdGroupStatus.ACTIVE}
@@ -109,7 +109,7 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate",
         type=_requests_per_minute,
         default=WHOP_RATE_PER_MINUTE,
-        help="requests per minute per operation (600; 0: no pacing)",
+        help=f"requests per minute per operation ({WHOP_RATE_PER_MINUTE}; 0: no pacing)",
     )
     parser.add_argument("--base-url", help="API base URL (default: WHOP_BASE_URL, then Whop's)")
     parser.add_argument(
@@ -142,8 +142,8 @@ def _add_change_status_parser(commands: Any, verb: str) -> None:
     command.add_argument(
         "--concurrency",
         type=whole_number("a whole number of calls", least=1),
-        default=16,
-        help="calls at once (16)",
+        default=BULK_CONCURRENCY,
+        help=f"calls at once ({BULK_CONCURRENCY})",
     )
     _add_connection_arguments(command)
     command.add_argument("--quiet", action="store_true", help="no progress bar")
