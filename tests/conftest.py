@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 import whop_async
-from whop_async.testing import VirtualTimeLoop
 
 from .helpers import API_KEY, BASE_URL, MockAPI
 
 # The fixture users get: the project tests itself with it too.
 pytest_plugins = ["whop_async.testing.pytest_plugin"]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "virtual_time: run the test and its async fixtures on whop_async.testing's"
-        " VirtualTimeLoop, where every wait of the client is instant and exact",
-    )
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The loop an async test runs on: virtual time when marked ``virtual_time``."""
-    if item.get_closest_marker("virtual_time") is not None:
-        return {"virtual time": VirtualTimeLoop}
-    return {"real time": asyncio.new_event_loop}
 
 
 @pytest.fixture
