@@ -401,12 +401,12 @@ class Redactor:
         """``headers`` themselves when they hold no secret, else a copy without them."""
         if self._pattern is None:
             return headers
-        forms = self._forms
-        for name, value in headers.items():
-            if _may_hold(value, forms, "\\") or _may_hold(name, forms, "\\"):
-                text = self.text
-                return CIMultiDict((text(name), text(value)) for name, value in headers.items())
-        return headers
+        # One search of every name and value at once: most answers hold no secret.
+        every = "\n".join(itertools.chain.from_iterable(headers.items()))
+        if not _may_hold(every, self._forms, "\\"):
+            return headers
+        text = self.text
+        return CIMultiDict((text(name), text(value)) for name, value in headers.items())
 
     def response(self, response: Response) -> Response:
         """``response`` itself when it holds no secret, else a copy without them."""
