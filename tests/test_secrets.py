@@ -7,16 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import traceback
 from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 import whop_async
 from whop_async import WhopClient
 
-from .helpers import FakeClock, http_answer, read_request_head, serve, serve_raw
+from .helpers import BASE_URL, MockAPI, http_answer, read_request_head, serve, serve_raw
 
 # A key with characters that percent-encoding and JSON escaping change.
 KEY = "sk_live/ab+cd=ef_0123456789"
@@ -105,32 +108,72 @@ async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 @pytest.mark.parametrize(
     "handle",
-    [garbage, quoting_the_key, bad_header, cut_short, hangs_up, never_answers],
+    [garbage, quoting_the_key, bad_header, cut_short, hangs_up],
     ids=lambda handle: handle.__name__,
 )
-async def test_a_connection_error_chains_to_nothing_that_holds_the_key(
-    fake_clock: FakeClock, handle: object
-) -> None:
-    async with serve_raw(handle) as base_url:  # type: ignore[arg-type]
-        client = WhopClient(
-            KEY, base_url=base_url, max_retries=0, timeout=0.05, _clock=fake_clock.clock()
-        )
-        async with client:
-            with pytest.raises(whop_async.APIConnectionError) as caught:
-                await client.ad_groups.unpause("adgrp_1")
+async def test_a_connection_error_chains_to_nothing_that_holds_the_key(handle: object) -> None:
+    async with (
+        serve_raw(handle) as base_url,  # type: ignore[arg-type]
+        WhopClient(KEY, base_url=base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(whop_async.APIConnectionError) as caught:
+            await client.ad_groups.unpause("adgrp_1")
+    assert not isinstance(caught.value, whop_async.APITimeoutError)  # answered, badly
     assert_no_key_reachable_from(caught.value)
     assert caught.value.message.startswith("POST http://127.0.0.1:")
 
 
-async def test_a_refused_connection_chains_to_nothing_that_holds_the_key(
-    fake_clock: FakeClock,
-) -> None:
+@pytest.mark.virtual_time
+async def test_a_timeout_chains_to_nothing_that_holds_the_key() -> None:
+    async with (
+        serve_raw(never_answers) as base_url,
+        WhopClient(KEY, base_url=base_url, max_retries=0, timeout=5.0) as client,
+    ):
+        with pytest.raises(whop_async.APITimeoutError) as caught:
+            await client.ad_groups.unpause("adgrp_1")
+    assert_no_key_reachable_from(caught.value)
+    assert caught.value.message.startswith("POST http://127.0.0.1:")
+
+
+async def test_a_refused_connection_chains_to_nothing_that_holds_the_key() -> None:
     async with serve_raw(hangs_up) as base_url:
         pass  # closed: nothing listens at its port any more
-    async with WhopClient(KEY, base_url=base_url, max_retries=0, _clock=fake_clock.clock()) as c:
+    async with WhopClient(KEY, base_url=base_url, max_retries=0) as client:
         with pytest.raises(whop_async.APIConnectionError, match="could not connect") as caught:
-            await c.ad_groups.unpause("adgrp_1")
+            await client.ad_groups.unpause("adgrp_1")
     assert_no_key_reachable_from(caught.value)
+
+
+async def errors_of_every_kind(answer: dict[str, Any]) -> list[whop_async.WhopError]:
+    """The errors of one unpause, and of one in a bulk run, answered ``answer`` (retried
+    once, in virtual time)."""
+    url = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
+    with MockAPI() as mocked:
+        mocked.post(url, repeat=True, **answer)
+        async with WhopClient(KEY, base_url=BASE_URL, max_retries=1) as client:
+            with pytest.raises(whop_async.WhopError) as caught:
+                await client.ad_groups.unpause("adgrp_1")
+            result = await client.ad_groups.unpause_many(["adgrp_1"])
+    return [caught.value, *result.failed.values(), *result.unreadable.values()]
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 404, "payload": {"error": {"type": "not_found", "message": "No such group."}}},
+        {"status": 503},
+        {"status": 200, "payload": {"status": "active"}},  # not an ad group
+        {"exception": aiohttp.ClientConnectionError("reset")},
+        {"exception": TimeoutError()},
+    ],
+    ids=["404", "503", "2xx not an ad group", "reset", "timeout"],
+)
+async def test_a_traceback_shown_with_its_locals_holds_no_key(answer: dict[str, Any]) -> None:
+    # As error trackers record an error: every frame's variables, through repr.
+    for error in await errors_of_every_kind(answer):
+        shown = traceback.TracebackException.from_exception(error, capture_locals=True)
+        assert_no_key_reachable_from("".join(shown.format()))
 
 
 # --- answers that echo the key --------------------------------------------------------
