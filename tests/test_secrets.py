@@ -1,22 +1,30 @@
 """The key, and any password, nowhere whop_async keeps or shows: not in an error nor
 in anything it chains to, not in an answer handed back (2xx included), not in a journal
-line or a log; a base URL holding a password is refused without showing it."""
+line, a log or a traceback's locals; a base URL holding a password is refused without
+showing it. Through clients against raw sockets, local servers, the stand-in (FakeWhop)
+and mocked answers; hypothesis tries keys and spellings of them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import traceback
 from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import whop_async
 from whop_async import WhopClient
+from whop_async.testing import FakeWhop, run_virtual
 
-from .helpers import FakeClock, http_answer, read_request_head, serve, serve_raw
+from .helpers import BASE_URL, MockAPI, http_answer, read_request_head, serve, serve_raw
 
 # A key with characters that percent-encoding and JSON escaping change.
 KEY = "sk_live/ab+cd=ef_0123456789"
@@ -105,32 +113,72 @@ async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 @pytest.mark.parametrize(
     "handle",
-    [garbage, quoting_the_key, bad_header, cut_short, hangs_up, never_answers],
+    [garbage, quoting_the_key, bad_header, cut_short, hangs_up],
     ids=lambda handle: handle.__name__,
 )
-async def test_a_connection_error_chains_to_nothing_that_holds_the_key(
-    fake_clock: FakeClock, handle: object
-) -> None:
-    async with serve_raw(handle) as base_url:  # type: ignore[arg-type]
-        client = WhopClient(
-            KEY, base_url=base_url, max_retries=0, timeout=0.05, _clock=fake_clock.clock()
-        )
-        async with client:
-            with pytest.raises(whop_async.APIConnectionError) as caught:
-                await client.ad_groups.unpause("adgrp_1")
+async def test_a_connection_error_chains_to_nothing_that_holds_the_key(handle: object) -> None:
+    async with (
+        serve_raw(handle) as base_url,  # type: ignore[arg-type]
+        WhopClient(KEY, base_url=base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(whop_async.APIConnectionError) as caught:
+            await client.ad_groups.unpause("adgrp_1")
+    assert not isinstance(caught.value, whop_async.APITimeoutError)  # answered, badly
     assert_no_key_reachable_from(caught.value)
     assert caught.value.message.startswith("POST http://127.0.0.1:")
 
 
-async def test_a_refused_connection_chains_to_nothing_that_holds_the_key(
-    fake_clock: FakeClock,
-) -> None:
+@pytest.mark.virtual_time
+async def test_a_timeout_chains_to_nothing_that_holds_the_key() -> None:
+    async with (
+        serve_raw(never_answers) as base_url,
+        WhopClient(KEY, base_url=base_url, max_retries=0, timeout=5.0) as client,
+    ):
+        with pytest.raises(whop_async.APITimeoutError) as caught:
+            await client.ad_groups.unpause("adgrp_1")
+    assert_no_key_reachable_from(caught.value)
+    assert caught.value.message.startswith("POST http://127.0.0.1:")
+
+
+async def test_a_refused_connection_chains_to_nothing_that_holds_the_key() -> None:
     async with serve_raw(hangs_up) as base_url:
         pass  # closed: nothing listens at its port any more
-    async with WhopClient(KEY, base_url=base_url, max_retries=0, _clock=fake_clock.clock()) as c:
+    async with WhopClient(KEY, base_url=base_url, max_retries=0) as client:
         with pytest.raises(whop_async.APIConnectionError, match="could not connect") as caught:
-            await c.ad_groups.unpause("adgrp_1")
+            await client.ad_groups.unpause("adgrp_1")
     assert_no_key_reachable_from(caught.value)
+
+
+async def errors_of_every_kind(answer: dict[str, Any]) -> list[whop_async.WhopError]:
+    """The errors of one unpause, and of one in a bulk run, answered ``answer`` (retried
+    once, in virtual time)."""
+    url = f"{BASE_URL}/ad_groups/adgrp_1/unpause"
+    with MockAPI() as mocked:
+        mocked.post(url, repeat=True, **answer)
+        async with WhopClient(KEY, base_url=BASE_URL, max_retries=1) as client:
+            with pytest.raises(whop_async.WhopError) as caught:
+                await client.ad_groups.unpause("adgrp_1")
+            result = await client.ad_groups.unpause_many(["adgrp_1"])
+    return [caught.value, *result.failed.values(), *result.unreadable.values()]
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 404, "payload": {"error": {"type": "not_found", "message": "No such group."}}},
+        {"status": 503},
+        {"status": 200, "payload": {"status": "active"}},  # not an ad group
+        {"exception": aiohttp.ClientConnectionError("reset")},
+        {"exception": TimeoutError()},
+    ],
+    ids=["404", "503", "2xx not an ad group", "reset", "timeout"],
+)
+async def test_a_traceback_shown_with_its_locals_holds_no_key(answer: dict[str, Any]) -> None:
+    # As error trackers record an error: every frame's variables, through repr.
+    for error in await errors_of_every_kind(answer):
+        shown = traceback.TracebackException.from_exception(error, capture_locals=True)
+        assert_no_key_reachable_from("".join(shown.format()))
 
 
 # --- answers that echo the key --------------------------------------------------------
@@ -209,6 +257,113 @@ async def test_a_2xx_that_echoes_the_key_keeps_it_nowhere(
         "adgrp_unreadable",
     ]
     assert result.failed["adgrp_refused"].body["echo_2"] == "<redacted>"  # type: ignore[attr-defined]
+
+
+async def test_the_stand_in_echoing_the_key_in_every_answer_finds_it_kept_nowhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wrong_key = "sk_wrong/0123456789"
+    with caplog.at_level(logging.DEBUG, logger="whop_async"):
+        async with FakeWhop(groups=2, rate_limit=1, echo_key=True, api_key=KEY) as fake:
+            async with WhopClient(KEY, base_url=fake.base_url, max_server_wait=0) as client:
+                group = await client.ad_groups.unpause(fake.ids[0])
+                with pytest.raises(whop_async.RateLimitError) as limited:
+                    await client.ad_groups.unpause(fake.ids[1])
+                with pytest.raises(whop_async.NotFoundError) as missing:
+                    await client.ad_groups.retrieve("adgrp_nosuchgroup")
+            async with WhopClient(wrong_key, base_url=fake.base_url) as client:
+                with pytest.raises(whop_async.AuthenticationError) as refused:
+                    await client.ad_groups.unpause(fake.ids[1])
+    assert group.to_dict()["echo"] == {"authorization": "Bearer <redacted>"}
+    errors = [limited.value, missing.value, refused.value]
+    assert all("(Authorization: Bearer <redacted>)" in str(error) for error in errors)
+    kept = [group, group.to_dict(), group.to_json(), *errors, caplog.text]
+    assert_no_key_reachable_from(kept, [*spellings(), *spellings(wrong_key)])
+
+
+# --- any key, however an answer spells it ----------------------------------------------
+
+# Visible ASCII, as keys are; not '<' or '>', which could make a key of "<redacted>"
+# and what follows it.
+KEY_CHARACTERS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="<>")
+# What a JSON string holds without an escape.
+UNESCAPED = st.characters(exclude_categories=("Cc", "Cs"), exclude_characters='"\\')
+
+
+def spellings_in_json(character: str) -> list[str]:
+    """How a JSON string may hold ``character``."""
+    escaped = [f"\\u{ord(character):04x}", f"\\u{ord(character):04X}"]
+    if character in '"\\':
+        return [*escaped, "\\" + character]
+    return [*escaped, character] + (["\\/"] if character == "/" else [])
+
+
+def kept_of(
+    key: str, body: bytes
+) -> tuple[whop_async.AdGroup, whop_async.RawResponse[whop_async.AdGroup], whop_async.WhopError]:
+    """What a client with ``key`` keeps of ``body``: answered to an unpause with 200 (the
+    ad group, and the raw response) and with 404 (the error)."""
+
+    async def unpause() -> tuple[
+        whop_async.AdGroup, whop_async.RawResponse[whop_async.AdGroup], whop_async.WhopError
+    ]:
+        with MockAPI() as mocked:
+            mocked.post(f"{BASE_URL}/ad_groups/adgrp_1/unpause", body=body, repeat=True)
+            mocked.post(f"{BASE_URL}/ad_groups/adgrp_2/unpause", status=404, body=body)
+            async with WhopClient(key, base_url=BASE_URL, max_retries=0) as client:
+                group = await client.ad_groups.unpause("adgrp_1")
+                raw = await client.ad_groups.with_raw_response.unpause("adgrp_1")
+                with pytest.raises(whop_async.NotFoundError) as caught:
+                    await client.ad_groups.unpause("adgrp_2")
+        return group, raw, caught.value
+
+    return run_virtual(unpause())
+
+
+@settings(max_examples=50)
+@given(
+    key=st.text(KEY_CHARACTERS, min_size=8, max_size=40),
+    around=st.tuples(st.text(max_size=20), st.text(max_size=20)),
+    with_url=st.booleans(),
+    data=st.data(),
+)
+def test_a_key_echoed_in_any_spelling_leaves_nothing_of_it(
+    key: str, around: tuple[str, str], with_url: bool, data: st.DataObject
+) -> None:
+    spelled = "".join(data.draw(st.sampled_from(spellings_in_json(c))) for c in key)
+    before, after = (json.dumps(text)[1:-1] for text in around)
+    echoes = f'"echo": "{before}{spelled}{after}"'
+    if with_url:
+        echoes += f', "url": "{quote(key, safe="")}"'
+    body = f'{{"id": "adgrp_1", "status": "active", {echoes}}}'.encode()
+    group, raw, error = kept_of(key, body)
+    assert isinstance(error, whop_async.NotFoundError)
+    shown = [
+        group.to_json(),
+        raw.content.decode(),
+        json.dumps(group.to_dict(), ensure_ascii=False),
+        json.dumps(error.body, ensure_ascii=False),
+        str(error),
+    ]
+    for text in shown:
+        assert key not in text
+        assert quote(key, safe="") not in text
+    for decoded in (group.to_dict(), json.loads(raw.content), error.body):  # still JSON
+        assert "<redacted>" in decoded["echo"]
+        assert decoded.get("url", "<redacted>") == "<redacted>"
+
+
+@settings(max_examples=50)
+@given(key=st.text(KEY_CHARACTERS, min_size=1, max_size=40), note=st.text(UNESCAPED, max_size=40))
+def test_a_body_without_the_key_is_kept_as_it_is(key: str, note: str) -> None:
+    fields = {"id": "adgrp_1", "status": "active", "note": note}
+    body = json.dumps(fields, ensure_ascii=False).encode()
+    assume(key.encode() not in body and quote(key, safe="").encode() not in body)
+    group, raw, error = kept_of(key, body)
+    assert raw.content == body  # byte for byte
+    assert group.to_json() == body.decode()
+    assert isinstance(error, whop_async.NotFoundError)
+    assert error.body == fields
 
 
 # --- passwords in the base URL ----------------------------------------------------------

@@ -11,13 +11,14 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import whop_async
 from whop_async import WhopClient
+from whop_async.testing import run_virtual
 
-from .helpers import BASE_URL, FakeClock, MockAPI, ad_group_json, serve
+from .helpers import BASE_URL, MockAPI, ad_group_json, serve
 
 pytestmark = pytest.mark.usefixtures("env")
 
@@ -177,10 +178,11 @@ def test_a_base_url_that_cannot_be_sent_to_is_refused_when_the_client_is_made(
         ),
     ],
 )
+@pytest.mark.virtual_time
 async def test_a_base_url_that_can_be_sent_to_is_kept_and_used(
-    base_url: str, kept: str, sent_to: str | None, mock_api: MockAPI, fake_clock: FakeClock
+    base_url: str, kept: str, sent_to: str | None, mock_api: MockAPI
 ) -> None:
-    async with WhopClient(base_url=base_url, max_retries=0, _clock=fake_clock.clock()) as client:
+    async with WhopClient(base_url=base_url, max_retries=0) as client:
         assert client.base_url == kept
         with pytest.raises(whop_async.APIConnectionError) as caught:  # nothing mocked there
             await client.ad_groups.unpause("adgrp_1")
@@ -220,22 +222,30 @@ URL_PARTS = st.tuples(
 )
 
 
-@given(URL_PARTS)
-async def test_a_base_url_is_refused_when_the_client_is_made_or_works_for_every_call(
-    parts: tuple[str, ...],
-) -> None:
-    base_url = "".join(parts)
-    try:
-        client = WhopClient("sk_test", base_url=base_url, max_retries=0, _clock=FakeClock().clock())
-    except ValueError:
-        return
+async def one_call_and_a_bulk_run(
+    client: WhopClient,
+) -> tuple[whop_async.WhopError, whop_async.BulkResult]:
     with MockAPI():  # answers nothing: every call ends in a connection error, sent or not
         async with client:
             with pytest.raises(whop_async.WhopError) as caught:
                 await client.ad_groups.unpause("adgrp_1")
             result = await client.ad_groups.unpause_many(["adgrp_1", "adgrp_2"])
-    assert isinstance(caught.value, whop_async.APIConnectionError)
-    assert caught.value.url.endswith("/ad_groups/adgrp_1/unpause")
+    return caught.value, result
+
+
+@settings(max_examples=100)
+@given(URL_PARTS)
+def test_a_base_url_is_refused_when_the_client_is_made_or_works_for_every_call(
+    parts: tuple[str, ...],
+) -> None:
+    base_url = "".join(parts)
+    try:
+        client = WhopClient("sk_test", base_url=base_url, max_retries=0)
+    except ValueError:
+        return
+    error, result = run_virtual(one_call_and_a_bulk_run(client))
+    assert isinstance(error, whop_async.APIConnectionError)
+    assert error.url.endswith("/ad_groups/adgrp_1/unpause")
     assert set(result.failed) == {"adgrp_1", "adgrp_2"}
 
 

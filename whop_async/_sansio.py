@@ -222,12 +222,22 @@ def check_api_version(api_version: object) -> str:
     )
 
 
+class Headers(dict[str, str]):
+    """A request's headers, whose repr hides the credential: a traceback shown with its
+    locals (as error trackers record them) shows every frame's headers."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(redact_headers(self))
+
+
 def client_headers(
     api_key: str,
     *,
     api_version: str | None,
     default_headers: Mapping[str, str] | None,
-) -> dict[str, str]:
+) -> Headers:
     """The headers every request of a client carries, built once per client, and so
     checked when the client is made.
 
@@ -235,20 +245,22 @@ def client_headers(
         ValueError: ``api_version`` or ``default_headers`` cannot be sent (see
             ``check_api_version`` and ``extra_headers``).
     """
-    headers = {
-        "Authorization": f"Bearer {api_key}",
-        "Accept": "application/json",
-        "User-Agent": user_agent(),
-    }
+    headers = Headers(
+        {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": user_agent(),
+        }
+    )
     if api_version is not None:
         headers["Api-Version-Date"] = check_api_version(api_version)
     headers.update(extra_headers(default_headers, where="default_headers"))
     return headers
 
 
-def request_headers(base: Mapping[str, str], request: Request) -> dict[str, str]:
+def request_headers(base: Mapping[str, str], request: Request) -> Headers:
     """The headers of one call: the client's, its own, and its Idempotency-Key."""
-    headers = dict(base)
+    headers = Headers(base)
     headers.update(request.headers)
     if request.idempotency_key is not None:
         headers["Idempotency-Key"] = request.idempotency_key
