@@ -326,3 +326,20 @@ def test_an_id_seen_again_within_the_latest_100000_distinct_ids_is_unpaused_once
     result = run_virtual(main())
     assert [group.id for group in result.succeeded] == ["adgrp_again"]
     assert server.requests == 1
+
+
+# --- an outage is waited out to max_outage, not to the rate limit's timeout ------------
+
+
+def test_a_long_outage_ends_every_id_left_as_outage_with_the_default_bounds() -> None:
+    # max_outage and rate_limit_timeout are both 600 s: calls already waiting when the
+    # server went down used to give up at their rate_limit_timeout instead, as if
+    # refused.
+    server = unlimited(outage=(0.005, 86_400.0))
+    run = run_virtual(bulk(server, 300, None, concurrency=16))
+    failed = run.result.failed
+    assert len(run.result.succeeded) + len(failed) == 300
+    assert Counter(type(error).__name__ for error in failed.values()) == {
+        "NotFinishedError": len(failed)
+    }
+    assert {error.reason for error in failed.values()} == {"outage"}  # type: ignore[attr-defined]

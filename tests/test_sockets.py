@@ -237,6 +237,7 @@ async def test_leaving_the_block_by_cancellation_closes_the_session() -> None:
     assert opened[0].closed
 
 
+@pytest.mark.virtual_time
 async def test_waiting_for_a_permit_does_not_count_against_the_timeout() -> None:
     """250 calls, 100 sockets: the third wave waits two answers' time (0.4 s) for a permit,
     which with its own answer (0.2 s) would exceed the 0.5 s timeout if the wait were

@@ -182,12 +182,14 @@ class Call:
             deadline = self._started + wiring.rate_limit_timeout
             closing = wiring.lifetime.closing
             if run is None:
-                patience = Patience(deadline=deadline, closing=closing)
+                patience = Patience(own_deadline=deadline, closing=closing)
             else:
                 patience = Patience(
-                    deadline=min(deadline, run.deadline),
+                    own_deadline=deadline,
+                    run_deadline=run.deadline,
                     outages=True,
                     max_outage=run.max_outage,
+                    downtime_before=wiring.engine.breaker.downtime(wiring.clock.monotonic()),
                     stop=run.stopping,
                     closing=closing,
                 )
@@ -310,7 +312,7 @@ class Call:
         if run is not None and too_long.bound is Bound.OUTAGE:
             run.stop(StopReason.OUTAGE, self._last_error)
             return self._not_finished()
-        if run is not None and run.deadline <= self.patience.deadline:
+        if run is not None and too_long.bound is Bound.RUN:
             run.stop(StopReason.DEADLINE, None)
             return self._not_finished()
         error = self._waited_too_long_for_the_rate_limit(too_long)

@@ -41,13 +41,22 @@ class Breaker(Probed):
     step: float = FIRST_STEP
     tripped_at: float = 0.0
     accepted: int = 0
+    # Seconds spent tripped before the current outage: calls that wait out outages do
+    # not count them against their own patience for the rate limit.
+    down_before: float = 0.0
 
-    def answered(self, accepted: bool) -> bool:
+    def downtime(self, now: float) -> float:
+        """Seconds spent tripped so far, the current outage included."""
+        return self.down_before + (0.0 if self.passing else now - self.tripped_at)
+
+    def answered(self, accepted: bool, now: float) -> bool:
         """The server answered (any status but 5xx): it is up. True when that ends an
         outage."""
         self.accepted += accepted
         self.failures = 0
         ended = not self.passing
+        if ended:
+            self.down_before += now - self.tripped_at
         self.passing, self.step, self.lease_until = True, FIRST_STEP, -math.inf
         return ended
 

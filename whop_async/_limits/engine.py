@@ -220,7 +220,7 @@ class Engine:
         self.ever_answered = True
         if accepted:
             self.retry_budget.deposit()
-        if self.breaker.answered(accepted):
+        if self.breaker.answered(accepted, self.clock.monotonic()):
             logger.warning("the server answers again: calls held through the outage go on")
             self._wake_all()
 

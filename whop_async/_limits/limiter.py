@@ -30,7 +30,9 @@ class Bound(enum.Enum):
     """What a call waits for its turn within."""
 
     DEADLINE = "deadline"
-    """Its own: its rate_limit_timeout, or its run's deadline."""
+    """Its own: its rate_limit_timeout."""
+    RUN = "run"
+    """Its run's deadline."""
     OUTAGE = "outage"
     """The longest outage it waits through (its run's max_outage)."""
 
@@ -65,16 +67,21 @@ class Patience:
     """How long, and through what, one call waits for its turns.
 
     Attributes:
-        deadline: monotonic time after which it gives up waiting (WaitTooLong).
+        own_deadline: monotonic time after which it gives up waiting for the rate
+            limit (its rate_limit_timeout); an outage it waited out does not count.
+        run_deadline: its run's deadline, which nothing extends.
         outages: it waits out a tripped breaker (bulk calls do), for at most
             ``max_outage`` seconds after the trip; other calls are not held by it.
+        downtime_before: the breaker's downtime when the call first waited.
         stop: set when the call's run stops: a wait ends at once (Stopped).
         closing: set when the call's client closes: a wait ends at once (Closed).
     """
 
-    deadline: float = math.inf
+    own_deadline: float = math.inf
+    run_deadline: float = math.inf
     outages: bool = False
     max_outage: float = math.inf
+    downtime_before: float = 0.0
     stop: asyncio.Event | None = None
     closing: asyncio.Event | None = None
 
@@ -228,18 +235,34 @@ class OperationLimiter:
     def _window_has_room(self) -> bool:
         return self.slow_start is None or self.slow_start.has_room()
 
+    def _deadline(self, patience: Patience, now: float) -> tuple[float, Bound]:
+        """When the call gives up waiting, and which bound that is: its own deadline,
+        later by the outages it waited out, or its run's, whichever comes first."""
+        own = patience.own_deadline
+        if patience.outages:
+            own += self._engine.breaker.downtime(now) - patience.downtime_before
+        if patience.run_deadline <= own:
+            return patience.run_deadline, Bound.RUN
+        return own, Bound.DEADLINE
+
     async def _nap(self, wait: Wait, patience: Patience, bound: Bound, ends: float) -> None:
         """Wait as ``wait`` says (less if woken, when it is gated); give up at once when
         the turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
+        Waiting out an outage, only the run's deadline and ``ends`` bound it.
         """
         patience.check()
         now = self._engine.clock.monotonic()
-        limit = min(patience.deadline, ends)
+        deadline, kind = (
+            (patience.run_deadline, Bound.RUN)
+            if bound is Bound.OUTAGE
+            else self._deadline(patience, now)
+        )
+        limit = min(deadline, ends)
         earliest = now + wait.seconds if wait.firm else now
         if now >= limit or earliest > limit:
             raise WaitTooLong(
                 wait.seconds,
-                bound if ends < patience.deadline else Bound.DEADLINE,
+                bound if ends < deadline else kind,
                 refused=wait.gated and wait is not _UNTIL_A_SLOT_FREES and bound is Bound.DEADLINE,
             )
         if wait.gated:
@@ -261,9 +284,10 @@ class OperationLimiter:
             while not waiter.called.is_set():
                 patience.check()
                 now = self._engine.clock.monotonic()
-                if now >= patience.deadline:
-                    raise WaitTooLong(math.inf, Bound.DEADLINE)
-                await self._engine.sleep(patience.deadline - now, waiter.called, patience)
+                deadline, kind = self._deadline(patience, now)
+                if now >= deadline:
+                    raise WaitTooLong(math.inf, kind)
+                await self._engine.sleep(deadline - now, waiter.called, patience)
             if waiter.handed is not None:
                 # A turn handed before the deadline is used, as the head's would be;
                 # but the run may have stopped, or the client closed, since.
