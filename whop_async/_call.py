@@ -23,7 +23,14 @@ import attrs
 from . import _sansio
 from ._bulk import BulkRun
 from ._clock import Clock
-from ._exceptions import APIError, NotFinishedError, RateLimitError
+from ._credentials import Tokens
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    NotFinishedError,
+    RateLimitError,
+    TokenProviderError,
+)
 from ._limits import Engine, Patience, Stopped, WaitTooLong
 from ._options import NO_OPTIONS, RequestOptions
 from ._retry import CallRetries, RetryPolicy, is_retryable
@@ -72,7 +79,8 @@ class Wiring:
 
     Attributes:
         base_url: where requests go.
-        headers: the headers of every request, built once.
+        headers: the headers of every request, built once (``Authorization`` but with
+            a token provider).
         timeout: the default seconds an attempt may take.
         rate_limit_timeout: how long a call may wait for the rate limit in all.
         policy: how calls retry.
@@ -81,6 +89,7 @@ class Wiring:
         redactor: removes the key from anything kept of an answer.
         clock: time and chance.
         lifetime: open until the client is closed: nothing is sent after.
+        tokens: the token provider's tokens, asked before each attempt (None: a key).
     """
 
     base_url: str
@@ -93,6 +102,7 @@ class Wiring:
     redactor: _sansio.Redactor
     clock: Clock
     lifetime: Lifetime
+    tokens: Tokens | None = None
 
 
 class CallResult(NamedTuple):
@@ -149,7 +159,9 @@ class Call:
         "_options",
         "_patience",
         "_probed_outage",
+        "_renewals",
         "_started",
+        "_token",
         "order",
         "outages",
         "request",
@@ -171,6 +183,9 @@ class Call:
         self._last_error: APIError | None = None
         self._patience: Patience | None = None
         self._probed_outage = False
+        self._token: str | None = None
+        # A token provider's call is made once more after a 401 with a new token.
+        self._renewals = 0 if wiring.tokens is None else 1
 
     @property
     def patience(self) -> Patience:
@@ -206,6 +221,7 @@ class Call:
 
         Raises:
             APIError: (a subclass) what the last attempt met, after retries.
+            TokenProviderError: the token provider failed; nothing was sent.
             NotFinishedError: the call's bulk run stopped before the call was done.
             RuntimeError: the client was closed (before or while the call waited).
         """
@@ -226,7 +242,28 @@ class Call:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
             raise self._gave_up(too_long) from None
-        raise AssertionError("unreachable: tenacity raises the last error")  # pragma: no cover
+        except (AuthenticationError, TokenProviderError) as error:
+            refused = error
+        else:  # pragma: no cover
+            raise AssertionError("unreachable: tenacity raises the last error")
+        # Out of the except block, for the same reason as above.
+        if isinstance(refused, AuthenticationError) and await self._renewed():
+            return await self.run(finish)
+        # Every call of the account would meet it: its bulk runs stop.
+        self.wiring.engine.fatal(refused)
+        raise refused
+
+    async def _renewed(self) -> bool:
+        """After a 401: True, once, when the token provider now hands over another
+        token than the refused one."""
+        tokens = self.wiring.tokens
+        if tokens is None or not self._renewals:
+            return False
+        self._renewals -= 1
+        try:
+            return await tokens.token() != self._token
+        except TokenProviderError:
+            return False  # the 401 is what the call met
 
     def result(self) -> CallResult:
         """How the call got its answer: retries taken, seconds elapsed."""
@@ -255,6 +292,8 @@ class Call:
         run = self._options.run
         if run is not None and run.stopping.is_set():
             raise Stopped  # a retry whose wait the run's stop cut short
+        if wiring.tokens is not None:
+            self._use(await wiring.tokens.token())
         async with wiring.engine.turn(request.operation, self) as turn:
             self._attempts += 1
             self._probed_outage = turn.ticket.breaker_probe
@@ -268,6 +307,7 @@ class Call:
                     self._headers,
                     wiring.timeout if self._options.timeout is None else self._options.timeout,
                     request.query_string,
+                    wiring.redactor,
                 )
                 if debug:
                     self._log_answer(response)
@@ -281,6 +321,12 @@ class Call:
             except APIError as error:
                 self._last_error = error
                 raise
+
+    def _use(self, token: str) -> None:
+        """Send ``token`` from this attempt on (the call's headers are its own copy)."""
+        if token != self._token:
+            self._token = token
+            self._headers["Authorization"] = f"Bearer {token}"
 
     @property
     def _url(self) -> str:

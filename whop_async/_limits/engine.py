@@ -1,4 +1,4 @@
-"""The rate-limit engine of one client: ``async with engine.turn(operation, call)``.
+"""The rate-limit engine of one account: ``async with engine.turn(operation, call)``.
 
 A turn is taken, in order: its operation's turn (the breaker for calls that wait out
 outages, the slow-start window with no known limit, the gate and pacing in the store),
@@ -26,7 +26,6 @@ from .._exceptions import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
-    AuthenticationError,
     RateLimitError,
 )
 from .breaker import NOTHING_ANSWERS_AFTER, Breaker
@@ -47,13 +46,14 @@ class NothingAnswers(APIConnectionError):
 
 
 class Engine:
-    """One client's turns: a limiter per operation, permits, the outage breaker, the
-    retry budget, and news of errors every call would meet.
+    """One account's turns: a limiter per operation, the outage breaker, the retry
+    budget, news of errors every call would meet, and the permits of the session it
+    shares with other accounts.
 
     Args:
         limit: the told limit (None: found from the server's refusals).
         clock: the client's clock.
-        max_in_flight: requests in flight at most, client-wide.
+        permits: requests in flight at most, shared by every account on one session.
         budget_key: the budget's name in Redis, when the limit is shared.
         max_server_wait: how long the gate may stay closed on the server's word.
         base_url: named when nothing answers there.
@@ -64,7 +64,7 @@ class Engine:
         limit: RateLimit | None,
         clock: Clock,
         *,
-        max_in_flight: int,
+        permits: asyncio.Semaphore,
         budget_key: str,
         max_server_wait: float,
         base_url: str,
@@ -74,7 +74,7 @@ class Engine:
         self._cap = max_server_wait
         self._base_url = base_url
         self._store = self._store_for(limit, budget_key)
-        self.permits = asyncio.Semaphore(max_in_flight)
+        self.permits = permits
         self.breaker = Breaker()
         self.retry_budget = RetryBudget()
         self._limiters: dict[str, OperationLimiter] = {}
@@ -90,7 +90,7 @@ class Engine:
             # Imported only here: without a shared budget, redis is never needed.
             from .redis import RedisStore
 
-            return RedisStore(limit, limit.key or budget_key, self.clock)
+            return RedisStore(limit, budget_key, self.clock)
         return MemoryStore(limit, self.clock)
 
     @property
@@ -205,8 +205,6 @@ class Engine:
             return Answer.REFUSED, WaitHint.of(error.retry_after, error.retry_after_resolution)
         if isinstance(error, APIStatusError) and error.status_code < 500:
             self._server_answered(ticket, accepted=False)
-            if isinstance(error, AuthenticationError):
-                self.fatal(error)  # the key is wrong for every call
             return Answer.ACCEPTED, NO_HINT
         if isinstance(error, APIError):
             self._failed(ticket, call, error)
