@@ -93,7 +93,9 @@ class Server:
 
     def start(self) -> None:
         """Make the FakeWhop, on the running (virtual) loop's clock."""
-        options = {"api_key": API_KEY, "accept_any_id": True, **self.options}
+        # One key, or the accounts of api_keys (FakeWhop takes one or the other).
+        key = {} if "api_keys" in self.options else {"api_key": API_KEY}
+        options = {**key, "accept_any_id": True, **self.options}
         self.fake = FakeWhop(clock=asyncio.get_running_loop().time, **options)
         self.fake.base_url = "https://api.scenario.example/api/v1"
         self._app = self.fake.app()

@@ -1,6 +1,8 @@
 """whop_async: an async client for Whop's ad-group API, built for unpausing at scale."""
 
+from ._accounts import Accounts
 from ._client import WhopClient
+from ._credentials import TokenProvider
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -16,11 +18,14 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    TokenProviderError,
+    UnknownAccountError,
     UnprocessableEntityError,
     WhopError,
 )
 from ._limits import ClientStats, RateLimit
 from ._models import (
+    AccountsResult,
     AdCampaignRef,
     AdGroup,
     AdGroupIssue,
@@ -33,7 +38,7 @@ from ._models import (
     Outcome,
     PageInfo,
 )
-from ._options import BulkOptions, CallOptions
+from ._options import AccountsBulkOptions, BulkOptions, CallOptions
 from ._response import RawResponse, SentRequest
 from ._version import __version__
 from .resources.ad_groups import AdGroupList
@@ -44,6 +49,9 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "Accounts",
+    "AccountsBulkOptions",
+    "AccountsResult",
     "AdCampaignRef",
     "AdGroup",
     "AdGroupIssue",
@@ -71,6 +79,9 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "SentRequest",
+    "TokenProvider",
+    "TokenProviderError",
+    "UnknownAccountError",
     "UnprocessableEntityError",
     "WhopClient",
     "WhopError",

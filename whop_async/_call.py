@@ -47,25 +47,51 @@ logger = logging.getLogger("whop_async")
 
 class Lifetime:
     """Whether a client is open: closed by its own ``close()``, or by its parent's.
-    ``closing`` wakes every call of the client that waits."""
+
+    ``closing`` wakes every call of the client that waits. It is made when a call first
+    waits, so a client that never waits (most clients of many accounts, most of the
+    time) holds a few words here, not an event.
+    """
+
+    __slots__ = ("__weakref__", "_children", "_closed", "_closing", "_parent")
 
     def __init__(self, parent: Lifetime | None = None) -> None:
-        self.closing = asyncio.Event()
-        self._children: weakref.WeakSet[Lifetime] = weakref.WeakSet()
-        if parent is not None:
-            parent._children.add(self)
-            if parent.closed:
-                self.close()
+        self._parent = parent
+        self._closed = False
+        self._closing: asyncio.Event | None = None
+        self._children: weakref.WeakSet[Lifetime] | None = None
 
     @property
     def closed(self) -> bool:
-        """True once closed."""
-        return self.closing.is_set()
+        """True once closed, or once its parent is."""
+        return self._closed or (self._parent is not None and self._parent.closed)
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set once closed: what a waiting call watches."""
+        closing = self._closing
+        if closing is None:
+            closing = self._closing = asyncio.Event()
+            if self.closed:
+                closing.set()
+            elif self._parent is not None:
+                self._parent._watched_by(self)
+        return closing
+
+    def _watched_by(self, child: Lifetime) -> None:
+        """Wake ``child``'s waiting calls when this lifetime closes."""
+        if self._children is None:
+            self._children = weakref.WeakSet()
+            if self._parent is not None:
+                self._parent._watched_by(self)
+        self._children.add(child)
 
     def close(self) -> None:
         """Close this lifetime and every one derived from it."""
-        self.closing.set()
-        for child in list(self._children):
+        self._closed = True
+        if self._closing is not None:
+            self._closing.set()
+        for child in list(self._children or ()):
             child.close()
 
     def child(self) -> Lifetime:
@@ -112,12 +138,15 @@ class CallResult(NamedTuple):
     elapsed: float
 
 
+# One finisher per answer type, for every client: a client holds none of its own.
+_FINISHERS: dict[type, Finish[Any]] = {}
+
+
 class Calls:
     """What resources ask of a client: calls, and bulk runs to hold them."""
 
     def __init__(self, wiring: Wiring) -> None:
         self.wiring = wiring
-        self._finishers: dict[type, Finish[Any]] = {}
 
     def send(
         self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
@@ -133,9 +162,9 @@ class Calls:
         wiring = self.wiring
         if wiring.lifetime.closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
-        finish = self._finishers.get(cast_to)
+        finish = _FINISHERS.get(cast_to)
         if finish is None:
-            finish = self._finishers[cast_to] = finish_as(cast_to)
+            finish = _FINISHERS[cast_to] = finish_as(cast_to)
         return Call(wiring, request, options).run(finish)
 
     @contextlib.contextmanager

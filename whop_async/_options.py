@@ -243,6 +243,29 @@ class BulkOptions(CallOptions, total=False):
     max_outage: float
 
 
+class AccountsBulkOptions(CallOptions, total=False):
+    """The keyword arguments of the bulk operations of ``Accounts``
+    (``unpause_many``, ``iter_unpause`` and the pause forms): those of ``BulkOptions``,
+    but for these two.
+
+    Attributes:
+        concurrency: how many calls run at once, shared fairly between the accounts
+            that have ids to do (64): each holds at most its share, so an account that
+            hangs or is out costs the others at most that share.
+        idempotency_key: (account, id) -> the Idempotency-Key of its call; a fresh key
+            per call by default.
+    """
+
+    concurrency: int
+    on_outcome: Callable[[Outcome], object | Awaitable[object]] | None
+    idempotency_key: Callable[[str, str], str] | None
+    deadline: float | None
+    max_outage: float
+
+
+ACCOUNTS_CONCURRENCY = 64
+
+
 def checked(options: Mapping[str, Any], kind: type[CallOptions]) -> None:
     """Refuse a keyword argument ``kind`` does not name (a typo must not pass silently).
 

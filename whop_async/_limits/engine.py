@@ -37,6 +37,11 @@ from .retry_budget import RetryBudget
 from .slow_start import SlowStart
 from .store import MemoryStore, Store
 
+# An account idle for this long has its budgets looked at: those at rest are forgotten
+# (made anew when next needed), so thousands of idle accounts hold little (about 2 KiB
+# each); a budget still recovering from a refusal is looked at again as long.
+REST_AFTER = 5.0
+
 logger = logging.getLogger("whop_async")
 
 
@@ -84,6 +89,7 @@ class Engine:
         self._first_failure: float | None = None
         self.ever_answered = False
         self._fatal_listeners: set[Callable[[BaseException], None]] = set()
+        self._resting: asyncio.TimerHandle | None = None
 
     def _store_for(self, limit: RateLimit | None, budget_key: str) -> Store:
         if limit is not None and limit.redis_url is not None:
@@ -148,7 +154,28 @@ class Engine:
 
     async def close(self) -> None:
         """Release what the engine holds outside the process (a Redis connection)."""
+        if self._resting is not None:
+            self._resting.cancel()
         await self._store.close()
+
+    def _rest_soon(self) -> None:
+        """Look for budgets at rest in a while, unless a look is due already."""
+        if self._resting is None and isinstance(self._store, MemoryStore):
+            loop = asyncio.get_running_loop()
+            self._resting = loop.call_later(REST_AFTER, self._rest)
+
+    def _rest(self) -> None:
+        """Forget the idle operations whose budgets are at rest; look again later while a
+        told limit's budget is still recovering (one found alone is kept: it was learnt)."""
+        self._resting = None
+        store = self._store
+        assert isinstance(store, MemoryStore)
+        now = self.clock.monotonic()
+        for operation, limiter in list(self._limiters.items()):
+            if limiter.idle() and store.forget(operation, now):
+                del self._limiters[operation]
+        if self._limiters and self._limit is not None:
+            self._rest_soon()
 
     def end(
         self, limiter: OperationLimiter, ticket: Ticket, call: Caller, error: BaseException | None
@@ -160,6 +187,7 @@ class Engine:
         answer, hint = self._answer_of(limiter, ticket, call, error)
         report = Report(ticket.go, ticket.sent_at, answer, hint, self._cap)
         applied, standing = self._store.report_now(limiter.operation, report)
+        self._rest_soon()
         if not applied:
             return self._reported(limiter, report)
         self._heard(limiter, report, standing)
