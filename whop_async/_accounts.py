@@ -64,8 +64,9 @@ Pairs = Iterable[Pair] | AsyncIterable[Pair]
 # what must be awaited before the worker goes on, or None.
 Deliver = Callable[[int, str, str, AdGroup | None, WhopError | None], Awaitable[object] | None]
 
-# Pairs read ahead of what is sent, at least: enough to find work for every free call
-# when the input's accounts come in runs, and a fixed cost however long it is.
+# Pairs read ahead of what is sent, at least: enough that every account with ids ahead
+# has some queued (so shares hold steady) and to find work for every free call when the
+# input's accounts come in runs, and a fixed cost however long the input is.
 _LOOKAHEAD = 1024
 _PER_CALL = frozenset({"timeout", "max_retries", "extra_headers", "extra_query"})
 
@@ -458,10 +459,14 @@ class _Run:
         source = self._source
         assert source is not None
         while True:
-            job = self._pick()
+            # The lookahead is filled before anything is picked, so that the accounts
+            # with ids to do (among whom the shares are counted) are all of those ahead,
+            # not just the few that happen to be queued at a moment.
+            readable = self._can_read() and self._queued < self._lookahead
+            job = None if readable else self._pick()
             if job is not None:
                 return job
-            if not source.ended and not source.reading and self._queued < self._lookahead:
+            if readable:
                 pair = await source.next()
                 if pair is not None:
                     await self._route(*pair)
@@ -470,6 +475,11 @@ class _Run:
                 return None
             else:
                 await self._changed.wait()
+
+    def _can_read(self) -> bool:
+        source = self._source
+        assert source is not None
+        return not (source.ended or source.reading)
 
     def _pick(self) -> tuple[str, int, str] | None:
         """The next queued id of the first account, round robin, under its share."""
