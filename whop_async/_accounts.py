@@ -37,7 +37,7 @@ from ._call import Lifetime
 from ._client import BASE_URL_ENV, SharedSession, WhopClient
 from ._credentials import ApiKey
 from ._exceptions import APIResponseValidationError, UnknownAccountError, WhopError
-from ._limits import RateLimit
+from ._limits import ClientStats, RateLimit
 from ._logs import log_to_stderr_if_asked
 from ._models import AccountsResult, AdGroup, BulkResult, Outcome
 from ._options import (
@@ -187,6 +187,15 @@ class Accounts:
 
     def __len__(self) -> int:
         return len(self._clients)
+
+    @property
+    def stats(self) -> ClientStats:
+        """What every account has been answered so far, added up."""
+        every = [client.stats for client in self._clients.values()]
+        return ClientStats(
+            answered=sum(stats.answered for stats in every),
+            rate_limited=sum(stats.rate_limited for stats in every),
+        )
 
     @property
     def closed(self) -> bool:
