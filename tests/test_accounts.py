@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from whop_async import Accounts, NotFinishedError, RateLimit
 from whop_async.testing import FakeWhop, run_virtual
 
 from .scenarios import Server, serving
+from .test_docs import examples
 from .test_shared import RedisServer, redis_client, redis_server  # noqa: F401 - fixtures
 
 KEYS = {"acme": "sk_acme_0123456789", "globex": "sk_globex_0123456789"}
@@ -250,3 +252,13 @@ async def test_each_accounts_budget_is_named_after_it_in_redis_never_its_key(
         stored = str(await redis_client.get(key))
         assert all(secret not in stored for secret in KEYS.values())
     assert await redis_client.exists("whop_async:{team/acme}:ad_groups.retrieve")
+
+
+async def test_the_oauth_refresh_example_refreshes_and_keeps_one_budget() -> None:
+    [code] = [code for name, code in examples() if name == "docs/accounts.md#2"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    assert process.returncode == 0
+    assert stdout.decode() == "True tok_3\n"
