@@ -96,12 +96,18 @@ class Server:
     def start(self) -> None:
         """Make the FakeWhops, on the running (virtual) loop's clock."""
         clock = asyncio.get_running_loop().time
-        options = {"api_key": API_KEY, "accept_any_id": True, **self.options}
+        # One key, or the accounts of api_keys (FakeWhop takes one or the other).
+        key = (
+            {"api_keys": self.options["api_keys"]}
+            if "api_keys" in self.options
+            else {"api_key": API_KEY}
+        )
+        options = {**key, "accept_any_id": True, **self.options}
         self.fake = FakeWhop(clock=clock, **options)
         self.fake.base_url = "https://api.scenario.example/api/v1"
         self._app = self.fake.app()
         self._refuser = FakeWhop(
-            api_key=API_KEY,
+            **key,
             accept_any_id=True,
             rate_limit=None,
             hint=self.options.get("hint", "message"),

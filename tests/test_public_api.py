@@ -11,7 +11,9 @@ from pathlib import Path
 import whop_async
 
 EXPECTED = {
-    "WhopClient", "AdGroup", "AdCampaignRef", "AdGroupStatus", "AdPlatform", "BudgetType",
+    "WhopClient", "Accounts", "AccountsResult", "AccountsBulkOptions", "TokenProvider",
+    "TokenProviderError", "UnknownAccountError", "AdGroup", "AdCampaignRef", "AdGroupStatus",
+    "AdPlatform", "BudgetType",
     "WhopError", "APIError", "APIStatusError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "UnprocessableEntityError",
     "RateLimitError", "InternalServerError", "APIConnectionError", "APITimeoutError",

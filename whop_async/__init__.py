@@ -1,6 +1,8 @@
 """whop_async: an async client for Whop's ad-group API, built for unpausing at scale."""
 
+from ._accounts import Accounts
 from ._client import WhopClient
+from ._credentials import TokenProvider
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -17,11 +19,14 @@ from ._exceptions import (
     PermissionDeniedError,
     RateLimitError,
     StopReason,
+    TokenProviderError,
+    UnknownAccountError,
     UnprocessableEntityError,
     WhopError,
 )
 from ._limits import ClientStats, RateLimit
 from ._models import (
+    AccountsResult,
     AdCampaignRef,
     AdGroup,
     AdGroupIssue,
@@ -34,7 +39,13 @@ from ._models import (
     Outcome,
     PageInfo,
 )
-from ._options import BULK_CONCURRENCY, WHOP_RATE_LIMIT, BulkOptions, CallOptions
+from ._options import (
+    BULK_CONCURRENCY,
+    WHOP_RATE_LIMIT,
+    AccountsBulkOptions,
+    BulkOptions,
+    CallOptions,
+)
 from ._response import RawResponse, SentRequest
 from ._version import __version__
 from .resources.ad_groups import AdGroupList
@@ -47,6 +58,9 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "Accounts",
+    "AccountsBulkOptions",
+    "AccountsResult",
     "AdCampaignRef",
     "AdGroup",
     "AdGroupIssue",
@@ -75,6 +89,9 @@ __all__ = [
     "RawResponse",
     "SentRequest",
     "StopReason",
+    "TokenProvider",
+    "TokenProviderError",
+    "UnknownAccountError",
     "UnprocessableEntityError",
     "WhopClient",
     "WhopError",

@@ -23,7 +23,15 @@ import attrs
 from . import _sansio
 from ._bulk import BulkRun
 from ._clock import Clock
-from ._exceptions import APIError, NotFinishedError, RateLimitError, StopReason
+from ._credentials import Tokens
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    NotFinishedError,
+    RateLimitError,
+    StopReason,
+    TokenProviderError,
+)
 from ._limits import Bound, Engine, Patience, Stopped, WaitTooLong
 from ._options import NO_OPTIONS, RequestOptions
 from ._retry import CallRetries, RetryPolicy, is_retryable
@@ -40,25 +48,51 @@ logger = logging.getLogger("whop_async")
 
 class Lifetime:
     """Whether a client is open: closed by its own ``close()``, or by its parent's.
-    ``closing`` wakes every call of the client that waits."""
+
+    ``closing`` wakes every call of the client that waits. It is made when a call first
+    waits, so a client that never waits (most clients of many accounts, most of the
+    time) holds a few words here, not an event.
+    """
+
+    __slots__ = ("__weakref__", "_children", "_closed", "_closing", "_parent")
 
     def __init__(self, parent: Lifetime | None = None) -> None:
-        self.closing = asyncio.Event()
-        self._children: weakref.WeakSet[Lifetime] = weakref.WeakSet()
-        if parent is not None:
-            parent._children.add(self)
-            if parent.closed:
-                self.close()
+        self._parent = parent
+        self._closed = False
+        self._closing: asyncio.Event | None = None
+        self._children: weakref.WeakSet[Lifetime] | None = None
 
     @property
     def closed(self) -> bool:
-        """True once closed."""
-        return self.closing.is_set()
+        """True once closed, or once its parent is."""
+        return self._closed or (self._parent is not None and self._parent.closed)
+
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set once closed: what a waiting call watches."""
+        closing = self._closing
+        if closing is None:
+            closing = self._closing = asyncio.Event()
+            if self.closed:
+                closing.set()
+            elif self._parent is not None:
+                self._parent._watched_by(self)
+        return closing
+
+    def _watched_by(self, child: Lifetime) -> None:
+        """Wake ``child``'s waiting calls when this lifetime closes."""
+        if self._children is None:
+            self._children = weakref.WeakSet()
+            if self._parent is not None:
+                self._parent._watched_by(self)
+        self._children.add(child)
 
     def close(self) -> None:
         """Close this lifetime and every one derived from it."""
-        self.closing.set()
-        for child in list(self._children):
+        self._closed = True
+        if self._closing is not None:
+            self._closing.set()
+        for child in list(self._children or ()):
             child.close()
 
     def child(self) -> Lifetime:
@@ -72,7 +106,8 @@ class Wiring:
 
     Attributes:
         base_url: where requests go.
-        headers: the headers of every request, built once.
+        headers: the headers of every request, built once (``Authorization`` but with
+            a token provider).
         timeout: the default seconds an attempt may take.
         rate_limit_timeout: how long a call may wait for the rate limit in all.
         policy: how calls retry.
@@ -81,6 +116,7 @@ class Wiring:
         redactor: removes the key from anything kept of an answer.
         clock: time and chance.
         lifetime: open until the client is closed: nothing is sent after.
+        tokens: the token provider's tokens, asked before each attempt (None: a key).
     """
 
     base_url: str
@@ -93,6 +129,7 @@ class Wiring:
     redactor: _sansio.Redactor
     clock: Clock
     lifetime: Lifetime
+    tokens: Tokens | None = None
 
 
 class CallResult(NamedTuple):
@@ -102,12 +139,15 @@ class CallResult(NamedTuple):
     elapsed: float
 
 
+# One finisher per answer type, for every client: a client holds none of its own.
+_FINISHERS: dict[type, Finish[Any]] = {}
+
+
 class Calls:
     """What resources ask of a client: calls, and bulk runs to hold them."""
 
     def __init__(self, wiring: Wiring) -> None:
         self.wiring = wiring
-        self._finishers: dict[type, Finish[Any]] = {}
 
     def send(
         self, request: _sansio.Request, cast_to: type[T], options: RequestOptions = NO_OPTIONS
@@ -123,9 +163,9 @@ class Calls:
         wiring = self.wiring
         if wiring.lifetime.closed:
             raise RuntimeError("this WhopClient is closed; create a new one")
-        finish = self._finishers.get(cast_to)
+        finish = _FINISHERS.get(cast_to)
         if finish is None:
-            finish = self._finishers[cast_to] = finish_as(cast_to)
+            finish = _FINISHERS[cast_to] = finish_as(cast_to)
         return Call(wiring, request, options).run(finish)
 
     @contextlib.contextmanager
@@ -149,7 +189,9 @@ class Call:
         "_options",
         "_patience",
         "_probed_outage",
+        "_renewals",
         "_started",
+        "_token",
         "order",
         "outages",
         "request",
@@ -171,6 +213,9 @@ class Call:
         self._last_error: APIError | None = None
         self._patience: Patience | None = None
         self._probed_outage = False
+        self._token: str | None = None
+        # A token provider's call is made once more after a 401 with a new token.
+        self._renewals = 0 if wiring.tokens is None else 1
 
     @property
     def patience(self) -> Patience:
@@ -208,6 +253,7 @@ class Call:
 
         Raises:
             APIError: (a subclass) what the last attempt met, after retries.
+            TokenProviderError: the token provider failed; nothing was sent.
             NotFinishedError: the call's bulk run stopped before the call was done.
             RuntimeError: the client was closed (before or while the call waited).
         """
@@ -228,7 +274,28 @@ class Call:
             raise self._not_finished() from None
         except WaitTooLong as too_long:
             raise self._gave_up(too_long) from None
-        raise AssertionError("unreachable: tenacity raises the last error")  # pragma: no cover
+        except (AuthenticationError, TokenProviderError) as error:
+            refused = error
+        else:  # pragma: no cover
+            raise AssertionError("unreachable: tenacity raises the last error")
+        # Out of the except block, for the same reason as above.
+        if isinstance(refused, AuthenticationError) and await self._renewed():
+            return await self.run(finish)
+        # Every call of the account would meet it: its bulk runs stop.
+        self.wiring.engine.fatal(refused)
+        raise refused
+
+    async def _renewed(self) -> bool:
+        """After a 401: True, once, when the token provider now hands over another
+        token than the refused one."""
+        tokens = self.wiring.tokens
+        if tokens is None or not self._renewals:
+            return False
+        self._renewals -= 1
+        try:
+            return await tokens.token() != self._token
+        except TokenProviderError:
+            return False  # the 401 is what the call met
 
     def result(self) -> CallResult:
         """How the call got its answer: retries taken, seconds elapsed."""
@@ -257,6 +324,8 @@ class Call:
         run = self._options.run
         if run is not None and run.stopping.is_set():
             raise Stopped  # a retry whose wait the run's stop cut short
+        if wiring.tokens is not None:
+            self._use(await wiring.tokens.token())
         async with wiring.engine.turn(request.operation, self) as turn:
             self._attempts += 1
             self._probed_outage = turn.ticket.breaker_probe
@@ -270,6 +339,7 @@ class Call:
                     self._headers,
                     wiring.timeout if self._options.timeout is None else self._options.timeout,
                     request.query_string,
+                    wiring.redactor,
                 )
                 if debug:
                     self._log_answer(response)
@@ -283,6 +353,12 @@ class Call:
             except APIError as error:
                 self._last_error = error
                 raise
+
+    def _use(self, token: str) -> None:
+        """Send ``token`` from this attempt on (the call's headers are its own copy)."""
+        if token != self._token:
+            self._token = token
+            self._headers["Authorization"] = f"Bearer {token}"
 
     @property
     def _url(self) -> str:

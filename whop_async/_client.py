@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import os
 from collections.abc import Mapping
 from types import TracebackType
@@ -13,6 +13,7 @@ import attrs
 from . import _sansio
 from ._call import Calls, Lifetime, Wiring
 from ._clock import Clock
+from ._credentials import ApiKey, Tokens
 from ._exceptions import WhopError
 from ._limits import ClientStats, Engine, RateLimit
 from ._logs import log_to_stderr_if_asked
@@ -42,7 +43,12 @@ class WhopClient:
             group = await client.ad_groups.unpause("adgrp_xxxxxxxxxxxx")
 
     Args:
-        api_key: a Whop API key; defaults to the ``WHOP_API_KEY`` environment variable.
+        api_key: a Whop API key, or a token provider: a callable that returns one (or an
+            awaitable of one), asked before each attempt, so it must cache (see "Many
+            accounts"); defaults to the ``WHOP_API_KEY`` environment variable.
+        account: a name for the account the key belongs to: its budget's name in Redis
+            (instead of a hash of the key), and named in a token provider's errors.
+            A token provider whose budget is shared through Redis needs one.
         base_url: defaults to ``WHOP_BASE_URL``, then ``https://api.whop.com/api/v1``.
         timeout: seconds one attempt may take, connecting and reading included (30).
         max_retries: retried failures allowed per call (3).
@@ -68,13 +74,17 @@ class WhopClient:
             character (CR, LF, NUL...) or a non-ASCII character (it is never echoed).
     """
 
+    _owns_engine = False
+    _owns_session = False
+
     ad_groups: AdGroups
     """Ad-group operations: ``unpause``, ``unpause_many``, ``iter_unpause``..."""
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: ApiKey | None = None,
         *,
+        account: str | None = None,
         base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -92,6 +102,7 @@ class WhopClient:
             )
         options = ClientOptions(
             api_key=api_key,
+            account=account,
             base_url=base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL,
             timeout=timeout,
             max_retries=max_retries,
@@ -102,29 +113,46 @@ class WhopClient:
             default_headers=default_headers,
         )
         log_to_stderr_if_asked()
-        engine = Engine(
-            options.rate_limit,
-            Clock(),
-            max_in_flight=CONNECTION_LIMIT,
-            budget_key=_budget_key(options.api_key, options.base_url),
-            max_server_wait=options.max_server_wait,
-            base_url=options.base_url,
-        )
-        redactor = _sansio.Redactor(options.api_key)
-        transport = Transport(options.base_url, session, redactor)
-        self._wire(options, engine, transport, redactor, Lifetime())
-        self._owns_engine = True
+        self._wire(options, SharedSession.new(options.base_url, session), Lifetime())
+        self._owns_session = True
+
+    @classmethod
+    def _on(cls, shared: SharedSession, options: ClientOptions, lifetime: Lifetime) -> WhopClient:
+        """A client of ``options``' credential on a session others share: its own
+        budget (engine), closed with ``lifetime``."""
+        client = object.__new__(cls)
+        client._wire(options, shared, lifetime)
+        return client
 
     def _wire(
         self,
         options: ClientOptions,
-        engine: Engine,
-        transport: Transport,
-        redactor: _sansio.Redactor,
+        shared: SharedSession,
         lifetime: Lifetime,
+        of: Wiring | None = None,
     ) -> None:
+        """Wire the client: with the engine and credential of ``of`` (a client of the
+        same credential), else its own."""
+        if of is None:
+            engine = Engine(
+                options.rate_limit,
+                shared.clock,
+                permits=shared.permits,
+                budget_key=options.budget_name(),
+                max_server_wait=options.max_server_wait,
+                base_url=options.base_url,
+            )
+            self._owns_engine = True
+            key = options.api_key
+            if isinstance(key, str):
+                tokens, redactor = None, _sansio.Redactor(key)
+            else:
+                tokens = Tokens(key, options.account)
+                redactor = tokens.redactor
+        else:
+            engine, tokens, redactor = of.engine, of.tokens, of.redactor
         self._options = options
-        self._owns_engine = False
+        self._shared = shared
         self._calls = Calls(
             Wiring(
                 base_url=options.base_url,
@@ -137,16 +165,23 @@ class WhopClient:
                     random=engine.clock.random,
                 ),
                 engine=engine,
-                transport=transport,
+                transport=shared.transport,
                 redactor=redactor,
                 clock=engine.clock,
                 lifetime=lifetime,
+                tokens=tokens,
             )
         )
         self.ad_groups = AdGroups(self._calls)
 
     def __repr__(self) -> str:
-        return f"WhopClient(base_url={self.base_url!r})"
+        account = "" if self.account is None else f", account={self.account!r}"
+        return f"WhopClient(base_url={self.base_url!r}{account})"
+
+    @property
+    def account(self) -> str | None:
+        """The account's name, when given."""
+        return self._options.account
 
     @property
     def base_url(self) -> str:
@@ -174,7 +209,8 @@ class WhopClient:
 
     @property
     def stats(self) -> ClientStats:
-        """How many answers this client has had, and how many were 429s."""
+        """How many answers this client's budget has had (every client of the same
+        credential made by ``with_options`` counts), and how many were 429s."""
         return self._calls.wiring.engine.stats
 
     @property
@@ -186,35 +222,46 @@ class WhopClient:
     async def close(self) -> None:
         """Close the owned HTTP session (a borrowed one stays open) and any connection
         to a shared budget; calls of this client that wait end with RuntimeError, and
-        nothing more is sent. A client made by ``with_options`` closes only itself:
-        the session and engine are its parent's. Safe to call twice."""
+        nothing more is sent. A client made by ``with_options`` closes only itself
+        (and its budget's connection to Redis, for another credential): the session is
+        its parent's. Safe to call twice."""
         wiring = self._calls.wiring
         wiring.lifetime.close()
-        if self._owns_engine:
+        if self._owns_session:
             await wiring.transport.close()
+        if self._owns_engine:
             await wiring.engine.close()
 
     def with_options(
         self,
         *,
+        api_key: ApiKey | None = None,
+        account: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         rate_limit_timeout: float | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> WhopClient:
-        """A client with other defaults for a few calls, on this client's session,
-        rate budget and engine (one budget per key, always).
+        """A client with other defaults for a few calls, or for another credential, on
+        this client's HTTP session and connection pool.
 
             slow = client.with_options(timeout=120, max_retries=5)
             await slow.ad_groups.unpause("adgrp_...")
+            globex = client.with_options(api_key=globex_key, account="globex")
 
-        It shares this client's HTTP session, its rate limiting (pacing, the gate
-        after a 429, the adapted rate), its outage breaker and its retry budget, so its
-        calls and this client's never compete for the same limit. Closing it closes
-        only it; closing this client closes both. An argument left None keeps this
-        client's setting.
+        With the same credential it shares this client's rate limiting (pacing, the
+        gate after a 429, the adapted rate), its outage breaker and its retry budget,
+        so its calls and this client's never compete for the same limit. With
+        ``api_key`` (another key, or a token provider) it has a budget of its own per
+        operation, gate, breaker and retry budget, since Whop counts each credential
+        apart; it is cheap to make (a few microseconds). Closing it closes only it;
+        closing this client closes both. An argument left None keeps this client's
+        setting.
 
         Args:
+            api_key: another credential: a key, or a token provider (see
+                ``WhopClient``).
+            account: the name of ``api_key``'s account (see ``WhopClient``).
             timeout: seconds each attempt may take.
             max_retries: retried failures per call (429s not counted).
             rate_limit_timeout: how long one call may wait for the rate limit.
@@ -222,7 +269,7 @@ class WhopClient:
                 request; ``Authorization`` and ``Idempotency-Key`` cannot be set.
 
         Raises:
-            ValueError: an option is out of range.
+            ValueError: an option is out of range; ``account`` without ``api_key``.
             RuntimeError: this client is closed.
         """
         if self.closed:
@@ -240,15 +287,35 @@ class WhopClient:
             merged = dict(self._options.default_headers)
             merged.update(_sansio.extra_headers(default_headers, where="default_headers"))
             changes["default_headers"] = merged
+        if account is not None and api_key is None:
+            raise ValueError("account= names the account of api_key=: give both")
+        same_credential = api_key is None or (
+            api_key == self._options.api_key and account == self._options.account
+        )
+        if not same_credential:
+            changes |= {"api_key": api_key, "account": account}
         options = attrs.evolve(self._options, **changes)  # checked as the constructor checks
         wiring = self._calls.wiring
         derived = object.__new__(WhopClient)
         derived._wire(
-            options, wiring.engine, wiring.transport, wiring.redactor, wiring.lifetime.child()
+            options,
+            self._shared,
+            wiring.lifetime.child(),
+            of=wiring if same_credential else None,
         )
         return derived
 
 
-def _budget_key(api_key: str, base_url: str) -> str:
-    """A name for this key's budget that does not reveal the key."""
-    return hashlib.sha256(f"{api_key}\n{base_url}".encode()).hexdigest()[:24]
+@attrs.frozen
+class SharedSession:
+    """What the clients of every account on one HTTP session share: the session, the
+    permits that keep requests in flight within its connection pool, and the clock."""
+
+    transport: Transport
+    permits: asyncio.Semaphore
+    clock: Clock
+
+    @classmethod
+    def new(cls, base_url: str, session: Session | None) -> SharedSession:
+        """A shared session at ``base_url``: ``session`` borrowed, else one owned."""
+        return cls(Transport(base_url, session), asyncio.Semaphore(CONNECTION_LIMIT), Clock())

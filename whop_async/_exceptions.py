@@ -201,6 +201,35 @@ class NotFinishedError(WhopError):
         self.attempted = attempted
 
 
+class TokenProviderError(WhopError):
+    """A token provider (an ``api_key`` that is a callable) raised, or handed over
+    something that cannot be sent as a key; the call was not sent.
+
+    Its message names the account, never a token. In a bulk run it stops that
+    account's ids, as a 401 does.
+
+    Attributes:
+        account: the account's name (None for a client made without one).
+    """
+
+    def __init__(self, message: str, *, account: str | None) -> None:
+        super().__init__(message)
+        self.account = account
+
+
+class UnknownAccountError(WhopError, LookupError):
+    """A pair of a bulk run of ``Accounts`` names an account it does not hold (when the
+    pair was read); that pair alone fails.
+
+    Attributes:
+        account: the name the pair gave.
+    """
+
+    def __init__(self, account: str) -> None:
+        super().__init__(f"no account named {account!r}: add it before its ids are read")
+        self.account = account
+
+
 class InvalidIdError(WhopError, ValueError):
     """An id that is not a Whop id, refused before anything is sent.
 

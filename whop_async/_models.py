@@ -193,11 +193,16 @@ class AdGroupPage(_Model):
 
 @attrs.frozen(kw_only=True)
 class Outcome:
-    """How one id of a bulk call ended: ``ad_group`` on success, else ``error``."""
+    """How one id of a bulk call ended: ``ad_group`` on success, else ``error``.
+
+    ``account`` names the account whose id it was, in a bulk run of ``Accounts``
+    (None in a client's own).
+    """
 
     id: str
     ad_group: AdGroup | None = None
     error: WhopError | None = None
+    account: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -213,11 +218,12 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: ``{"id", "ok": true, "ad_group": {...as sent}}``, or
         ``{"id", "ok": false, "accepted", "error", "message"}`` plus ``status_code``
-        and ``request_id`` when the error has them."""
+        and ``request_id`` when the error has them; ``"account"`` first when it has
+        one."""
         if self.ad_group is not None:
-            return {"id": self.id, "ok": True, "ad_group": self.ad_group.to_dict()}
+            return {**self._named(), "ok": True, "ad_group": self.ad_group.to_dict()}
         record: dict[str, Any] = {
-            "id": self.id,
+            **self._named(),
             "ok": False,
             "accepted": self.accepted,
             "error": type(self.error).__name__,
@@ -234,8 +240,13 @@ class Outcome:
         spliced in: never decoded and encoded again)."""
         if self.ad_group is None:
             return _json.dumps(self.to_dict())
-        head = _json.dumps({"id": self.id, "ok": True})
+        head = _json.dumps({**self._named(), "ok": True})
         return f'{head[:-1]},"ad_group":{self.ad_group.to_json()}}}'
+
+    def _named(self) -> dict[str, Any]:
+        if self.account is None:
+            return {"id": self.id}
+        return {"account": self.account, "id": self.id}
 
 
 @attrs.frozen(kw_only=True)
@@ -258,3 +269,33 @@ class BulkResult:
     def ok(self) -> bool:
         """True when every id returned an ad group."""
         return not self.failed and not self.unreadable
+
+
+@attrs.frozen(kw_only=True)
+class AccountsResult:
+    """What a bulk call of ``Accounts`` did, account by account.
+
+    Attributes:
+        by_account: each account's BulkResult (``succeeded`` in input order), under
+            the name its pairs gave (a name no account has holds their
+            UnknownAccountErrors).
+    """
+
+    by_account: dict[str, BulkResult]
+
+    def __getitem__(self, account: str) -> BulkResult:
+        return self.by_account[account]
+
+    @property
+    def ok(self) -> bool:
+        """True when every id of every account returned an ad group."""
+        return all(result.ok for result in self.by_account.values())
+
+    @property
+    def failed(self) -> dict[tuple[str, str], WhopError]:
+        """(account, id) -> the error of every id the server did not accept."""
+        return {
+            (account, ad_group_id): error
+            for account, result in self.by_account.items()
+            for ad_group_id, error in result.failed.items()
+        }

@@ -8,13 +8,15 @@ and of ``RequestOptions``, and the one place in the call that reads it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
-from . import _sansio
+from . import _credentials, _sansio
+from ._credentials import ApiKey
 from ._limits import RateLimit
 
 if TYPE_CHECKING:
@@ -97,6 +99,14 @@ def _rate_limit(value: object, name: str) -> None:
         raise TypeError(f"{name} must be a RateLimit or None, got {value!r}")
 
 
+def _api_key(value: object, _: str) -> ApiKey:
+    return _credentials.checked_api_key(value)
+
+
+def _account(value: object, _: str) -> str:
+    return _credentials.checked_account(value)
+
+
 def _base_url(value: object, _: str) -> str:
     return _sansio.check_base_url(value)
 
@@ -121,7 +131,9 @@ class ClientOptions:
     the same way (``WhopClient.with_options``).
 
     Attributes:
-        api_key: the key (never shown: it is left out of repr).
+        api_key: the key, or a token provider (never shown: it is left out of repr).
+        account: the account's name, if given: named in messages, and the budget's
+            name in Redis.
         base_url: where requests go, without a trailing slash.
         timeout: seconds one attempt may take.
         max_retries: retried failures allowed per call.
@@ -132,7 +144,8 @@ class ClientOptions:
         default_headers: more headers on every request, checked.
     """
 
-    api_key: str = attrs.field(repr=False, validator=_checked(_sansio.checked_api_key))
+    api_key: ApiKey = attrs.field(repr=False, validator=_checked(_api_key))
+    account: str | None = attrs.field(default=None, validator=_checked(_account))
     base_url: str = attrs.field(converter=_without_trailing_slash, validator=_checked(_base_url))
     timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_checked(positive_seconds))
     max_retries: int = attrs.field(
@@ -151,10 +164,36 @@ class ClientOptions:
     default_headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_header_pairs)
 
     def headers(self) -> dict[str, str]:
-        """The headers of every request, built once per client."""
+        """The headers of every request, built once per client: with a token provider,
+        all but ``Authorization``, which each attempt adds."""
+        key = self.api_key if isinstance(self.api_key, str) else None
         return _sansio.client_headers(
-            self.api_key, api_version=self.api_version, default_headers=dict(self.default_headers)
+            key, api_version=self.api_version, default_headers=dict(self.default_headers)
         )
+
+    def budget_name(self) -> str:
+        """The budget's name in Redis: the account's name (within ``RateLimit.key``,
+        when given), else ``RateLimit.key``, else a hash of the key and base URL. Never
+        the key.
+
+        Raises:
+            ValueError: a token provider with a budget shared through Redis, and no
+                name that stays when its tokens change.
+        """
+        key = None if self.rate_limit is None else self.rate_limit.key
+        if self.account is not None:
+            return self.account if key is None else f"{key}/{self.account}"
+        if key is not None:
+            return key
+        if not isinstance(self.api_key, str):
+            if self.rate_limit is not None and self.rate_limit.redis_url is not None:
+                raise ValueError(
+                    "a token provider's budget in Redis needs a name that stays when its"
+                    " tokens change: give account= (or RateLimit(key=...))"
+                )
+            return f"provider-{id(self.api_key):x}"  # in this process only
+        digest = hashlib.sha256(f"{self.api_key}\n{self.base_url}".encode()).hexdigest()
+        return digest[:24]
 
 
 class CallOptions(TypedDict, total=False):
@@ -204,6 +243,29 @@ class BulkOptions(CallOptions, total=False):
     idempotency_key: Callable[[str], str] | None
     deadline: float | None
     max_outage: float
+
+
+class AccountsBulkOptions(CallOptions, total=False):
+    """The keyword arguments of the bulk operations of ``Accounts``
+    (``unpause_many``, ``iter_unpause`` and the pause forms): those of ``BulkOptions``,
+    but for these two.
+
+    Attributes:
+        concurrency: how many calls run at once, shared fairly between the accounts
+            that have ids to do (64): each holds at most its share, so an account that
+            hangs or is out costs the others at most that share.
+        idempotency_key: (account, id) -> the Idempotency-Key of its call; a fresh key
+            per call by default.
+    """
+
+    concurrency: int
+    on_outcome: Callable[[Outcome], object | Awaitable[object]] | None
+    idempotency_key: Callable[[str, str], str] | None
+    deadline: float | None
+    max_outage: float
+
+
+ACCOUNTS_CONCURRENCY = 64
 
 
 def checked(options: Mapping[str, Any], kind: type[CallOptions]) -> None:

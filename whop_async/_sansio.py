@@ -233,7 +233,7 @@ class Headers(dict[str, str]):
 
 
 def client_headers(
-    api_key: str,
+    api_key: str | None,
     *,
     api_version: str | None,
     default_headers: Mapping[str, str] | None,
@@ -245,13 +245,10 @@ def client_headers(
         ValueError: ``api_version`` or ``default_headers`` cannot be sent (see
             ``check_api_version`` and ``extra_headers``).
     """
-    headers = Headers(
-        {
-            "Authorization": f"Bearer {api_key}",
-            "Accept": "application/json",
-            "User-Agent": user_agent(),
-        }
-    )
+    # Without a key (a token provider's client), each attempt adds its token's.
+    headers = Headers() if api_key is None else Headers(Authorization=f"Bearer {api_key}")
+    headers["Accept"] = "application/json"
+    headers["User-Agent"] = user_agent()
     if api_version is not None:
         headers["Api-Version-Date"] = check_api_version(api_version)
     headers.update(extra_headers(default_headers, where="default_headers"))
@@ -362,35 +359,50 @@ class Redactor:
     A secret is found in the forms a server may echo it: as sent (also inside
     ``Bearer <key>``), percent-encoded, and inside a JSON string however it is escaped
     there (``\\u0073k_...``), so what is kept, decoded or not, never holds it.
+
+    Cheap to make (a client per account makes one): the patterns that find every
+    spelling of a secret cost a millisecond to compile, so they are compiled only for an
+    answer that holds a secret once its JSON escapes are read, which is rare.
     """
 
+    __slots__ = ("_byte_forms", "_forms", "_patterns")
+
     def __init__(self, *secrets: str) -> None:
+        self.use(*secrets)
+
+    def use(self, *secrets: str) -> None:
+        """Clear these secrets from now on, instead of those before (a token
+        provider's latest tokens)."""
         forms = sorted(
             {form for secret in secrets if secret for form in _forms_of(secret)},
             key=len,
             reverse=True,
         )
-        pattern = "|".join(_spellings_in_json(form) for form in forms)
         self._forms = tuple(forms)
         self._byte_forms = tuple(form.encode() for form in forms)
-        self._pattern = re.compile(pattern) if forms else None
-        self._byte_pattern = re.compile(pattern.encode()) if forms else None
+        self._patterns: tuple[re.Pattern[str], re.Pattern[bytes]] | None = None
+
+    def _compiled(self) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+        patterns = self._patterns
+        if patterns is None:
+            pattern = "|".join(_spellings_in_json(form) for form in self._forms)
+            patterns = self._patterns = (re.compile(pattern), re.compile(pattern.encode()))
+        return patterns
 
     def text(self, text: str) -> str:
         """``text`` with every form of the secrets replaced."""
-        pattern = self._pattern
-        if pattern is None or not _may_hold(text, self._forms, "\\"):
+        if not _may_hold(text, self._forms, "\\", _unescaped_text):
             return text
-        return pattern.sub(REDACTED, text)
+        return self._compiled()[0].sub(REDACTED, text)
 
     def body(self, body: bytes) -> bytes:
         """``body`` itself when it holds no secret (found by a search of its bytes, with
         nothing built), else a copy with every form of the secrets replaced: a JSON body
         is decoded, cleared and encoded again (replacing bytes could cut an escape in
         two), any other is cleared as bytes."""
-        pattern = self._byte_pattern
-        if pattern is None or not _may_hold(body, self._byte_forms, b"\\"):
+        if not _may_hold(body, self._byte_forms, b"\\", _unescaped_bytes):
             return body
+        pattern = self._compiled()[1]
         if pattern.search(body) is None:  # escapes, but none that spells a secret
             return body
         try:
@@ -411,11 +423,12 @@ class Redactor:
 
     def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
         """``headers`` themselves when they hold no secret, else a copy without them."""
-        if self._pattern is None:
+        forms = self._forms
+        if not forms:
             return headers
         # One search of every name and value at once: most answers hold no secret.
         every = "\n".join(itertools.chain.from_iterable(headers.items()))
-        if not _may_hold(every, self._forms, "\\"):
+        if not _may_hold(every, forms, "\\", _unescaped_text):
             return headers
         text = self.text
         return CIMultiDict((text(name), text(value)) for name, value in headers.items())
@@ -451,14 +464,42 @@ def _spellings_of_character(character: str) -> str:
     return f"(?:{'|'.join(spellings)})"
 
 
-def _may_hold(text: AnyStr, forms: tuple[AnyStr, ...], backslash: AnyStr) -> bool:
-    # Every spelling of a secret holds one of its forms as it is, or an escape.
-    if backslash in text:
-        return True
-    for form in forms:  # noqa: SIM110 - a loop: no generator made per answer
+# A JSON escape: \uXXXX, or a backslash and one character.
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+_BYTE_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+
+
+def _unescaped_text(text: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
+
+
+def _unescaped_bytes(body: bytes) -> bytes:
+    # A secret is ASCII: any other character becomes a byte no secret holds.
+    def character(match: re.Match[bytes]) -> bytes:
+        if not match[1]:
+            return match[2]
+        code = int(match[1], 16)
+        return bytes((code,)) if code < 0x80 else b"\xff"
+
+    return _BYTE_ESCAPE.sub(character, body)
+
+
+def _may_hold(
+    text: AnyStr,
+    forms: tuple[AnyStr, ...],
+    backslash: AnyStr,
+    unescaped: Callable[[AnyStr], AnyStr],
+) -> bool:
+    """True when ``text`` holds one of ``forms`` as it is, or once its escapes are read:
+    only then is a secret's every spelling looked for."""
+    # A loop, not any(): no generator made per answer.
+    for form in forms:
         if form in text:
             return True
-    return False
+    if not forms or backslash not in text:
+        return False
+    plain = unescaped(text)
+    return any(form in plain for form in forms)
 
 
 NO_SECRETS = Redactor()

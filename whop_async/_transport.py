@@ -51,18 +51,16 @@ _settle_the_allocator()
 
 class Transport:
     """Sends requests to one base URL over an aiohttp session, created lazily in the
-    running loop. A session passed in is borrowed: used, never closed. ``redactor``
-    removes the key from every answer and error before it leaves.
+    running loop. A session passed in is borrowed: used, never closed. The clients of
+    many accounts may share one: each send names the redactor that removes its key
+    from the answer and any error before they leave.
     """
 
-    def __init__(
-        self, base_url: str, session: Session | None = None, redactor: Redactor = NO_SECRETS
-    ) -> None:
+    def __init__(self, base_url: str, session: Session | None = None) -> None:
         base = URL(base_url)
         # The authority as written: host and port, an IPv6 address in its brackets.
         self._scheme, self._authority = base.scheme, base.raw_authority
         self._base_path = base.raw_path.rstrip("/")
-        self._redactor = redactor
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -96,9 +94,10 @@ class Transport:
         headers: Mapping[str, str],
         timeout: float,
         query_string: str = "",
+        redactor: Redactor = NO_SECRETS,
     ) -> Response:
         """Send one request to ``path`` (already escaped) with ``query_string`` (already
-        encoded), and read the whole answer.
+        encoded), and read the whole answer, cleared by ``redactor`` of the key sent.
 
         Raises:
             APITimeoutError: the attempt took longer than ``timeout`` seconds.
@@ -131,7 +130,7 @@ class Transport:
                 body = await answer.read()
             finally:
                 answer.release()
-            return self._redactor.response(Response(answer.status, answer.headers, body))
+            return redactor.response(Response(answer.status, answer.headers, body))
         except TimeoutError:
             failure: APIConnectionError = APITimeoutError(
                 f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)
@@ -139,14 +138,14 @@ class Transport:
         except aiohttp.ClientConnectorError as exc:
             unresolved = _NOT_RESOLVED is not None and isinstance(exc, _NOT_RESOLVED)
             failure = CouldNotConnect(
-                self._redactor.text(f"{method} {url} could not connect: {exc}"),
+                redactor.text(f"{method} {url} could not connect: {exc}"),
                 method=method,
                 url=str(url),
                 unresolved=unresolved,
             )
         except aiohttp.ClientError as exc:
             failure = APIConnectionError(
-                self._redactor.text(f"{method} {url} failed: {type(exc).__name__}: {exc}"),
+                redactor.text(f"{method} {url} failed: {type(exc).__name__}: {exc}"),
                 method=method,
                 url=str(url),
             )

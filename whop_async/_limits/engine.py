@@ -1,4 +1,4 @@
-"""The rate-limit engine of one client: ``async with engine.turn(operation, call)``.
+"""The rate-limit engine of one account: ``async with engine.turn(operation, call)``.
 
 A turn is taken, in order: its operation's turn (the breaker for calls that wait out
 outages, the slow-start window with no known limit, the gate and pacing in the store),
@@ -26,7 +26,6 @@ from .._exceptions import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
-    AuthenticationError,
     RateLimitError,
 )
 from .breaker import NOTHING_ANSWERS_AFTER, Breaker
@@ -38,6 +37,11 @@ from .retry_budget import RetryBudget
 from .slow_start import SlowStart
 from .store import MemoryStore, Store
 
+# An account idle for this long has its budgets looked at: those at rest are forgotten
+# (made anew when next needed), so thousands of idle accounts hold little (about 2 KiB
+# each); a budget still recovering from a refusal is looked at again as long.
+REST_AFTER = 5.0
+
 logger = logging.getLogger("whop_async")
 
 
@@ -47,13 +51,14 @@ class NothingAnswers(APIConnectionError):
 
 
 class Engine:
-    """One client's turns: a limiter per operation, permits, the outage breaker, the
-    retry budget, and news of errors every call would meet.
+    """One account's turns: a limiter per operation, the outage breaker, the retry
+    budget, news of errors every call would meet, and the permits of the session it
+    shares with other accounts.
 
     Args:
         limit: the told limit (None: found from the server's refusals).
         clock: the client's clock.
-        max_in_flight: requests in flight at most, client-wide.
+        permits: requests in flight at most, shared by every account on one session.
         budget_key: the budget's name in Redis, when the limit is shared.
         max_server_wait: how long the gate may stay closed on the server's word.
         base_url: named when nothing answers there.
@@ -64,7 +69,7 @@ class Engine:
         limit: RateLimit | None,
         clock: Clock,
         *,
-        max_in_flight: int,
+        permits: asyncio.Semaphore,
         budget_key: str,
         max_server_wait: float,
         base_url: str,
@@ -74,7 +79,7 @@ class Engine:
         self._cap = max_server_wait
         self._base_url = base_url
         self._store = self._store_for(limit, budget_key)
-        self.permits = asyncio.Semaphore(max_in_flight)
+        self.permits = permits
         self.breaker = Breaker()
         self.retry_budget = RetryBudget()
         self._limiters: dict[str, OperationLimiter] = {}
@@ -84,13 +89,14 @@ class Engine:
         self._first_failure: float | None = None
         self.ever_answered = False
         self._fatal_listeners: set[Callable[[BaseException], None]] = set()
+        self._resting: asyncio.TimerHandle | None = None
 
     def _store_for(self, limit: RateLimit | None, budget_key: str) -> Store:
         if limit is not None and limit.redis_url is not None:
             # Imported only here: without a shared budget, redis is never needed.
             from .redis import RedisStore
 
-            return RedisStore(limit, limit.key or budget_key, self.clock)
+            return RedisStore(limit, budget_key, self.clock)
         return MemoryStore(limit, self.clock)
 
     @property
@@ -148,7 +154,28 @@ class Engine:
 
     async def close(self) -> None:
         """Release what the engine holds outside the process (a Redis connection)."""
+        if self._resting is not None:
+            self._resting.cancel()
         await self._store.close()
+
+    def _rest_soon(self) -> None:
+        """Look for budgets at rest in a while, unless a look is due already."""
+        if self._resting is None and isinstance(self._store, MemoryStore):
+            loop = asyncio.get_running_loop()
+            self._resting = loop.call_later(REST_AFTER, self._rest)
+
+    def _rest(self) -> None:
+        """Forget the idle operations whose budgets are at rest; look again later while a
+        told limit's budget is still recovering (one found alone is kept: it was learnt)."""
+        self._resting = None
+        store = self._store
+        assert isinstance(store, MemoryStore)
+        now = self.clock.monotonic()
+        for operation, limiter in list(self._limiters.items()):
+            if limiter.idle() and store.forget(operation, now):
+                del self._limiters[operation]
+        if self._limiters and self._limit is not None:
+            self._rest_soon()
 
     def end(
         self, limiter: OperationLimiter, ticket: Ticket, call: Caller, error: BaseException | None
@@ -160,6 +187,7 @@ class Engine:
         answer, hint = self._answer_of(limiter, ticket, call, error)
         report = Report(ticket.go, ticket.sent_at, answer, hint, self._cap)
         applied, standing = self._store.report_now(limiter.operation, report)
+        self._rest_soon()
         if not applied:
             return self._reported(limiter, report)
         self._heard(limiter, report, standing)
@@ -205,8 +233,6 @@ class Engine:
             return Answer.REFUSED, WaitHint.of(error.retry_after, error.retry_after_resolution)
         if isinstance(error, APIStatusError) and error.status_code < 500:
             self._server_answered(ticket, accepted=False)
-            if isinstance(error, AuthenticationError):
-                self.fatal(error)  # the key is wrong for every call
             return Answer.ACCEPTED, NO_HINT
         if isinstance(error, APIError):
             self._failed(ticket, call, error)

@@ -111,6 +111,17 @@ class RateEstimate:
         """True while nothing limits the rate: no limit told and no refusal yet."""
         return math.isinf(self.ceiling) and math.isinf(self.cut_rate)
 
+    def quiet_since(self, now: float) -> bool:
+        """True when nothing it holds will be read again: no refusal episode goes on,
+        and every slot counted is older than what any estimate reads."""
+        oldest_read = (now - _KEPT) // SLOT
+        # Slots are added in time order: the last is the newest.
+        return (
+            now - self.last_refusal > EPISODE_QUIET
+            and next(reversed(self.accepted), -math.inf) < oldest_read
+            and next(reversed(self.refused_slots), -math.inf) < oldest_read
+        )
+
     def note_accepted(self, count: int, now: float) -> None:
         """``count`` answers accepted by ``now``."""
         if not count:

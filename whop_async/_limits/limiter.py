@@ -163,6 +163,10 @@ class OperationLimiter:
         self._arrivals = itertools.count()
         self.changed = asyncio.Event()
 
+    def idle(self) -> bool:
+        """True when no call queues or asks here, and no slow-start window counts."""
+        return not (self._busy or self._waiters or self.slow_start is not None)
+
     def take_now(self, call: Caller) -> Ticket | None:
         """This call's turn at once, when nobody queues and nothing stands in the way
         (most turns), else None (nothing taken): ``take`` waits for it."""

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import attrs
 
-from .estimate import RateEstimate
+from .estimate import Phase, RateEstimate
 from .gate import Gate, Wait, WaitHint, first_step
 from .pacing import Pacing
 
@@ -98,6 +98,19 @@ class OperationBudget:
     def probe_ended(self, now: float) -> None:
         """The probe ended with no answer at all (cancelled): the next may probe at once."""
         self.gate.probe_ended(now)
+
+    def at_rest(self, now: float) -> bool:
+        """True when it allows what a new budget allows (a whole burst, the gate open, the
+        rate at its ceiling) and holds nothing that will be read again: it may then be
+        forgotten, and made anew when next needed."""
+        estimate = self.estimate
+        return (
+            self.gate.passing
+            and self.pacing.tat <= now
+            and estimate.phase is Phase.MEASURED
+            and estimate.rate(now) >= estimate.ceiling
+            and estimate.quiet_since(now)
+        )
 
     @property
     def paced(self) -> bool:

@@ -73,6 +73,15 @@ class MemoryStore:
             budget = self._budgets[operation] = OperationBudget.new(self._ceiling, self._burst)
         return budget
 
+    def forget(self, operation: str, now: float) -> bool:
+        """Forget ``operation``'s budget if it is at rest (it is made anew when next
+        needed); True when it is not kept."""
+        budget = self._budgets.get(operation)
+        if budget is not None and not budget.at_rest(now):
+            return False
+        self._budgets.pop(operation, None)
+        return True
+
     def take_now(self, operation: str) -> Decision:
         """A turn now, or how long to wait."""
         return self.budget(operation).take(self._clock.monotonic())

@@ -8,11 +8,20 @@ import contextlib
 import os
 import shlex
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from pathlib import Path
+from typing import Any
 
 from .. import (
     BULK_CONCURRENCY,
+    Accounts,
     AdGroup,
     AdGroupList,
     AdGroupStatus,
@@ -25,23 +34,23 @@ from .. import (
 from ..testing import FakeWhop
 from .exits import ExitCode, UsageError
 from .ids import IdFile
-from .journal import Journal, JournalWriteError
+from .journal import Done, Journal, JournalWriteError
 from .progress import Run, described, reader_may_leave, say, show, silence
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 
 
 async def run_bulk(
-    client: WhopClient,
+    client: WhopClient | Accounts,
     verb: str,
-    ids: Ids,
+    ids: Iterable[Any] | AsyncIterable[Any],  # ids, or (account, id) pairs for Accounts
     *,
     total: int | None,
     concurrency: int,
     journal: Journal | None,
     quiet: bool,
     skipped: Callable[[], int] = lambda: 0,
-    keys: Callable[[str], str] | None = None,
+    keys: Callable[..., str] | None = None,
 ) -> int:
     """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
 
@@ -58,7 +67,11 @@ async def run_bulk(
         output=None if journal is None else journal.path,
     )
     # iter_*, not *_many: nothing is kept per id, however many ids stream through.
-    each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
+    each: Callable[..., AsyncIterator[Outcome]]
+    if isinstance(client, Accounts):
+        each = client.iter_unpause if verb == "unpause" else client.iter_pause
+    else:
+        each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
 
     def finished(outcome: Outcome) -> None:
         run.record(outcome)
@@ -118,14 +131,14 @@ class Sources:
     those already done; it counts what it read, so a run that sends nothing can say
     why."""
 
-    def __init__(self, sources: list[Iterable[str] | AdGroupList], done: set[str]) -> None:
+    def __init__(self, sources: Sequence[Iterable[Done] | AdGroupList], done: set[Done]) -> None:
         self._sources, self._done = sources, done
         self.read = 0
         self.skipped = 0
         self.listed = 0
         self.listing_ended = False
 
-    async def __aiter__(self) -> AsyncIterator[str]:
+    async def __aiter__(self) -> AsyncIterator[Any]:
         for source in self._sources:
             if isinstance(source, AdGroupList):
                 async for group in source:
@@ -142,7 +155,7 @@ class Sources:
     def handed_out(self) -> int:
         return self.read - self.skipped
 
-    def _keep(self, ad_group_id: str) -> bool:
+    def _keep(self, ad_group_id: Done) -> bool:
         self.read += 1
         if ad_group_id in self._done:
             self.skipped += 1
@@ -194,6 +207,8 @@ async def campaign_is_missing(client: WhopClient, campaign: str) -> bool:
 
 
 async def change_status_command(options: argparse.Namespace) -> int:
+    if options.keys is not None:
+        return await accounts_command(options)
     if not options.ids and options.file is None and options.campaign is None:
         raise UsageError(
             "give ids as arguments, --file PATH (--file - for standard input), or --campaign"
@@ -238,6 +253,106 @@ async def change_status_command(options: argparse.Namespace) -> int:
     if not ids.handed_out:
         say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
     return code
+
+
+# What a journal of many accounts is bound to instead of one key: its keys may change (a
+# rotated key is the same account), and it is never resumed by a run of one key.
+_MANY_ACCOUNTS = "many accounts (--keys)"
+
+
+async def accounts_command(options: argparse.Namespace) -> int:
+    """unpause (or pause) the (account, id) pairs of ``--file``, each with its account's
+    key from ``--keys``."""
+    if options.ids or options.campaign is not None or options.file is None:
+        raise UsageError(
+            "--keys takes its (account, id) pairs from --file PATH (a CSV with account and"
+            " id columns), not from arguments or --campaign"
+        )
+    if options.resume and options.output is None:
+        raise UsageError("--resume needs --output, the journal to resume from")
+    accounts = accounts_from(options, keys_from(options.keys))
+    with contextlib.ExitStack() as stack:
+        journal = (
+            stack.enter_context(
+                Journal(
+                    Path(options.output),
+                    resume=options.resume,
+                    base_url=accounts.base_url,
+                    api_key=_MANY_ACCOUNTS,
+                )
+            )
+            if options.output is not None
+            else None
+        )
+        for notice in [] if journal is None else journal.notices:
+            say(notice)
+        pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True))).pairs()
+        ids = Sources([pairs], set() if journal is None else journal.done)
+        async with accounts:
+            code = await run_bulk(
+                accounts,
+                options.command,
+                ids,
+                total=None,
+                concurrency=options.concurrency,
+                journal=journal,
+                quiet=options.quiet,
+                skipped=lambda: ids.skipped,
+                keys=None if journal is None else journal.account_idempotency_key,
+            )
+    if not ids.handed_out:
+        say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
+    return code
+
+
+def keys_from(path: str) -> dict[str, str]:
+    """The accounts' keys of a dotenv file (``NAME=KEY`` lines), refused when anyone but
+    its owner may read or write it, as ssh refuses such a private key."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise UsageError(f"--keys {path}: cannot read it: {error.strerror}") from None
+    if os.name != "nt" and mode & 0o077:
+        raise UsageError(
+            f"--keys {path}: its permissions ({mode & 0o777:o}) let others read or change"
+            f" it; it holds keys, so it must be yours alone: chmod 600 {path}"
+        )
+    try:
+        from dotenv.parser import parse_stream
+    except ImportError:
+        raise UsageError(
+            "--keys needs the cli extra, whose python-dotenv reads it:"
+            " pip install 'whop-async[cli]'"
+        ) from None
+    keys: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8-sig") as lines:
+            for binding in parse_stream(lines):
+                line = binding.original.line  # never the line itself: it may hold a key
+                if binding.error:
+                    raise UsageError(f"--keys {path}: line {line} is not NAME=KEY")
+                if binding.key is not None and not binding.value:
+                    raise UsageError(f"--keys {path}: no key for {binding.key} (line {line})")
+                if binding.key is not None and binding.value:
+                    keys[binding.key] = binding.value
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--keys {path}: cannot read it: {error}") from None
+    if not keys:
+        raise UsageError(f"--keys {path}: it holds no NAME=KEY line")
+    return keys
+
+
+def accounts_from(options: argparse.Namespace, keys: dict[str, str]) -> Accounts:
+    if options.redis_url and not options.rate:
+        raise UsageError("--redis-url shares the --rate budget; it needs a --rate above 0")
+    rate_limit = (
+        RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
+    )
+    try:
+        return Accounts(keys, base_url=options.base_url, rate_limit=rate_limit)
+    except ValueError as error:  # a name or a key (never shown), or the base URL
+        source = f"--keys {options.keys}" if "account" in str(error) else "--base-url"
+        raise UsageError(f"{source}: {error}") from None
 
 
 def _ids_to_do(

@@ -8,7 +8,9 @@ redirects one into it).
 
 Lines are UTF-8, a byte-order mark first is dropped, CRLF line ends are fine. Either
 one id a line (blank lines skipped, ``#`` starts a comment), or a CSV whose first line
-is a header naming an ``id`` column. A value ``id`` is a header, never an id.
+is a header naming an ``id`` column. A value ``id`` is a header, never an id. With
+``accounts``, a CSV whose header names an ``account`` column too, read as (account, id)
+pairs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import BinaryIO
 from .exits import UsageError
 
 _HEADER = "id"
+_ACCOUNT = "account"
 
 
 class IdFile:
@@ -30,7 +33,7 @@ class IdFile:
     read at once, so a missing file or a CSV without an ``id`` column is refused before
     anything is sent."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, accounts: bool = False) -> None:
         self.name = "standard input" if path == "-" else path
         try:
             # Standard input's descriptor stays open: closefd=False.
@@ -41,11 +44,23 @@ class IdFile:
         self._lines = _meaningful_lines(self._stream)
         first = next(self._lines, None)
         self._column = None if first is None else _id_column(first, self.name)
+        self._account = None
+        if accounts and first is not None:
+            self._account = _account_column(first, self.name, self._column)
         # One id a line: the first line is an id (or the header "id") and is read again.
         self._first = [first] if first is not None and self._column is None else []
 
     def __iter__(self) -> Iterator[str]:
         return _ids_in(itertools.chain(self._first, self._lines), self._column)
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """The (account, id) pairs of a CSV with ``account`` and ``id`` columns."""
+        assert self._column is not None
+        assert self._account is not None
+        account, column = self._account, self._column
+        for row in csv.reader(self._lines):
+            if len(row) > max(account, column) and row[column].strip():
+                yield row[account].strip(), row[column].strip()
 
     def distinct_ids(self) -> set[str] | None:
         """Every id still to be read, without consuming them: a regular file is read
@@ -84,6 +99,17 @@ def _id_column(first: str, name: str) -> int | None:
     if _HEADER not in header:
         raise UsageError(f"{name}: a CSV needs an 'id' column in its first line, found {header}")
     return header.index(_HEADER)
+
+
+def _account_column(first: str, name: str, id_column: int | None) -> int:
+    """Which column of a CSV of pairs names the account."""
+    header = [column.strip().lower() for column in next(csv.reader([first]))]
+    if id_column is None or _ACCOUNT not in header:
+        raise UsageError(
+            f"{name}: with --keys, a CSV needs 'account' and 'id' columns in its first line,"
+            f" found {header}"
+        )
+    return header.index(_ACCOUNT)
 
 
 def _ids_in(lines: Iterable[str], column: int | None) -> Iterator[str]:

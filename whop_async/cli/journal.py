@@ -14,6 +14,9 @@ it was made against (never the key). They live in the journal, not beside it, so
 journal moved, copied or linked under another name keeps them: a resumed run sends
 each id the key of the run it resumes, and a journal made against one base URL or key
 (the sandbox) is refused against another (live), where its ids would be skipped.
+
+A run of many accounts (``--keys``) journals each line with its account: what is done,
+and each Idempotency-Key, is per (account, id).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ import attrs
 
 from .. import Outcome
 from .exits import UsageError
+
+Done = str | tuple[str, str]
+"""What a journal line is done for: an id, or an (account, id) pair."""
 
 # Opening never waits (a FIFO with no reader) nor takes a terminal for the process's
 # own. Windows has neither flag, nor FIFOs to wait on.
@@ -67,8 +73,8 @@ class _Recorded:
     """What a journal holds: the ids recorded ok, the ids answered 2xx with something
     that could not be read, and each run's seed and fingerprint."""
 
-    done: set[str]
-    unreadable: set[str]
+    done: set[Done]
+    unreadable: set[Done]
     runs: list[tuple[str, dict[str, Any]]]
 
 
@@ -112,6 +118,11 @@ class Journal:
         each id the key of the run it resumes, so a call that reached Whop before a
         stop is replayed, not repeated."""
         return hashlib.sha256(f"{self._seed}:{ad_group_id}".encode()).hexdigest()[:40]
+
+    def account_idempotency_key(self, account: str, ad_group_id: str) -> str:
+        """The Idempotency-Key of an account's id in this journal, as
+        ``idempotency_key`` (account names hold no ``:``)."""
+        return self.idempotency_key(f"{account}:{ad_group_id}")
 
     def write(self, outcome: Outcome) -> None:
         """Append ``outcome`` as one line, straight to the file: nothing is held back
@@ -213,8 +224,8 @@ def _read(fd: int) -> _Recorded:
     """Read the journal through its locked descriptor (on Windows the lock keeps every
     other handle out). A line cut short by a kill, or that is no record, is passed
     over."""
-    done: set[str] = set()
-    unreadable: set[str] = set()
+    done: set[Done] = set()
+    unreadable: set[Done] = set()
     runs: list[tuple[str, dict[str, Any]]] = []
     os.lseek(fd, 0, os.SEEK_SET)
     with open(fd, "rb", closefd=False) as journal:
@@ -223,10 +234,14 @@ def _read(fd: int) -> _Recorded:
                 record = json.loads(line)
                 if "run" in record:
                     runs.append((str(record["run"]["seed"]), dict(record["run"]["fingerprint"])))
-                elif record["ok"] is True:
-                    done.add(record["id"])
+                    continue
+                key: Done = (
+                    record["id"] if "account" not in record else (record["account"], record["id"])
+                )
+                if record["ok"] is True:
+                    done.add(key)
                 elif record.get("accepted") is True:
-                    unreadable.add(record["id"])
+                    unreadable.add(key)
     return _Recorded(done=done, unreadable=unreadable, runs=runs)
 
 

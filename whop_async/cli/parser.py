@@ -41,6 +41,7 @@ examples:
   whop-async unpause --campaign adcamp_1            # every paused group of a campaign
   whop-async list --status paused | whop-async unpause --file -
   whop-async pause adgrp_1 adgrp_2                  # undo
+  whop-async unpause --file pairs.csv --keys keys.env --output out.jsonl   # many accounts
   whop-async demo                                   # no key, no network
 """
 
@@ -130,6 +131,12 @@ def _add_change_status_parser(commands: Any, verb: str) -> None:
     )
     command.add_argument(
         "--campaign", metavar="ID", help=f"every {campaign_status.value} group of this campaign"
+    )
+    command.add_argument(
+        "--keys",
+        metavar="PATH",
+        help="many accounts: a dotenv file of NAME=KEY lines, readable by you alone; --file"
+        " is then a CSV with account and id columns",
     )
     command.add_argument(
         "--output",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .. import APIError, NotFinishedError, Outcome, WhopClient, WhopError
+from .. import Accounts, APIError, NotFinishedError, Outcome, WhopClient, WhopError
 from .exits import ExitCode
 
 try:
@@ -49,7 +49,7 @@ class Run:
 
     def __init__(
         self,
-        client: WhopClient,
+        client: WhopClient | Accounts,
         verb: str,
         total: int | None,
         *,
@@ -65,6 +65,9 @@ class Run:
         self.unreadable = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self.failed_examples: list[str] = []
+        # With many accounts: each account's failures, and why it stopped, if it did.
+        self.account_failures: dict[str, collections.Counter[str]] = {}
+        self.account_stops: dict[str, str] = {}
         self.stopped: NotFinishedError | None = None
         self.skipped = skipped
         self.started = time.monotonic()
@@ -86,7 +89,9 @@ class Run:
             self._progress.stop()
 
     def record(self, outcome: Outcome) -> None:
-        if isinstance(outcome.error, NotFinishedError) and self.stopped is None:
+        if outcome.account is not None:
+            self._record_account(outcome)
+        elif isinstance(outcome.error, NotFinishedError) and self.stopped is None:
             self.stopped = outcome.error  # the library stopped the run: why, once
         if outcome.ok:
             self.done += 1
@@ -105,6 +110,19 @@ class Run:
                 waits=self.client.stats.rate_limited,
                 rate=f"{self.finished / elapsed:,.0f}/s",
             )
+
+    def _record_account(self, outcome: Outcome) -> None:
+        """An account's failure, and its stop (a 401, a failing token provider): the
+        other accounts run on, so the run is not stopped."""
+        error = outcome.error
+        if outcome.accepted or outcome.account is None:
+            return
+        failures = self.account_failures.setdefault(outcome.account, collections.Counter())
+        failures[type(error).__name__] += 1
+        if isinstance(error, NotFinishedError) and outcome.account not in self.account_stops:
+            cause = error.cause
+            why = described(cause) if isinstance(cause, WhopError) else str(error)
+            self.account_stops[outcome.account] = why
 
     @property
     def finished(self) -> int:
@@ -135,6 +153,12 @@ class Run:
         if hidden:
             where = f"in {self.output}" if self.output else "(--output FILE keeps every one)"
             show(f"  and {hidden:,} more failures {where}")
+        for account, failures in sorted(self.account_failures.items()):
+            counts = ", ".join(f"{name} {count:,}" for name, count in failures.most_common())
+            stop = self.account_stops.get(account)
+            show(f"  account {account}: {sum(failures.values()):,} failed ({counts})")
+            if stop is not None:
+                show(f"    stopped: {stop}")
         if self.unreadable:
             say(self._unreadable_explained())
 

@@ -48,13 +48,15 @@ class AdGroups:
     Each operation draws on its own rate budget, as Whop counts them apart.
     """
 
-    with_raw_response: AdGroupsWithRawResponse
-    """The same operations, answering with a RawResponse (status, headers, request
-    id, timing) whose ``parse()`` gives the usual model."""
-
     def __init__(self, calls: Calls) -> None:
         self._calls = calls
-        self.with_raw_response = AdGroupsWithRawResponse(self)
+
+    @functools.cached_property
+    def with_raw_response(self) -> AdGroupsWithRawResponse:
+        """The same operations, answering with a RawResponse (status, headers, request
+        id, timing) whose ``parse()`` gives the usual model."""
+        # Made when first used: a client per account should not carry four wrappers.
+        return AdGroupsWithRawResponse(self)
 
     async def retrieve(self, ad_group_id: str, **options: Unpack[CallOptions]) -> AdGroup:
         """Read one ad group: ``GET /ad_groups/{ad_group_id}``.

@@ -385,6 +385,23 @@ class FakeWhop:
         """Each account's key, by name (``{"default": api_key}`` with a single key)."""
         return {name: account.key for name, account in self._accounts.items()}
 
+    def rotate_key(self, account: str, key: str) -> None:
+        """Give ``account`` a new key, as an OAuth refresh does: from now on its old key
+        is answered 401, and the new one spends the same budget.
+
+        Raises:
+            KeyError: no account has that name.
+            ValueError: another account has that key.
+        """
+        if f"Bearer {key}" in self._by_authorization:
+            raise ValueError(f"rotate_key: {self._by_authorization[f'Bearer {key}']} has it")
+        old = self._accounts[account]
+        self._accounts[account] = attrs.evolve(old, key=key)
+        del self._by_authorization[f"Bearer {old.key}"]
+        self._by_authorization[f"Bearer {key}"] = account
+        if self.api_key == old.key:
+            self.api_key = key
+
     def status_of(self, ad_group_id: str) -> str:
         """The current status of an ad group."""
         return str(self._groups[ad_group_id]["status"])

@@ -1,0 +1,131 @@
+"""Many accounts on the command line: --file pairs.csv --keys keys.env, the journal and
+--resume per (account, id), and a summary line for each account that failed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from whop_async.testing import FakeWhop
+
+from .cli_support import journal, whop_async_cli
+
+KEYS = {"acme": "sk_acme_0123456789", "globex": "sk_globex_0123456789"}
+
+
+def write_keys(folder: Path, keys: dict[str, str], *, mode: int = 0o600) -> Path:
+    path = folder / "keys.env"
+    path.write_text("# the accounts\n" + "".join(f"{name}={key}\n" for name, key in keys.items()))
+    path.chmod(mode)
+    return path
+
+
+def write_pairs(folder: Path, pairs: list[tuple[str, str]]) -> Path:
+    path = folder / "pairs.csv"
+    path.write_text("account,id\n" + "".join(f"{account},{id_}\n" for account, id_ in pairs))
+    return path
+
+
+def dealt(fake: FakeWhop) -> list[tuple[str, str]]:
+    return [(("acme", "globex")[number % 2], id_) for number, id_ in enumerate(fake.ids)]
+
+
+async def test_pairs_are_unpaused_with_their_accounts_keys_and_journaled_with_them(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "out.jsonl"
+    async with FakeWhop(groups=10, api_keys=KEYS, rate_limit=None) as fake:
+        pairs = write_pairs(tmp_path, dealt(fake))
+        args = ["unpause", "--file", str(pairs), "--keys", str(write_keys(tmp_path, KEYS))]
+        code, _, stderr = await whop_async_cli(*args, "--output", str(output), fake=fake)
+        assert fake.statuses() == {"active": 10}
+        assert fake.stats.accounts["acme"].requests == 5
+        assert fake.stats.accounts["globex"].requests == 5
+    assert code == 0, stderr
+    records = journal(output)
+    assert sorted((r["account"], r["id"]) for r in records) == sorted(dealt(fake))
+    assert all(r["ok"] for r in records)
+    assert all(key not in output.read_text() for key in KEYS.values())
+
+
+async def test_resume_is_exactly_once_per_account_and_id(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    keys = write_keys(tmp_path, KEYS)
+    async with FakeWhop(groups=6, api_keys=KEYS, rate_limit=None) as fake:
+        # The same id under both accounts is two pairs; the first run does half.
+        first = [("acme", fake.ids[0]), ("globex", fake.ids[0]), ("acme", fake.ids[1])]
+        args = ["unpause", "--keys", str(keys), "--output", str(output), "--quiet"]
+        code, _, stderr = await whop_async_cli(
+            *args, "--file", str(write_pairs(tmp_path, first)), fake=fake
+        )
+        assert code == 0, stderr
+        every = [*first, ("globex", fake.ids[1]), ("acme", fake.ids[2])]
+        code, _, stderr = await whop_async_cli(
+            *args, "--resume", "--file", str(write_pairs(tmp_path, every)), fake=fake
+        )
+        assert code == 0, stderr
+        requests = {name: stats.requests for name, stats in fake.stats.accounts.items()}
+    assert requests == {"acme": 3, "globex": 2}  # each pair once, across both runs
+    records = [(r["account"], r["id"]) for r in journal(output) if r["ok"]]
+    assert sorted(records) == sorted(every)
+
+
+async def test_an_account_whose_key_is_refused_is_summed_up_and_the_others_are_done(
+    tmp_path: Path,
+) -> None:
+    async with FakeWhop(
+        groups=20, api_keys=KEYS, rate_limit=None, account_revoked_at={"globex": 0.0}
+    ) as fake:
+        pairs = write_pairs(tmp_path, dealt(fake))
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(pairs), "--keys", str(write_keys(tmp_path, KEYS)),
+            fake=fake,
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 10, "paused": 10}
+    assert code == 1
+    assert "account globex: 10 failed" in stderr
+    assert "stopped: 401" in stderr
+    assert "account acme" not in stderr
+    assert KEYS["globex"] not in stderr
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+async def test_a_keys_file_others_may_read_or_change_is_refused(tmp_path: Path, mode: int) -> None:
+    keys = write_keys(tmp_path, KEYS, mode=mode)
+    pairs = write_pairs(tmp_path, [("acme", "adgrp_1")])
+    code, _, stderr = await whop_async_cli("unpause", "--file", str(pairs), "--keys", str(keys))
+    assert code == 2
+    assert f"{mode:o}" in stderr
+    assert "chmod 600" in stderr
+    assert KEYS["acme"] not in stderr
+
+
+@pytest.mark.parametrize(
+    ("keys_text", "pairs_text", "args", "said"),
+    [
+        ("acme=\n", "account,id\nacme,adgrp_1\n", [], "no key for acme"),
+        ("two words=sk_1\n", "account,id\nx,adgrp_1\n", [], "line 1 is not NAME=KEY"),
+        ("-acme=sk_1\n", "account,id\nx,adgrp_1\n", [], "account name"),
+        ("acme=sk bad\n", "account,id\nacme,adgrp_1\n", [], "printable"),
+        ("acme=sk_1\n", "id\nadgrp_1\n", [], "'account' and 'id' columns"),
+        ("acme=sk_1\n", "account,id\nacme,adgrp_1\n", ["adgrp_2"], "--keys takes"),
+    ],
+)
+async def test_bad_keys_and_pairs_files_are_one_line_and_exit_2(
+    tmp_path: Path, keys_text: str, pairs_text: str, args: list[str], said: str
+) -> None:
+    keys = tmp_path / "keys.env"
+    keys.write_text(keys_text)
+    keys.chmod(0o600)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(pairs_text)
+    code, _, stderr = await whop_async_cli(
+        "unpause", *args, "--file", str(pairs), "--keys", str(keys)
+    )
+    assert code == 2
+    assert said in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert "sk bad" not in stderr
