@@ -24,13 +24,14 @@ from . import _sansio
 from ._bulk import BulkRun
 from ._clock import Clock
 from ._exceptions import APIError, NotFinishedError, RateLimitError, StopReason
-from ._limits import Bound, Engine, Patience, Stopped, WaitTooLong
+from ._limits import Bound, Engine, Patience, Stopped, WaitReason, WaitTooLong
 from ._options import NO_OPTIONS, RequestOptions
 from ._retry import CallRetries, RetryPolicy, is_retryable
 from ._shaping import finish_as
 from ._transport import Transport
 
 if TYPE_CHECKING:
+    from ._otel import CallTrace, Telemetry
     from ._shaping import Finish
 
 T = TypeVar("T")
@@ -81,6 +82,7 @@ class Wiring:
         redactor: removes the key from anything kept of an answer.
         clock: time and chance.
         lifetime: open until the client is closed: nothing is sent after.
+        telemetry: spans and metrics of its calls (None without the otel extra).
     """
 
     base_url: str
@@ -93,6 +95,7 @@ class Wiring:
     redactor: _sansio.Redactor
     clock: Clock
     lifetime: Lifetime
+    telemetry: Telemetry | None = None
 
 
 class CallResult(NamedTuple):
@@ -126,14 +129,23 @@ class Calls:
         finish = self._finishers.get(cast_to)
         if finish is None:
             finish = self._finishers[cast_to] = finish_as(cast_to)
-        return Call(wiring, request, options).run(finish)
+        call = Call(wiring, request, options)
+        if wiring.telemetry is None:
+            return call.run(finish)
+        return wiring.telemetry.traced(call, finish)
 
     @contextlib.contextmanager
-    def bulk_run(self, *, deadline: float | None, max_outage: float) -> Iterator[BulkRun]:
-        """A bulk run's bounds and stop, told of errors that would fail every call."""
-        engine = self.wiring.engine
+    def bulk_run(
+        self, *, operation: str, deadline: float | None, max_outage: float
+    ) -> Iterator[BulkRun]:
+        """A bulk run of ``operation``: its bounds and stop, told of errors that would
+        fail every call, and its telemetry."""
+        engine, telemetry = self.wiring.engine, self.wiring.telemetry
         run = BulkRun(self.wiring.clock, deadline=deadline, max_outage=max_outage)
-        with engine.listening_for_fatal(lambda error: run.stop(StopReason.FATAL, error)):
+        with (
+            engine.listening_for_fatal(lambda error: run.stop(StopReason.FATAL, error)),
+            contextlib.nullcontext() if telemetry is None else telemetry.bulk(run, operation),
+        ):
             yield run
 
 
@@ -153,6 +165,7 @@ class Call:
         "order",
         "outages",
         "request",
+        "trace",
         "wiring",
     )
 
@@ -171,6 +184,7 @@ class Call:
         self._last_error: APIError | None = None
         self._patience: Patience | None = None
         self._probed_outage = False
+        self.trace: CallTrace | None = None
 
     @property
     def patience(self) -> Patience:
@@ -245,8 +259,17 @@ class Call:
             lambda: self._probed_outage,
         )
 
+    def waited(self, reason: WaitReason, seconds: float) -> None:
+        """Told of each wait, for a turn or between attempts: for the call's telemetry."""
+        if self.trace is not None:
+            self.trace.waited(reason, seconds)
+
     async def _sleep(self, seconds: float) -> None:
-        await self.wiring.engine.sleep(seconds, None, self.patience)
+        started = self.wiring.clock.monotonic()
+        try:
+            await self.wiring.engine.sleep(seconds, None, self.patience)
+        finally:
+            self.waited(WaitReason.BACKOFF, self.wiring.clock.monotonic() - started)
 
     async def _attempt(self) -> tuple[_sansio.Response, object]:
         wiring, request = self.wiring, self.request
@@ -258,9 +281,12 @@ class Call:
         async with wiring.engine.turn(request.operation, self) as turn:
             self._attempts += 1
             self._probed_outage = turn.ticket.breaker_probe
+            # Traced: the attempt's span starts, its traceparent goes in the headers.
+            sent = None if self.trace is None else self.trace.sending(self._headers)
             debug = logger.isEnabledFor(logging.DEBUG)
             if debug:
                 self._log_sending()
+            response: _sansio.Response | None = None
             try:
                 response = await wiring.transport.send(
                     request.method,
@@ -271,16 +297,25 @@ class Call:
                 )
                 if debug:
                     self._log_answer(response)
-                return response, _sansio.decode(
-                    request,
-                    wiring.base_url,
+                answer = (
                     response,
-                    now=wiring.clock.time,
-                    redactor=wiring.redactor,
+                    _sansio.decode(
+                        request,
+                        wiring.base_url,
+                        response,
+                        now=wiring.clock.time,
+                        redactor=wiring.redactor,
+                    ),
                 )
-            except APIError as error:
-                self._last_error = error
+            except BaseException as error:
+                if isinstance(error, APIError):
+                    self._last_error = error
+                if sent is not None:
+                    sent.ended(response, error)
                 raise
+            if sent is not None:
+                sent.ended(response, None)
+            return answer
 
     @property
     def _url(self) -> str:

@@ -6,7 +6,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -25,8 +25,15 @@ from ._options import (
     ClientOptions,
 )
 from ._retry import RetryPolicy
+from ._telemetry import telemetry_for
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from ._otel import Telemetry
 
 API_KEY_ENV = "WHOP_API_KEY"
 BASE_URL_ENV = "WHOP_BASE_URL"
@@ -61,6 +68,9 @@ class WhopClient:
         api_version: sent as ``Api-Version-Date`` when set; the API's original shapes
             are used otherwise.
         default_headers: extra headers for every request.
+        tracer_provider: where the spans of its calls go, with the ``otel`` extra
+            installed; OpenTelemetry's global provider by default (see Observability).
+        meter_provider: where its metrics go; OpenTelemetry's global provider by default.
 
     Raises:
         WhopError: no API key was given and ``WHOP_API_KEY`` is not set.
@@ -84,6 +94,8 @@ class WhopClient:
         session: Session | None = None,
         api_version: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not api_key:
@@ -112,7 +124,14 @@ class WhopClient:
         )
         redactor = _sansio.Redactor(options.api_key)
         transport = Transport(options.base_url, session, redactor)
-        self._wire(options, engine, transport, redactor, Lifetime())
+        telemetry = telemetry_for(
+            options.base_url,
+            engine.clock,
+            redactor,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
+        self._wire(options, engine, transport, redactor, Lifetime(), telemetry)
         self._owns_engine = True
 
     def _wire(
@@ -122,6 +141,7 @@ class WhopClient:
         transport: Transport,
         redactor: _sansio.Redactor,
         lifetime: Lifetime,
+        telemetry: Telemetry | None,
     ) -> None:
         self._options = options
         self._owns_engine = False
@@ -141,6 +161,7 @@ class WhopClient:
                 redactor=redactor,
                 clock=engine.clock,
                 lifetime=lifetime,
+                telemetry=telemetry,
             )
         )
         self.ad_groups = AdGroups(self._calls)
@@ -210,8 +231,9 @@ class WhopClient:
 
         It shares this client's HTTP session, its rate limiting (pacing, the gate
         after a 429, the adapted rate), its outage breaker and its retry budget, so its
-        calls and this client's never compete for the same limit. Closing it closes
-        only it; closing this client closes both. An argument left None keeps this
+        calls and this client's never compete for the same limit; its calls' spans and
+        metrics go where this client's go. Closing it closes only it; closing this
+        client closes both. An argument left None keeps this
         client's setting.
 
         Args:
@@ -244,7 +266,12 @@ class WhopClient:
         wiring = self._calls.wiring
         derived = object.__new__(WhopClient)
         derived._wire(
-            options, wiring.engine, wiring.transport, wiring.redactor, wiring.lifetime.child()
+            options,
+            wiring.engine,
+            wiring.transport,
+            wiring.redactor,
+            wiring.lifetime.child(),
+            wiring.telemetry,  # its calls report where this client's do
         )
         return derived
 

@@ -1,0 +1,475 @@
+"""OpenTelemetry spans and metrics of a client's calls (the ``otel`` extra).
+
+Imported only when opentelemetry-api is installed (``_telemetry`` decides). It reports
+to the providers given to the client, else to OpenTelemetry's global ones: no-ops until
+the application sets OpenTelemetry up, the application's own from then on.
+
+The spans, under the caller's current span::
+
+    ad_groups.unpause_many              INTERNAL: a bulk run, its counts at the end
+      ad_groups.unpause                 INTERNAL: one logical call, its attempts and waits
+        POST /ad_groups/{id}/unpause    CLIENT: one per HTTP attempt, by the stable HTTP
+                                        client conventions; its traceparent is sent
+
+Without a tracer that records or propagates (no SDK, no incoming trace), a call makes
+no attempt spans and sends no traceparent: it costs a span start and end, and the
+metrics' proxies. No metric attribute names an id, a key or a URL.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import sys
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.propagators.textmap import Setter
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from ._exceptions import (
+    APIResponseValidationError,
+    APIStatusError,
+    RateLimitError,
+    ResponseError,
+    WhopError,
+)
+from ._limits import WaitReason
+from ._sansio import request_id_in
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+    from . import _sansio
+    from ._bulk import BulkRun, Deliver
+    from ._call import Call
+    from ._clock import Clock
+    from ._models import AdGroup
+    from ._shaping import Finish
+
+T = TypeVar("T")
+
+Attributes = Mapping[str, "AttributeValue"]
+
+SCOPE = "whop_async"
+# The buckets the conventions advise for http.client.request.duration.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+# Waits run from a pacing interval (ms at a high rate) to a gate or an outage of minutes.
+WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+class Telemetry:
+    """One client's tracer, meter and instruments, shared by the clients made from it
+    with ``with_options``.
+
+    Args:
+        base_url: where the client's requests go (``server.address``, ``server.port``).
+        clock: the client's clock: durations and waits are measured on it.
+        redactor: clears the key from anything recorded (a URL carries none, unless a
+            caller put it in a query parameter).
+        tracer_provider: where spans go (the global provider if None).
+        meter_provider: where metrics go (the global provider if None).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        clock: Clock,
+        redactor: _sansio.Redactor,
+        *,
+        tracer_provider: TracerProvider | None,
+        meter_provider: MeterProvider | None,
+    ) -> None:
+        self.clock = clock
+        self.base_url = base_url
+        self.redactor = redactor
+        parts = urlsplit(base_url)
+        self.server: dict[str, AttributeValue] = {
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 443),
+        }
+        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        self.request_duration = meter.create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.waits = meter.create_histogram(
+            "whop.rate_limit.wait",
+            unit="s",
+            description="Each wait of a call for its turn or between its attempts, by reason.",
+            explicit_bucket_boundaries_advisory=WAIT_BUCKETS,
+        )
+        self.refusals = meter.create_counter(
+            "whop.rate_limit.refusals",
+            unit="{response}",
+            description="Answers of 429 (rate limited).",
+        )
+        self.active_calls = meter.create_up_down_counter(
+            "whop.client.active_calls",
+            unit="{call}",
+            description="Logical calls in progress: waiting for a turn, in flight or backing off.",
+        )
+        self.bulk_ids = meter.create_counter(
+            "whop.bulk.ids",
+            unit="{id}",
+            description="Ids a bulk run has finished, by outcome.",
+        )
+        # Attribute sets are few (operations, statuses, reasons): each is made once.
+        self._attribute_sets: dict[tuple[Any, ...], Attributes] = {}
+        self._routes: dict[str, str] = {}
+
+    async def traced(self, call: Call, finish: Finish[T]) -> T:
+        """Run ``call`` (what ``finish`` makes of its answer) in its span, counted."""
+        traced = call.trace = CallTrace(self, call.request)
+        try:
+            result = await call.run(finish)
+        except BaseException as error:
+            traced.ended(error)
+            raise
+        traced.ended(None)
+        return result
+
+    def bulk(self, run: BulkRun, operation: str) -> BulkTrace:
+        """The span and counts of ``run``, a bulk run of ``operation``: to enter around it."""
+        return BulkTrace(self, run, operation)
+
+    def route(self, request: _sansio.Request) -> str:
+        """The route template of ``request``'s path: its ids as ``{id}``."""
+        route = self._routes.get(request.operation)
+        if route is None:
+            route = self._routes[request.operation] = route_of(request.path)
+        return route
+
+    def attributes(self, make: Callable[..., Attributes], *args: Any) -> Attributes:
+        """``make(*args)``, made once: attribute sets are few (operations, statuses,
+        reasons), and a metric's are read on every call."""
+        key = (make, *args)
+        attributes = self._attribute_sets.get(key)
+        if attributes is None:
+            attributes = self._attribute_sets[key] = make(*args)
+        return attributes
+
+    def answer_attributes(
+        self, method: str, status: int | None, failure: str | None
+    ) -> dict[str, AttributeValue]:
+        """The attributes of an attempt's duration, as the conventions list them."""
+        attributes: dict[str, AttributeValue] = {"http.request.method": method, **self.server}
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if failure is not None:
+            attributes["error.type"] = failure
+        return attributes
+
+
+def _operation_attributes(operation: str) -> Attributes:
+    return {"whop.operation": operation}
+
+
+def _wait_attributes(operation: str, reason: WaitReason) -> Attributes:
+    return {"whop.operation": operation, "whop.rate_limit.reason": reason.value}
+
+
+def _bulk_attributes(operation: str, outcome: str, failure: str | None) -> Attributes:
+    attributes: dict[str, AttributeValue] = {
+        "whop.operation": operation,
+        "whop.bulk.outcome": outcome,
+    }
+    if failure is not None:
+        attributes["error.type"] = failure
+    return attributes
+
+
+def route_of(path: str) -> str:
+    """A path with its ids as ``{id}``: Whop's paths alternate a collection and an id
+    (``/ad_groups/{id}/unpause``), so every second segment is an id."""
+    segments = path.split("/")  # "", "ad_groups", id, "unpause"
+    return "/".join(
+        "{id}" if number % 2 == 0 and number else segment for number, segment in enumerate(segments)
+    )
+
+
+_error_types: dict[type[BaseException], str] = {}
+
+
+def error_type(error: BaseException) -> str:
+    """``error``'s class as ``error.type``: whop_async's public class it is one of
+    (``whop_async.APITimeoutError``), else its module and name."""
+    kind = type(error)
+    name = _error_types.get(kind)
+    if name is None:
+        public = sys.modules["whop_async"]
+        name = next(
+            (
+                f"whop_async.{cls.__name__}"
+                for cls in kind.__mro__
+                if getattr(public, cls.__name__, None) is cls
+            ),
+            f"{kind.__module__}.{kind.__qualname__}",
+        )
+        _error_types[kind] = name
+    return name
+
+
+class _Replacing(Setter[MutableMapping[str, str]]):
+    """Sets a propagated header in place of any spelling of it already there (a
+    ``Traceparent`` in a call's extra headers would otherwise be sent beside ours)."""
+
+    def set(self, carrier: MutableMapping[str, str], key: str, value: str) -> None:
+        for name in [name for name in carrier if name.lower() == key]:
+            del carrier[name]
+        carrier[key] = value
+
+
+_REPLACING = _Replacing()
+
+
+class CallTrace:
+    """One logical call's span (current while it runs, when it records or propagates),
+    its attempts and waits, and its metrics."""
+
+    __slots__ = (
+        "_by_operation",
+        "_token",
+        "_waits",
+        "attempts",
+        "context",
+        "request",
+        "span",
+        "telemetry",
+    )
+
+    def __init__(self, telemetry: Telemetry, request: _sansio.Request) -> None:
+        self.telemetry = telemetry
+        self.request = request
+        self.attempts = 0
+        self._waits: dict[WaitReason, float] = {}
+        self._by_operation = telemetry.attributes(_operation_attributes, request.operation)
+        telemetry.active_calls.add(1, self._by_operation)
+        span = self.span = telemetry.tracer.start_span(request.operation, kind=SpanKind.INTERNAL)
+        # The context with the call's span, when it records or propagates: its attempts'
+        # parent; current while the call runs, so that its logs name it.
+        self.context: otel_context.Context | None = None
+        self._token: contextvars.Token[otel_context.Context] | None = None
+        if span.get_span_context().is_valid:
+            self.context = trace.set_span_in_context(span)
+            self._token = otel_context.attach(self.context)
+            if span.is_recording():
+                span.set_attributes(_call_attributes(request))
+
+    def sending(self, headers: MutableMapping[str, str]) -> AttemptTrace:
+        """An attempt starts: its span, and its traceparent in ``headers``."""
+        self.attempts += 1
+        return AttemptTrace(self, headers)
+
+    def waited(self, reason: WaitReason, seconds: float) -> None:
+        """The call waited ``seconds`` for ``reason``."""
+        if seconds <= 0:
+            return
+        self._waits[reason] = self._waits.get(reason, 0.0) + seconds
+        telemetry = self.telemetry
+        telemetry.waits.record(
+            seconds, telemetry.attributes(_wait_attributes, self.request.operation, reason)
+        )
+
+    def refused(self) -> None:
+        """One of its attempts was answered 429."""
+        self.telemetry.refusals.add(1, self._by_operation)
+
+    def ended(self, error: BaseException | None) -> None:
+        """The call ended: with ``error``, or its answer (None)."""
+        self.telemetry.active_calls.add(-1, self._by_operation)
+        span = self.span
+        if span.is_recording():
+            span.set_attribute("whop.attempts", self.attempts)
+            span.set_attribute("whop.rate_limit.waited", sum(self._waits.values()))
+            for reason, seconds in self._waits.items():
+                span.set_attribute(f"whop.rate_limit.wait.{reason.value}", seconds)
+            if error is not None:
+                _failed(span, error)
+        span.end()
+        if self._token is not None:
+            otel_context.detach(self._token)
+
+
+def _call_attributes(request: _sansio.Request) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {"whop.operation": request.operation}
+    segments = request.path.split("/")
+    if len(segments) > 2 and segments[1] == "ad_groups":
+        attributes["whop.ad_group.id"] = segments[2]
+    return attributes
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    """Mark ``span`` as ended by ``error``: its type, the exception, the status."""
+    span.set_attribute("error.type", error_type(error))
+    if isinstance(error, Exception):
+        span.record_exception(error)
+    span.set_status(StatusCode.ERROR, str(error) or None)
+
+
+class AttemptTrace:
+    """One HTTP attempt: its CLIENT span (when the call's span records or propagates)
+    and its duration."""
+
+    __slots__ = ("_call", "_span", "_started")
+
+    def __init__(self, call: CallTrace, headers: MutableMapping[str, str]) -> None:
+        self._call = call
+        telemetry = call.telemetry
+        parent = call.context
+        self._span: Span | None = None
+        if parent is not None:
+            request = call.request
+            route = telemetry.route(request)
+            attributes: dict[str, AttributeValue] = {
+                "http.request.method": request.method,
+                **telemetry.server,
+                "url.full": telemetry.redactor.text(telemetry.base_url + request.target),
+                "url.template": route,
+            }
+            if call.attempts > 1:
+                attributes["http.request.resend_count"] = call.attempts - 1
+            span = self._span = telemetry.tracer.start_span(
+                f"{request.method} {route}",
+                context=parent,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+            )
+            propagate.inject(headers, trace.set_span_in_context(span, parent), _REPLACING)
+        self._started = telemetry.clock.monotonic()
+
+    def ended(self, response: _sansio.Response | None, error: BaseException | None) -> None:
+        """The attempt ended: answered (``response``; ``error`` when it is not a
+        success), or with no answer (``error`` alone)."""
+        call = self._call
+        telemetry = call.telemetry
+        seconds = telemetry.clock.monotonic() - self._started
+        status = response.status if response is not None else None
+        if status is None and isinstance(error, ResponseError):
+            status = error.status_code
+        failure = _attempt_error_type(status, error)
+        method = call.request.method
+        telemetry.request_duration.record(
+            seconds, telemetry.attributes(telemetry.answer_attributes, method, status, failure)
+        )
+        if isinstance(error, RateLimitError):
+            call.refused()
+        span = self._span
+        if span is None:
+            return
+        if span.is_recording():
+            _answered(span, response, error, status, failure)
+        span.end()
+
+
+def _attempt_error_type(status: int | None, error: BaseException | None) -> str | None:
+    """``error.type`` of an attempt: its status when 4xx or 5xx, else the class of the
+    error that left it without an answer; None for a success."""
+    if status is not None:
+        return str(status) if status >= 400 else None
+    return None if error is None else error_type(error)
+
+
+def _answered(
+    span: Span,
+    response: _sansio.Response | None,
+    error: BaseException | None,
+    status: int | None,
+    failure: str | None,
+) -> None:
+    """What the attempt's span records of its end, as the conventions say: the status
+    code, and Error with ``error.type`` for 4xx, 5xx and no answer."""
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    request_id = None
+    if isinstance(error, ResponseError):
+        request_id = error.request_id
+    elif response is not None:
+        request_id = request_id_in(response.headers)
+    if request_id is not None:
+        span.set_attribute("whop.request_id", request_id)
+    if isinstance(error, APIStatusError) and error.retry_after is not None:
+        span.set_attribute("whop.retry_after", error.retry_after)
+    if failure is not None:
+        span.set_attribute("error.type", failure)
+        # The status code says why when there is one; without it, the error does.
+        span.set_status(StatusCode.ERROR, None if status is not None else str(error) or None)
+
+
+class BulkTrace:
+    """A bulk run's span (its calls' parent) and its outcomes, counted."""
+
+    def __init__(self, telemetry: Telemetry, run: BulkRun, operation: str) -> None:
+        self._telemetry = telemetry
+        self._run = run
+        self._operation = operation
+        self._counts: collections.Counter[str] = collections.Counter()
+        self.span = telemetry.tracer.start_span(
+            f"{operation}_many", kind=SpanKind.INTERNAL, attributes={"whop.operation": operation}
+        )
+        self._context = trace.set_span_in_context(self.span)
+
+    def __enter__(self) -> BulkTrace:
+        self._run.trace = self
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span, run = self.span, self._run
+        if span.is_recording():
+            for outcome in ("succeeded", "failed", "unreadable"):
+                span.set_attribute(f"whop.bulk.{outcome}", self._counts[outcome])
+            if run.reason is not None:
+                span.set_attribute("whop.bulk.stop_reason", run.reason.value)
+            # Closed by its reader (an iter_unpause left early) is no failure of the run.
+            if error is not None and not isinstance(error, GeneratorExit):
+                _failed(span, error)
+            elif run.reason is not None:
+                span.set_attribute("error.type", "whop_async.NotFinishedError")
+                span.set_status(StatusCode.ERROR, f"stopped: {run.reason.value}")
+        span.end()
+
+    def worker_context(self) -> contextvars.Context:
+        """A context for one of the run's workers: the run's span current in it."""
+        context = contextvars.copy_context()
+        context.run(otel_context.attach, self._context)
+        return context
+
+    def counting(self, deliver: Deliver) -> Deliver:
+        """``deliver``, each outcome counted on its way."""
+
+        def counted(
+            index: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
+        ) -> Awaitable[object] | None:
+            self._count(error)
+            return deliver(index, ad_group_id, group, error)
+
+        return counted
+
+    def _count(self, error: WhopError | None) -> None:
+        if error is None:
+            outcome, failure = "succeeded", None
+        elif isinstance(error, APIResponseValidationError):
+            outcome, failure = "unreadable", None
+        else:
+            outcome, failure = "failed", error_type(error)
+        self._counts[outcome] += 1
+        telemetry = self._telemetry
+        telemetry.bulk_ids.add(
+            1, telemetry.attributes(_bulk_attributes, self._operation, outcome, failure)
+        )
