@@ -292,7 +292,7 @@ class CallTrace:
         span = self.span
         if span.is_recording():
             span.set_attribute("whop.attempts", self.attempts)
-            span.set_attribute("whop.rate_limit.waited", sum(self._waits.values()))
+            span.set_attribute("whop.rate_limit.waited", sum(self._waits.values(), 0.0))
             for reason, seconds in self._waits.items():
                 span.set_attribute(f"whop.rate_limit.wait.{reason.value}", seconds)
             if error is not None:
