@@ -281,8 +281,9 @@ class Call:
         async with wiring.engine.turn(request.operation, self) as turn:
             self._attempts += 1
             self._probed_outage = turn.ticket.breaker_probe
-            # Traced: the attempt's span starts, its traceparent goes in the headers.
-            sent = None if self.trace is None else self.trace.sending(self._headers)
+            trace = self.trace
+            if trace is not None:  # the attempt's span starts; its traceparent is sent
+                trace.sending(self._headers)
             debug = logger.isEnabledFor(logging.DEBUG)
             if debug:
                 self._log_sending()
@@ -310,11 +311,11 @@ class Call:
             except BaseException as error:
                 if isinstance(error, APIError):
                     self._last_error = error
-                if sent is not None:
-                    sent.ended(response, error)
+                if trace is not None:
+                    trace.sent(response, error)
                 raise
-            if sent is not None:
-                sent.ended(response, None)
+            if trace is not None:
+                trace.sent(response, None)
             return answer
 
     @property

@@ -21,9 +21,9 @@ from __future__ import annotations
 import collections
 import contextvars
 import sys
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Mapping, MutableMapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -125,8 +125,12 @@ class Telemetry:
             unit="{id}",
             description="Ids a bulk run has finished, by outcome.",
         )
-        # Attribute sets are few (operations, statuses, reasons): each is made once.
-        self._attribute_sets: dict[tuple[Any, ...], Attributes] = {}
+        # Attribute sets are few (operations, statuses, reasons): each is made once,
+        # and found without making anything (a call's objects cost it twice: made, and
+        # then traversed by each garbage collection while a bulk run keeps its results).
+        self._operations: dict[str, Attributes] = {}
+        self._answers: dict[str, dict[object, tuple[str | None, Attributes]]] = {}
+        self._waits: dict[tuple[str, WaitReason], Attributes] = {}
         self._routes: dict[str, str] = {}
 
     async def traced(self, call: Call, finish: Finish[T]) -> T:
@@ -151,43 +155,43 @@ class Telemetry:
             route = self._routes[request.operation] = route_of(request.path)
         return route
 
-    def attributes(self, make: Callable[..., Attributes], *args: Any) -> Attributes:
-        """``make(*args)``, made once: attribute sets are few (operations, statuses,
-        reasons), and a metric's are read on every call."""
-        key = (make, *args)
-        attributes = self._attribute_sets.get(key)
+    def of_operation(self, operation: str) -> Attributes:
+        """The metric attributes of ``operation``'s calls."""
+        attributes = self._operations.get(operation)
         if attributes is None:
-            attributes = self._attribute_sets[key] = make(*args)
+            attributes = self._operations[operation] = {"whop.operation": operation}
         return attributes
 
-    def answer_attributes(
-        self, method: str, status: int | None, failure: str | None
-    ) -> dict[str, AttributeValue]:
-        """The attributes of an attempt's duration, as the conventions list them."""
-        attributes: dict[str, AttributeValue] = {"http.request.method": method, **self.server}
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if failure is not None:
-            attributes["error.type"] = failure
+    def of_answer(
+        self, method: str, status: int | None, error: BaseException | None
+    ) -> tuple[str | None, Attributes]:
+        """An attempt's ``error.type`` (None for a success) and its duration's
+        attributes, as the conventions list them: by its status, or by the class of
+        the error that left it without one."""
+        answers = self._answers.get(method)
+        if answers is None:
+            answers = self._answers[method] = {}
+        key = status if status is not None else type(error)
+        found = answers.get(key)
+        if found is None:
+            failure = _attempt_error_type(status, error)
+            attributes: dict[str, AttributeValue] = {"http.request.method": method, **self.server}
+            if status is not None:
+                attributes["http.response.status_code"] = status
+            if failure is not None:
+                attributes["error.type"] = failure
+            found = answers[key] = (failure, attributes)
+        return found
+
+    def of_wait(self, operation: str, reason: WaitReason) -> Attributes:
+        """The attributes of a wait of ``operation``'s calls for ``reason``."""
+        attributes = self._waits.get((operation, reason))
+        if attributes is None:
+            attributes = self._waits[operation, reason] = {
+                "whop.operation": operation,
+                "whop.rate_limit.reason": reason.value,
+            }
         return attributes
-
-
-def _operation_attributes(operation: str) -> Attributes:
-    return {"whop.operation": operation}
-
-
-def _wait_attributes(operation: str, reason: WaitReason) -> Attributes:
-    return {"whop.operation": operation, "whop.rate_limit.reason": reason.value}
-
-
-def _bulk_attributes(operation: str, outcome: str, failure: str | None) -> Attributes:
-    attributes: dict[str, AttributeValue] = {
-        "whop.operation": operation,
-        "whop.bulk.outcome": outcome,
-    }
-    if failure is not None:
-        attributes["error.type"] = failure
-    return attributes
 
 
 def route_of(path: str) -> str:
@@ -236,10 +240,12 @@ _REPLACING = _Replacing()
 
 class CallTrace:
     """One logical call's span (current while it runs, when it records or propagates),
-    its attempts and waits, and its metrics."""
+    the span of its attempt in flight, its waits, and its metrics."""
 
     __slots__ = (
+        "_attempt",
         "_by_operation",
+        "_sent_at",
         "_token",
         "_waits",
         "attempts",
@@ -253,8 +259,10 @@ class CallTrace:
         self.telemetry = telemetry
         self.request = request
         self.attempts = 0
-        self._waits: dict[WaitReason, float] = {}
-        self._by_operation = telemetry.attributes(_operation_attributes, request.operation)
+        self._waits: dict[WaitReason, float] | None = None
+        self._attempt: Span | None = None
+        self._sent_at = 0.0
+        self._by_operation = telemetry.of_operation(request.operation)
         telemetry.active_calls.add(1, self._by_operation)
         span = self.span = telemetry.tracer.start_span(request.operation, kind=SpanKind.INTERNAL)
         # The context with the call's span, when it records or propagates: its attempts'
@@ -267,33 +275,70 @@ class CallTrace:
             if span.is_recording():
                 span.set_attributes(_call_attributes(request))
 
-    def sending(self, headers: MutableMapping[str, str]) -> AttemptTrace:
+    def sending(self, headers: MutableMapping[str, str]) -> None:
         """An attempt starts: its span, and its traceparent in ``headers``."""
         self.attempts += 1
-        return AttemptTrace(self, headers)
+        if self.context is not None:
+            self._attempt = self._attempt_span(headers, self.context)
+        self._sent_at = self.telemetry.clock.monotonic()
+
+    def _attempt_span(
+        self, headers: MutableMapping[str, str], parent: otel_context.Context
+    ) -> Span:
+        telemetry, request = self.telemetry, self.request
+        route = telemetry.route(request)
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": request.method,
+            **telemetry.server,
+            "url.full": telemetry.redactor.text(telemetry.base_url + request.target),
+            "url.template": route,
+        }
+        if self.attempts > 1:
+            attributes["http.request.resend_count"] = self.attempts - 1
+        span = telemetry.tracer.start_span(
+            f"{request.method} {route}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        )
+        propagate.inject(headers, trace.set_span_in_context(span, parent), _REPLACING)
+        return span
+
+    def sent(self, response: _sansio.Response | None, error: BaseException | None) -> None:
+        """The attempt ended: answered (``response``; ``error`` when it is not a
+        success), or with no answer (``error`` alone)."""
+        telemetry = self.telemetry
+        seconds = telemetry.clock.monotonic() - self._sent_at
+        status = response.status if response is not None else None
+        if status is None and isinstance(error, ResponseError):
+            status = error.status_code
+        failure, attributes = telemetry.of_answer(self.request.method, status, error)
+        telemetry.request_duration.record(seconds, attributes)
+        if isinstance(error, RateLimitError):
+            telemetry.refusals.add(1, self._by_operation)
+        span, self._attempt = self._attempt, None
+        if span is None:
+            return
+        if span.is_recording():
+            _answered(span, response, error, status, failure)
+        span.end()
 
     def waited(self, reason: WaitReason, seconds: float) -> None:
         """The call waited ``seconds`` for ``reason``."""
         if seconds <= 0:
             return
+        if self._waits is None:
+            self._waits = {}
         self._waits[reason] = self._waits.get(reason, 0.0) + seconds
         telemetry = self.telemetry
-        telemetry.waits.record(
-            seconds, telemetry.attributes(_wait_attributes, self.request.operation, reason)
-        )
-
-    def refused(self) -> None:
-        """One of its attempts was answered 429."""
-        self.telemetry.refusals.add(1, self._by_operation)
+        telemetry.waits.record(seconds, telemetry.of_wait(self.request.operation, reason))
 
     def ended(self, error: BaseException | None) -> None:
         """The call ended: with ``error``, or its answer (None)."""
         self.telemetry.active_calls.add(-1, self._by_operation)
         span = self.span
         if span.is_recording():
+            waits = self._waits or {}
             span.set_attribute("whop.attempts", self.attempts)
-            span.set_attribute("whop.rate_limit.waited", sum(self._waits.values(), 0.0))
-            for reason, seconds in self._waits.items():
+            span.set_attribute("whop.rate_limit.waited", sum(waits.values(), 0.0))
+            for reason, seconds in waits.items():
                 span.set_attribute(f"whop.rate_limit.wait.{reason.value}", seconds)
             if error is not None:
                 _failed(span, error)
@@ -316,61 +361,6 @@ def _failed(span: Span, error: BaseException) -> None:
     if isinstance(error, Exception):
         span.record_exception(error)
     span.set_status(StatusCode.ERROR, str(error) or None)
-
-
-class AttemptTrace:
-    """One HTTP attempt: its CLIENT span (when the call's span records or propagates)
-    and its duration."""
-
-    __slots__ = ("_call", "_span", "_started")
-
-    def __init__(self, call: CallTrace, headers: MutableMapping[str, str]) -> None:
-        self._call = call
-        telemetry = call.telemetry
-        parent = call.context
-        self._span: Span | None = None
-        if parent is not None:
-            request = call.request
-            route = telemetry.route(request)
-            attributes: dict[str, AttributeValue] = {
-                "http.request.method": request.method,
-                **telemetry.server,
-                "url.full": telemetry.redactor.text(telemetry.base_url + request.target),
-                "url.template": route,
-            }
-            if call.attempts > 1:
-                attributes["http.request.resend_count"] = call.attempts - 1
-            span = self._span = telemetry.tracer.start_span(
-                f"{request.method} {route}",
-                context=parent,
-                kind=SpanKind.CLIENT,
-                attributes=attributes,
-            )
-            propagate.inject(headers, trace.set_span_in_context(span, parent), _REPLACING)
-        self._started = telemetry.clock.monotonic()
-
-    def ended(self, response: _sansio.Response | None, error: BaseException | None) -> None:
-        """The attempt ended: answered (``response``; ``error`` when it is not a
-        success), or with no answer (``error`` alone)."""
-        call = self._call
-        telemetry = call.telemetry
-        seconds = telemetry.clock.monotonic() - self._started
-        status = response.status if response is not None else None
-        if status is None and isinstance(error, ResponseError):
-            status = error.status_code
-        failure = _attempt_error_type(status, error)
-        method = call.request.method
-        telemetry.request_duration.record(
-            seconds, telemetry.attributes(telemetry.answer_attributes, method, status, failure)
-        )
-        if isinstance(error, RateLimitError):
-            call.refused()
-        span = self._span
-        if span is None:
-            return
-        if span.is_recording():
-            _answered(span, response, error, status, failure)
-        span.end()
 
 
 def _attempt_error_type(status: int | None, error: BaseException | None) -> str | None:
@@ -415,6 +405,8 @@ class BulkTrace:
         self._run = run
         self._operation = operation
         self._counts: collections.Counter[str] = collections.Counter()
+        # By the error's class (NoneType for a success): its outcome and attributes.
+        self._outcomes: dict[type, tuple[str, Attributes]] = {}
         self.span = telemetry.tracer.start_span(
             f"{operation}_many", kind=SpanKind.INTERNAL, attributes={"whop.operation": operation}
         )
@@ -462,14 +454,24 @@ class BulkTrace:
         return counted
 
     def _count(self, error: WhopError | None) -> None:
+        found = self._outcomes.get(type(error))
+        if found is None:
+            found = self._outcomes[type(error)] = self._outcome(error)
+        outcome, attributes = found
+        self._counts[outcome] += 1
+        self._telemetry.bulk_ids.add(1, attributes)
+
+    def _outcome(self, error: WhopError | None) -> tuple[str, Attributes]:
         if error is None:
             outcome, failure = "succeeded", None
         elif isinstance(error, APIResponseValidationError):
             outcome, failure = "unreadable", None
         else:
             outcome, failure = "failed", error_type(error)
-        self._counts[outcome] += 1
-        telemetry = self._telemetry
-        telemetry.bulk_ids.add(
-            1, telemetry.attributes(_bulk_attributes, self._operation, outcome, failure)
-        )
+        attributes: dict[str, AttributeValue] = {
+            "whop.operation": self._operation,
+            "whop.bulk.outcome": outcome,
+        }
+        if failure is not None:
+            attributes["error.type"] = failure
+        return outcome, attributes
