@@ -11,17 +11,21 @@ The spans, under the caller's current span::
         POST /ad_groups/{id}/unpause    CLIENT: one per HTTP attempt, by the stable HTTP
                                         client conventions; its traceparent is sent
 
-Without a tracer that records or propagates (no SDK, no incoming trace), a call makes
-no attempt spans and sends no traceparent: it costs a span start and end, and the
-metrics' proxies. No metric attribute names an id, a key or a URL.
+Until the application sets OpenTelemetry up (or gives the client providers), a call is
+not traced at all, unless the context it starts in carries something to pass on (an
+incoming trace, baggage): it costs a look at that context. Whether OpenTelemetry is
+set up is looked at again every second, so a set-up made after the client is picked
+up. No metric attribute names an id, a key or a URL.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
+import math
 import sys
-from collections.abc import Awaitable, Mapping, MutableMapping
+from collections.abc import Awaitable, Coroutine, Mapping, MutableMapping
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -64,6 +68,15 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.
 # Waits run from a pacing interval (ms at a high rate) to a gate or an outage of minutes.
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+# How often a client looks again whether OpenTelemetry has been set up.
+LOOK_AGAIN = 1.0
+# What the API hands out while no global MeterProvider is set. Its class is private:
+# should it go, every meter provider counts as set up (calls are then always traced).
+_UNSET_METER_PROVIDER: type | tuple[()]
+try:
+    from opentelemetry.metrics._internal import _ProxyMeterProvider as _UNSET_METER_PROVIDER
+except ImportError:  # pragma: no cover - another release of opentelemetry-api
+    _UNSET_METER_PROVIDER = ()
 
 
 class Telemetry:
@@ -90,6 +103,9 @@ class Telemetry:
     ) -> None:
         self.clock = clock
         self.base_url = base_url
+        self._given = tracer_provider is not None or meter_provider is not None
+        self._set_up = self._given
+        self._look_again_at = -math.inf
         self.redactor = redactor
         parts = urlsplit(base_url)
         self.server: dict[str, AttributeValue] = {
@@ -133,8 +149,23 @@ class Telemetry:
         self._waits: dict[tuple[str, WaitReason], Attributes] = {}
         self._routes: dict[str, str] = {}
 
-    async def traced(self, call: Call, finish: Finish[T]) -> T:
-        """Run ``call`` (what ``finish`` makes of its answer) in its span, counted."""
+    def watching(self) -> bool:
+        """True when calls are to be traced and counted now: OpenTelemetry is set up,
+        or the current context holds something to pass on."""
+        now = self.clock.monotonic()
+        if now >= self._look_again_at:
+            self._look_again_at = now + LOOK_AGAIN
+            self._set_up = self._given or _set_up_globally()
+        return self._set_up or bool(otel_context.get_current())
+
+    def traced(self, call: Call, finish: Finish[T]) -> Coroutine[None, None, T]:
+        """``call`` (what ``finish`` makes of its answer) to await: in its span, counted,
+        when watching."""
+        if not self.watching():
+            return call.run(finish)
+        return self._traced(call, finish)
+
+    async def _traced(self, call: Call, finish: Finish[T]) -> T:
         traced = call.trace = CallTrace(self, call.request)
         try:
             result = await call.run(finish)
@@ -144,8 +175,11 @@ class Telemetry:
         traced.ended(None)
         return result
 
-    def bulk(self, run: BulkRun, operation: str) -> BulkTrace:
-        """The span and counts of ``run``, a bulk run of ``operation``: to enter around it."""
+    def bulk(self, run: BulkRun, operation: str) -> BulkTrace | contextlib.nullcontext[None]:
+        """The span and counts of ``run``, a bulk run of ``operation``, when watching:
+        to enter around it."""
+        if not self.watching():
+            return contextlib.nullcontext()
         return BulkTrace(self, run, operation)
 
     def route(self, request: _sansio.Request) -> str:
@@ -192,6 +226,13 @@ class Telemetry:
                 "whop.rate_limit.reason": reason.value,
             }
         return attributes
+
+
+def _set_up_globally() -> bool:
+    """True once the application has set a global TracerProvider or MeterProvider."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) or not (
+        isinstance(metrics.get_meter_provider(), _UNSET_METER_PROVIDER)
+    )
 
 
 def route_of(path: str) -> str:
