@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -580,3 +581,53 @@ def test_without_the_extra_nothing_of_opentelemetry_is_imported_or_sent() -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "nothing of OpenTelemetry\n"
+
+
+SET_UP_LATER = textwrap.dedent(
+    """
+    import asyncio
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    import whop_async
+    from whop_async.testing import run_virtual
+    from tests.helpers import API_KEY, BASE_URL, MockAPI, ad_group_json
+
+    async def main():
+        exporter = InMemorySpanExporter()
+        with MockAPI() as api:
+            for n in range(3):
+                api.post(
+                    f"{BASE_URL}/ad_groups/adgrp_{n}/unpause", payload=ad_group_json(f"adgrp_{n}")
+                )
+            async with whop_async.WhopClient(API_KEY, base_url=BASE_URL) as client:
+                await client.ad_groups.unpause("adgrp_0")
+                provider = TracerProvider()
+                provider.add_span_processor(SimpleSpanProcessor(exporter))
+                trace.set_tracer_provider(provider)
+                await asyncio.sleep(1.0)
+                await client.ad_groups.unpause("adgrp_1")
+                await client.ad_groups.unpause("adgrp_2")
+        return sorted(
+            span.attributes["whop.ad_group.id"]
+            for span in exporter.get_finished_spans()
+            if span.name == "ad_groups.unpause"
+        )
+
+    print(run_virtual(main()))
+    """
+)
+
+
+def test_a_set_up_made_after_the_client_is_picked_up_within_a_second() -> None:
+    # In a process of its own: OpenTelemetry's global provider can be set once.
+    done = subprocess.run(
+        [sys.executable, "-c", SET_UP_LATER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['adgrp_1', 'adgrp_2']\n"
