@@ -631,3 +631,39 @@ def test_a_set_up_made_after_the_client_is_picked_up_within_a_second() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['adgrp_1', 'adgrp_2']\n"
+
+
+@pytest.mark.virtual_time
+async def test_a_traceparent_passed_in_extra_headers_is_replaced_not_doubled(
+    collected: Collected, mock_api: MockAPI
+) -> None:
+    server = Answers((200, {}, ad_group_json("adgrp_1")))
+    mock_api.post(UNPAUSE, callback=server.answer)
+    theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with collected.client() as client:
+        await client.ad_groups.unpause("adgrp_1", extra_headers={"Traceparent": theirs})
+
+    [sent] = server.sent
+    attempt, _ = collected.spans
+    assert [value for name, value in sent.items() if name.lower() == "traceparent"] == [
+        traceparent_of(attempt)
+    ]
+
+
+async def test_the_docs_example_prints_the_spans_and_metrics_it_promises() -> None:
+    from .test_docs import examples, run_python, stand_in
+
+    [code] = [code for name, code in examples() if name == "docs/observability.md#2"]
+    async with stand_in() as fake:
+        returncode, stdout, stderr = await run_python(fake, "-c", code)
+    assert returncode == 0, stderr
+    for promised in (
+        '"name": "ad_groups.unpause_many"',
+        '"name": "ad_groups.unpause"',
+        '"name": "POST /ad_groups/{id}/unpause"',
+        '"whop.ad_group.id": "adgrp_xxxxxxxxxxxx"',
+        '"name": "http.client.request.duration"',
+        '"name": "whop.bulk.ids"',
+        "3 unpaused",
+    ):
+        assert promised in stdout
