@@ -95,6 +95,15 @@ async def unpause_many_without_otel(base: str, ids: list[str]) -> int:
     return await unpause_many(base, ids)
 
 
+async def unpause_many_otel_imported(base: str, ids: list[str]) -> int:
+    """unpause_many in an application that imports OpenTelemetry's API (for its own
+    spans, say) and sets nothing up."""
+    import opentelemetry.metrics
+    import opentelemetry.trace  # noqa: F401
+
+    return await unpause_many(base, ids)
+
+
 async def unpause_many_with_sdk(base: str, ids: list[str]) -> int:
     """unpause_many with the OpenTelemetry SDK set up: every span recorded and batched
     to an exporter that drops it (the export's own cost, its encoding and I/O, is not
@@ -189,7 +198,8 @@ CLIENTS: dict[str, Callable[[str, list[str]], Awaitable[int]]] = {
     "whop_async unpause_many": unpause_many,
     "whop_async unpause from 64 tasks": unpause_each,
     "unpause_many, no otel extra": unpause_many_without_otel,
-    "unpause_many, otel extra, not set up": unpause_many,
+    "unpause_many, otel extra, unused": unpause_many,
+    "unpause_many, otel imported, not set up": unpause_many_otel_imported,
     "unpause_many, otel SDK set up": unpause_many_with_sdk,
 }
 OTEL = [label for label in CLIENTS if label.startswith("unpause_many, ")]

@@ -31,8 +31,9 @@ from ._shaping import finish_as
 from ._transport import Transport
 
 if TYPE_CHECKING:
-    from ._otel import CallTrace, Telemetry
+    from ._otel import CallTrace
     from ._shaping import Finish
+    from ._telemetry import Telemetry
 
 T = TypeVar("T")
 

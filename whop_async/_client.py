@@ -25,15 +25,13 @@ from ._options import (
     ClientOptions,
 )
 from ._retry import RetryPolicy
-from ._telemetry import telemetry_for
+from ._telemetry import Telemetry, telemetry_for
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
-
-    from ._otel import Telemetry
 
 API_KEY_ENV = "WHOP_API_KEY"
 BASE_URL_ENV = "WHOP_BASE_URL"

@@ -1,8 +1,8 @@
 """OpenTelemetry spans and metrics of a client's calls (the ``otel`` extra).
 
-Imported only when opentelemetry-api is installed (``_telemetry`` decides). It reports
-to the providers given to the client, else to OpenTelemetry's global ones: no-ops until
-the application sets OpenTelemetry up, the application's own from then on.
+Imported only once the application uses OpenTelemetry (``_telemetry`` decides). It
+reports to the providers given to the client, else to OpenTelemetry's global ones:
+no-ops until the application sets OpenTelemetry up, the application's own from then on.
 
 The spans, under the caller's current span::
 
