@@ -104,6 +104,18 @@ async def unpause_many_otel_imported(base: str, ids: list[str]) -> int:
     return await unpause_many(base, ids)
 
 
+async def unpause_many_otel_imported_untraced(base: str, ids: list[str]) -> int:
+    """The row above with whop_async's telemetry off (a private switch, here only to be
+    measured): what importing OpenTelemetry costs the application by itself."""
+    import opentelemetry.metrics
+    import opentelemetry.trace  # noqa: F401
+
+    from whop_async import _telemetry
+
+    _telemetry._installed = lambda: False  # type: ignore[method-assign]
+    return await unpause_many(base, ids)
+
+
 async def unpause_many_with_sdk(base: str, ids: list[str]) -> int:
     """unpause_many with the OpenTelemetry SDK set up: every span recorded and batched
     to an exporter that drops it (the export's own cost, its encoding and I/O, is not
@@ -200,6 +212,7 @@ CLIENTS: dict[str, Callable[[str, list[str]], Awaitable[int]]] = {
     "unpause_many, no otel extra": unpause_many_without_otel,
     "unpause_many, otel extra, unused": unpause_many,
     "unpause_many, otel imported, not set up": unpause_many_otel_imported,
+    "unpause_many, otel imported, telemetry off": unpause_many_otel_imported_untraced,
     "unpause_many, otel SDK set up": unpause_many_with_sdk,
 }
 OTEL = [label for label in CLIENTS if label.startswith("unpause_many, ")]
@@ -263,21 +276,23 @@ async def main(count: int, rounds: int, labels: list[str], *, instructions: bool
         orjson_ratio = value / medians.get("bare aiohttp + orjson", value)
         json_ratio = value / medians.get("bare aiohttp + json", value)
         print(f"| {label} | {value:.0f} | {spread} | {orjson_ratio:.2f} x | {json_ratio:.2f} x |")
-    without = per_call.get(OTEL[0])
-    if without is not None:
-        _versus(
-            OTEL[0], without, {label: per_call[label] for label in OTEL[1:] if label in per_call}
-        )
+    no_extra, imported, untraced = OTEL[0], OTEL[2], OTEL[3]
+    if no_extra in per_call:
+        others = [label for label in OTEL[1:] if label in per_call and label != untraced]
+        _versus(no_extra, per_call, others)
+    if imported in per_call and untraced in per_call:
+        _versus(untraced, per_call, [imported])
 
 
-def _versus(base: str, base_rounds: list[float], others: dict[str, list[float]]) -> None:
-    """Each row against ``base``, round by round (the runs of a round are interleaved,
-    so a round's ratio is less noisy than the ratio of medians)."""
+def _versus(base: str, per_call: dict[str, list[float]], others: list[str]) -> None:
+    """Each of ``others`` against ``base``, round by round (the runs of a round are
+    interleaved, so a round's ratio is less noisy than the ratio of medians)."""
     print(f"\n## Against {base}: the median of each round's ratio\n")
-    print("| client | more CPU a call | rounds |")
+    print("| client | more a call | rounds |")
     print("| --- | --- | --- |")
-    for label, rounds in others.items():
-        ratios = [value / reference for value, reference in zip(rounds, base_rounds, strict=True)]
+    for label in others:
+        pairs = zip(per_call[label], per_call[base], strict=True)
+        ratios = [value / reference for value, reference in pairs]
         spread = ", ".join(f"{ratio - 1:+.1%}" for ratio in ratios)
         print(f"| {label} | {statistics.median(ratios) - 1:+.1%} | {spread} |")
 

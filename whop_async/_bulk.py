@@ -41,7 +41,7 @@ class BulkRun:
         deadline: monotonic time after which what is left ends unfinished.
         max_outage: the longest the run waits for a server that answers nothing.
         stopping: set when the run stops; ``reason`` and ``cause`` say why.
-        trace: the run's span and metrics (None without the otel extra).
+        trace: the run's span and metrics (None when it is not traced).
     """
 
     def __init__(self, clock: Clock, *, deadline: float | None, max_outage: float) -> None:

@@ -299,15 +299,12 @@ class Call:
                 )
                 if debug:
                     self._log_answer(response)
-                answer = (
+                data = _sansio.decode(
+                    request,
+                    wiring.base_url,
                     response,
-                    _sansio.decode(
-                        request,
-                        wiring.base_url,
-                        response,
-                        now=wiring.clock.time,
-                        redactor=wiring.redactor,
-                    ),
+                    now=wiring.clock.time,
+                    redactor=wiring.redactor,
                 )
             except BaseException as error:
                 if isinstance(error, APIError):
@@ -317,7 +314,7 @@ class Call:
                 raise
             if trace is not None:
                 trace.sent(response, None)
-            return answer
+            return response, data
 
     @property
     def _url(self) -> str:

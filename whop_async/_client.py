@@ -231,8 +231,7 @@ class WhopClient:
         after a 429, the adapted rate), its outage breaker and its retry budget, so its
         calls and this client's never compete for the same limit; its calls' spans and
         metrics go where this client's go. Closing it closes only it; closing this
-        client closes both. An argument left None keeps this
-        client's setting.
+        client closes both. An argument left None keeps this client's setting.
 
         Args:
             timeout: seconds each attempt may take.
