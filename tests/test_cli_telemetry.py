@@ -150,8 +150,8 @@ async def test_unasked_or_told_none_the_command_sends_and_says_nothing() -> None
             otel={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_SDK_DISABLED": "true"},
         )
     assert quiet[0] == told_none[0] == disabled[0] == 0
-    # The same summary, whatever its figures: not a word more.
-    said = {re.sub(r"\d+", "N", stderr) for _, _, stderr in (quiet, told_none, disabled)}
+    # The same summary, whatever its figures and their widths: not a word more.
+    said = {re.sub(r"[^A-Za-z]", "", stderr) for _, _, stderr in (quiet, told_none, disabled)}
     assert len(said) == 1
     assert (collector.traces, collector.metrics) == ([], [])
 
