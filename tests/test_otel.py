@@ -162,6 +162,7 @@ async def test_a_call_that_meets_a_503_then_a_429_then_succeeds(
         "whop.rate_limit.waited": pytest.approx(2.1),
         "whop.rate_limit.wait.backoff": pytest.approx(1.0),
         "whop.rate_limit.wait.gate": pytest.approx(1.1),
+        "whop.rate_limit.hint": 2.0,
     }
     assert call.events == ()
     common = {

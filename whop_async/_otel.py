@@ -286,6 +286,7 @@ class CallTrace:
     __slots__ = (
         "_attempt",
         "_by_operation",
+        "_hint",
         "_sent_at",
         "_token",
         "_waits",
@@ -302,6 +303,7 @@ class CallTrace:
         self.attempts = 0
         self._waits: dict[WaitReason, float] | None = None
         self._attempt: Span | None = None
+        self._hint: float | None = None
         self._sent_at = 0.0
         self._by_operation = telemetry.of_operation(request.operation)
         telemetry.active_calls.add(1, self._by_operation)
@@ -354,6 +356,7 @@ class CallTrace:
         telemetry.request_duration.record(seconds, attributes)
         if isinstance(error, RateLimitError):
             telemetry.refusals.add(1, self._by_operation)
+            self._hint = error.retry_after
         span, self._attempt = self._attempt, None
         if span is None:
             return
@@ -381,6 +384,8 @@ class CallTrace:
             span.set_attribute("whop.rate_limit.waited", sum(waits.values(), 0.0))
             for reason, seconds in waits.items():
                 span.set_attribute(f"whop.rate_limit.wait.{reason.value}", seconds)
+            if self._hint is not None:
+                span.set_attribute("whop.rate_limit.hint", self._hint)
             if error is not None:
                 _failed(span, error)
         span.end()
