@@ -62,6 +62,7 @@ def test_modules_are_private() -> None:
         "whop_async.cli.journal",
         "whop_async.cli.parser",
         "whop_async.cli.progress",
+        "whop_async.cli.telemetry",
         "whop_async.resources",
         "whop_async.resources.ad_groups",
         "whop_async.testing",

@@ -529,7 +529,11 @@ class _Run:
             return None
         client = self._accounts[account]
         run = self._stack.enter_context(
-            client._calls.bulk_run(deadline=self._deadline, max_outage=self._max_outage)
+            client._calls.bulk_run(
+                operation=f"ad_groups.{self._verb}",
+                deadline=self._deadline,
+                max_outage=self._max_outage,
+            )
         )
         run.deadline = self._ends_at  # the run's, whenever the account joined it
         key_for = self._options.get("idempotency_key")

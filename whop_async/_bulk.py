@@ -8,11 +8,14 @@ import inspect
 import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ._clock import Clock
 from ._exceptions import APIResponseValidationError, NotFinishedError, StopReason, WhopError
 from ._models import AdGroup, BulkResult, Outcome
+
+if TYPE_CHECKING:
+    from ._otel import BulkTrace
 
 Ids = Iterable[str | AdGroup] | AsyncIterable[str | AdGroup]
 OnOutcome = Callable[[Outcome], object]
@@ -38,6 +41,7 @@ class BulkRun:
         deadline: monotonic time after which what is left ends unfinished.
         max_outage: the longest the run waits for a server that answers nothing.
         stopping: set when the run stops; ``reason`` and ``cause`` say why.
+        trace: the run's span and metrics (None when it is not traced).
     """
 
     def __init__(self, clock: Clock, *, deadline: float | None, max_outage: float) -> None:
@@ -48,6 +52,7 @@ class BulkRun:
         self.stopping = asyncio.Event()
         self.reason: StopReason | None = None
         self.cause: BaseException | None = None
+        self.trace: BulkTrace | None = None
 
     def stop(self, reason: StopReason, cause: BaseException | None) -> None:
         """Stop the run (the first reason given stands)."""
@@ -171,6 +176,9 @@ async def _run(
     cancellation) stops every worker and propagates.
     """
     source = _IdSource(ids)
+    trace = run.trace
+    if trace is not None:  # the run's span and metrics hear of every outcome
+        deliver = trace.counting(deliver)
 
     async def work() -> None:
         while not run.past_deadline():
@@ -188,7 +196,11 @@ async def _run(
             if pending is not None:
                 await pending
 
-    workers = [asyncio.create_task(work()) for _ in range(concurrency)]
+    # Traced, each worker starts in the run's span: the run's calls are its children.
+    workers = [
+        asyncio.create_task(work(), context=None if trace is None else trace.worker_context())
+        for _ in range(concurrency)
+    ]
     try:
         done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
         for worker in done:

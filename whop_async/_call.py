@@ -32,14 +32,16 @@ from ._exceptions import (
     StopReason,
     TokenProviderError,
 )
-from ._limits import Bound, Engine, Patience, Stopped, WaitTooLong
+from ._limits import Bound, Engine, Patience, Stopped, WaitReason, WaitTooLong
 from ._options import NO_OPTIONS, RequestOptions
 from ._retry import CallRetries, RetryPolicy, is_retryable
 from ._shaping import finish_as
 from ._transport import Transport
 
 if TYPE_CHECKING:
+    from ._otel import CallTrace
     from ._shaping import Finish
+    from ._telemetry import Telemetry
 
 T = TypeVar("T")
 
@@ -117,6 +119,7 @@ class Wiring:
         clock: time and chance.
         lifetime: open until the client is closed: nothing is sent after.
         tokens: the token provider's tokens, asked before each attempt (None: a key).
+        telemetry: spans and metrics of its calls (None without the otel extra).
     """
 
     base_url: str
@@ -130,6 +133,7 @@ class Wiring:
     clock: Clock
     lifetime: Lifetime
     tokens: Tokens | None = None
+    telemetry: Telemetry | None = None
 
 
 class CallResult(NamedTuple):
@@ -166,14 +170,23 @@ class Calls:
         finish = _FINISHERS.get(cast_to)
         if finish is None:
             finish = _FINISHERS[cast_to] = finish_as(cast_to)
-        return Call(wiring, request, options).run(finish)
+        call = Call(wiring, request, options)
+        if wiring.telemetry is None:
+            return call.run(finish)
+        return wiring.telemetry.traced(call, finish)
 
     @contextlib.contextmanager
-    def bulk_run(self, *, deadline: float | None, max_outage: float) -> Iterator[BulkRun]:
-        """A bulk run's bounds and stop, told of errors that would fail every call."""
-        engine = self.wiring.engine
+    def bulk_run(
+        self, *, operation: str, deadline: float | None, max_outage: float
+    ) -> Iterator[BulkRun]:
+        """A bulk run of ``operation``: its bounds and stop, told of errors that would
+        fail every call, and its telemetry."""
+        engine, telemetry = self.wiring.engine, self.wiring.telemetry
         run = BulkRun(self.wiring.clock, deadline=deadline, max_outage=max_outage)
-        with engine.listening_for_fatal(lambda error: run.stop(StopReason.FATAL, error)):
+        with (
+            engine.listening_for_fatal(lambda error: run.stop(StopReason.FATAL, error)),
+            contextlib.nullcontext() if telemetry is None else telemetry.bulk(run, operation),
+        ):
             yield run
 
 
@@ -195,6 +208,7 @@ class Call:
         "order",
         "outages",
         "request",
+        "trace",
         "wiring",
     )
 
@@ -216,6 +230,7 @@ class Call:
         self._token: str | None = None
         # A token provider's call is made once more after a 401 with a new token.
         self._renewals = 0 if wiring.tokens is None else 1
+        self.trace: CallTrace | None = None
 
     @property
     def patience(self) -> Patience:
@@ -314,8 +329,17 @@ class Call:
             lambda: self._probed_outage,
         )
 
+    def waited(self, reason: WaitReason, seconds: float) -> None:
+        """Told of each wait, for a turn or between attempts: for the call's telemetry."""
+        if self.trace is not None:
+            self.trace.waited(reason, seconds)
+
     async def _sleep(self, seconds: float) -> None:
-        await self.wiring.engine.sleep(seconds, None, self.patience)
+        started = self.wiring.clock.monotonic()
+        try:
+            await self.wiring.engine.sleep(seconds, None, self.patience)
+        finally:
+            self.waited(WaitReason.BACKOFF, self.wiring.clock.monotonic() - started)
 
     async def _attempt(self) -> tuple[_sansio.Response, object]:
         wiring, request = self.wiring, self.request
@@ -329,9 +353,13 @@ class Call:
         async with wiring.engine.turn(request.operation, self) as turn:
             self._attempts += 1
             self._probed_outage = turn.ticket.breaker_probe
+            trace = self.trace
+            if trace is not None:  # the attempt's span starts; its traceparent is sent
+                trace.sending(self._headers)
             debug = logger.isEnabledFor(logging.DEBUG)
             if debug:
                 self._log_sending()
+            response: _sansio.Response | None = None
             try:
                 response = await wiring.transport.send(
                     request.method,
@@ -343,16 +371,22 @@ class Call:
                 )
                 if debug:
                     self._log_answer(response)
-                return response, _sansio.decode(
+                data = _sansio.decode(
                     request,
                     wiring.base_url,
                     response,
                     now=wiring.clock.time,
                     redactor=wiring.redactor,
                 )
-            except APIError as error:
-                self._last_error = error
+            except BaseException as error:
+                if isinstance(error, APIError):
+                    self._last_error = error
+                if trace is not None:
+                    trace.sent(response, error)
                 raise
+            if trace is not None:
+                trace.sent(response, None)
+            return response, data
 
     def _use(self, token: str) -> None:
         """Send ``token`` from this attempt on (the call's headers are its own copy)."""

@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,8 +26,13 @@ from ._options import (
     ClientOptions,
 )
 from ._retry import RetryPolicy
+from ._telemetry import Telemetry, telemetry_for
 from ._transport import CONNECTION_LIMIT, Session, Transport
 from .resources.ad_groups import AdGroups
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 API_KEY_ENV = "WHOP_API_KEY"
 BASE_URL_ENV = "WHOP_BASE_URL"
@@ -67,6 +72,9 @@ class WhopClient:
         api_version: sent as ``Api-Version-Date`` when set; the API's original shapes
             are used otherwise.
         default_headers: extra headers for every request.
+        tracer_provider: where the spans of its calls go, with the ``otel`` extra
+            installed; OpenTelemetry's global provider by default (see Observability).
+        meter_provider: where its metrics go; OpenTelemetry's global provider by default.
 
     Raises:
         WhopError: no API key was given and ``WHOP_API_KEY`` is not set.
@@ -94,6 +102,8 @@ class WhopClient:
         session: Session | None = None,
         api_version: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not api_key:
@@ -113,7 +123,13 @@ class WhopClient:
             default_headers=default_headers,
         )
         log_to_stderr_if_asked()
-        self._wire(options, SharedSession.new(options.base_url, session), Lifetime())
+        shared = SharedSession.new(
+            options.base_url,
+            session,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
+        self._wire(options, shared, Lifetime())
         self._owns_session = True
 
     @classmethod
@@ -170,6 +186,7 @@ class WhopClient:
                 clock=engine.clock,
                 lifetime=lifetime,
                 tokens=tokens,
+                telemetry=shared.telemetry,
             )
         )
         self.ad_groups = AdGroups(self._calls)
@@ -254,9 +271,9 @@ class WhopClient:
         so its calls and this client's never compete for the same limit. With
         ``api_key`` (another key, or a token provider) it has a budget of its own per
         operation, gate, breaker and retry budget, since Whop counts each credential
-        apart; it is cheap to make (a few microseconds). Closing it closes only it;
-        closing this client closes both. An argument left None keeps this client's
-        setting.
+        apart; it is cheap to make (a few microseconds). Either way its calls' spans and
+        metrics go where this client's go. Closing it closes only it; closing this
+        client closes both. An argument left None keeps this client's setting.
 
         Args:
             api_key: another credential: a key, or a token provider (see
@@ -309,13 +326,28 @@ class WhopClient:
 @attrs.frozen
 class SharedSession:
     """What the clients of every account on one HTTP session share: the session, the
-    permits that keep requests in flight within its connection pool, and the clock."""
+    permits that keep requests in flight within its connection pool, the clock, and
+    where their spans and metrics go."""
 
     transport: Transport
     permits: asyncio.Semaphore
     clock: Clock
+    telemetry: Telemetry | None
 
     @classmethod
-    def new(cls, base_url: str, session: Session | None) -> SharedSession:
+    def new(
+        cls,
+        base_url: str,
+        session: Session | None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> SharedSession:
         """A shared session at ``base_url``: ``session`` borrowed, else one owned."""
-        return cls(Transport(base_url, session), asyncio.Semaphore(CONNECTION_LIMIT), Clock())
+        clock = Clock()
+        telemetry = telemetry_for(
+            base_url, clock, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        return cls(
+            Transport(base_url, session), asyncio.Semaphore(CONNECTION_LIMIT), clock, telemetry
+        )

@@ -4,7 +4,7 @@ state, and the engine that takes turns and reports their answers."""
 from .engine import Engine, NothingAnswers, Turn
 from .gate import WaitHint
 from .limit import ClientStats, RateLimit
-from .limiter import Bound, Closed, Patience, Stopped, WaitTooLong
+from .limiter import Bound, Closed, Patience, Stopped, WaitReason, WaitTooLong
 
 __all__ = [
     "Bound",
@@ -17,5 +17,6 @@ __all__ = [
     "Stopped",
     "Turn",
     "WaitHint",
+    "WaitReason",
     "WaitTooLong",
 ]

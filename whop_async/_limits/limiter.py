@@ -37,6 +37,23 @@ class Bound(enum.Enum):
     """The longest outage it waits through (its run's max_outage)."""
 
 
+class WaitReason(enum.Enum):
+    """Why a call waited (what its telemetry reports)."""
+
+    PACING = "pacing"
+    """For its paced turn: the operation's requests spread at the rate in force."""
+    QUEUE = "queue"
+    """Behind earlier calls of the same operation (which wait for pacing or the gate)."""
+    SLOW_START = "slow_start"
+    """For room in the window of requests in flight, while no limit is known."""
+    GATE = "gate"
+    """At the gate after a 429: until a probe finds the server willing again."""
+    BREAKER = "breaker"
+    """Held by the outage breaker (a bulk call), until the server answers again."""
+    BACKOFF = "backoff"
+    """Between its attempts: backoff, the server's hint after a 5xx, the retry budget."""
+
+
 class WaitTooLong(Exception):
     """A call's turn would come after one of its bounds: it gives up instead of waiting.
 
@@ -112,6 +129,9 @@ class Caller(Protocol):
         """Told of a failure when the server has accepted ``accepted`` requests so far:
         True when others were accepted since this call first failed (the failure is
         the call's own, not the server's)."""
+
+    def waited(self, reason: WaitReason, seconds: float) -> None:
+        """Told of each wait for its turn: why, and how long it lasted."""
 
 
 class Ticket(NamedTuple):
@@ -218,17 +238,20 @@ class OperationLimiter:
                 wait = breaker.wait(now)
                 if wait is not None:
                     ends = breaker.tripped_at + call.patience.max_outage
-                    await self._nap(wait, call.patience, Bound.OUTAGE, ends)
+                    await self._nap(wait, call, Bound.OUTAGE, ends, WaitReason.BREAKER)
                     continue
                 breaker.take_probe(now)
                 breaker_probe = True
             if not self._window_has_room():
-                await self._nap(_UNTIL_A_SLOT_FREES, call.patience, Bound.DEADLINE, math.inf)
+                await self._nap(
+                    _UNTIL_A_SLOT_FREES, call, Bound.DEADLINE, math.inf, WaitReason.SLOW_START
+                )
                 continue
             decision = await self._store.take(self.operation)
             if isinstance(decision, Taken):
                 return self._ticket(decision, breaker_probe)
-            await self._nap(decision, call.patience, Bound.DEADLINE, math.inf)
+            reason = WaitReason.GATE if decision.gated else WaitReason.PACING
+            await self._nap(decision, call, Bound.DEADLINE, math.inf, reason)
 
     def _ticket(self, taken: Taken, breaker_probe: bool) -> Ticket:
         window = self.slow_start
@@ -249,11 +272,15 @@ class OperationLimiter:
             return patience.run_deadline, Bound.RUN
         return own, Bound.DEADLINE
 
-    async def _nap(self, wait: Wait, patience: Patience, bound: Bound, ends: float) -> None:
+    async def _nap(
+        self, wait: Wait, call: Caller, bound: Bound, ends: float, reason: WaitReason
+    ) -> None:
         """Wait as ``wait`` says (less if woken, when it is gated); give up at once when
         the turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
-        Waiting out an outage, only the run's deadline and ``ends`` bound it.
+        Waiting out an outage, only the run's deadline and ``ends`` bound it. The call
+        is told how long it waited, for ``reason``.
         """
+        patience = call.patience
         patience.check()
         now = self._engine.clock.monotonic()
         deadline, kind = (
@@ -271,11 +298,14 @@ class OperationLimiter:
             )
         if wait.gated:
             self.changed.clear()  # from now on: a change while this request waits
-        await self._engine.sleep(
-            min(wait.seconds, self._store.nap, limit - now),
-            self.changed if wait.gated else None,
-            patience,
-        )
+        try:
+            await self._engine.sleep(
+                min(wait.seconds, self._store.nap, limit - now),
+                self.changed if wait.gated else None,
+                patience,
+            )
+        finally:
+            call.waited(reason, self._engine.clock.monotonic() - now)
         patience.check()  # woken by the run's stop or the client's close
 
     async def _queue_up(self, call: Caller) -> Ticket | None:
@@ -284,6 +314,7 @@ class OperationLimiter:
         patience = call.patience
         waiter = _Waiter(patience)
         heapq.heappush(self._waiters, (call.order, next(self._arrivals), waiter))
+        queued_at = self._engine.clock.monotonic()
         try:
             while not waiter.called.is_set():
                 patience.check()
@@ -305,6 +336,8 @@ class OperationLimiter:
             else:
                 self.window_released(waiter.handed)  # handed a turn it will not use
             raise
+        finally:
+            call.waited(WaitReason.QUEUE, self._engine.clock.monotonic() - queued_at)
 
     def _pass_on(self) -> None:
         """Once the opening is over and nothing paces the requests (no limit known,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from typing import NoReturn
@@ -11,6 +12,7 @@ from .commands import COMMANDS
 from .exits import ExitCode, Terminated, UsageError, until_terminated
 from .parser import build_parser
 from .progress import described, say
+from .telemetry import exported
 
 __all__ = ["ExitCode", "main", "run"]
 
@@ -18,6 +20,11 @@ __all__ = ["ExitCode", "main", "run"]
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     options = build_parser().parse_args(argv)
+    with exported() as options.telemetry:  # its spans and metrics, as OTEL_* asks
+        return _command(options)
+
+
+def _command(options: argparse.Namespace) -> int:
     try:
         return asyncio.run(until_terminated(COMMANDS[options.command](options)))
     except UsageError as error:

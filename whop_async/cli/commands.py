@@ -177,7 +177,12 @@ def client_from(options: argparse.Namespace, api_key: str) -> WhopClient:
         RateLimit(options.rate, per=60.0, redis_url=options.redis_url) if options.rate else None
     )
     try:
-        return WhopClient(api_key, base_url=options.base_url, rate_limit=rate_limit)
+        return WhopClient(
+            api_key,
+            base_url=options.base_url,
+            rate_limit=rate_limit,
+            **options.telemetry.client_options(),
+        )
     except ValueError as error:  # the key or the base URL: its message names which
         if str(error).startswith("api_key"):
             source = "WHOP_API_KEY"
@@ -439,7 +444,12 @@ async def demo_command(options: argparse.Namespace) -> int:
             f" {options.fault_rate:.0%} of them on purpose."
         )
         limit = RateLimit(per_minute, per=60.0) if per_minute else None
-        async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=limit) as client:
+        async with WhopClient(
+            fake.api_key,
+            base_url=fake.base_url,
+            rate_limit=limit,
+            **options.telemetry.client_options(),
+        ) as client:
             paused = client.ad_groups.list(status=AdGroupStatus.PAUSED, page_size=100)
             code = await run_bulk(
                 client,

@@ -267,7 +267,7 @@ class AdGroups:
         return self._calls.send(request, AdGroup, how)
 
     async def _many(self, verb: str, ids: Ids, options: BulkOptions) -> BulkResult:
-        with self._bulk_run(options) as run:
+        with self._bulk_run(verb, options) as run:
             return await run_all(
                 self._bulk_call(verb, options, run),
                 ids,
@@ -277,7 +277,7 @@ class AdGroups:
             )
 
     async def _iter(self, verb: str, ids: Ids, options: BulkOptions) -> AsyncIterator[Outcome]:
-        with self._bulk_run(options) as run:
+        with self._bulk_run(verb, options) as run:
             outcomes = iter_outcomes(
                 self._bulk_call(verb, options, run),
                 ids,
@@ -289,9 +289,12 @@ class AdGroups:
                 async for outcome in outcomes:
                     yield outcome
 
-    def _bulk_run(self, options: BulkOptions) -> contextlib.AbstractContextManager[BulkRun]:
+    def _bulk_run(
+        self, verb: str, options: BulkOptions
+    ) -> contextlib.AbstractContextManager[BulkRun]:
         deadline = options.get("deadline")
         return self._calls.bulk_run(
+            operation=f"ad_groups.{verb}",
             deadline=None if deadline is None else positive_seconds(deadline, "deadline"),
             max_outage=seconds_or_zero(options.get("max_outage", BULK_MAX_OUTAGE), "max_outage"),
         )
