@@ -479,6 +479,29 @@ async def test_a_client_made_with_other_options_reports_where_its_parent_does(
     ]
 
 
+@pytest.mark.virtual_time
+async def test_every_account_reports_where_its_accounts_do_and_no_key_is_recorded(
+    collected: Collected, mock_api: MockAPI
+) -> None:
+    other_key = "sk_test_globex_0123456789"
+    mock_api.post(UNPAUSE, payload=ad_group_json("adgrp_1"), repeat=True)
+    async with whop_async.Accounts(
+        {"acme": API_KEY},
+        base_url=BASE_URL,
+        tracer_provider=collected.tracer_provider,
+        meter_provider=collected.meter_provider,
+    ) as accounts:
+        accounts.add("globex", other_key)
+        await accounts["acme"].ad_groups.unpause("adgrp_1")
+        await accounts["acme"].with_options(api_key=other_key).ad_groups.unpause("adgrp_1")
+        await accounts["globex"].ad_groups.unpause("adgrp_1")
+
+    assert len(collected.named("ad_groups.unpause")) == 3
+    recorded = repr([attributes_of(span) for span in collected.spans])
+    assert API_KEY not in recorded
+    assert other_key not in recorded
+
+
 async def test_nothing_secret_is_recorded(collected: Collected) -> None:
     # A careless server that echoes the key in its answers' bodies and headers.
     async with FakeWhop(groups=3, echo_key=True, rate_limit=None) as fake:

@@ -27,7 +27,7 @@ from collections.abc import (
     Mapping,
 )
 from types import TracebackType
-from typing import Unpack, cast
+from typing import TYPE_CHECKING, Unpack, cast
 
 import attrs
 
@@ -57,6 +57,10 @@ from ._options import (
     whole_number,
 )
 from ._transport import Session
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 Pair = tuple[str, str | AdGroup]
 Pairs = Iterable[Pair] | AsyncIterable[Pair]
@@ -92,8 +96,9 @@ class Accounts:
         accounts: account names to keys or token providers; more can be added with
             ``add`` at any time, a run's included.
         base_url, timeout, max_retries, max_server_wait, rate_limit,
-            rate_limit_timeout, session, api_version, default_headers: as for
-            ``WhopClient``, shared by every account.
+            rate_limit_timeout, session, api_version, default_headers,
+            tracer_provider, meter_provider: as for ``WhopClient``, shared by every
+            account.
 
     Raises:
         ValueError: an option is out of range, or an account name or key cannot be used.
@@ -112,6 +117,8 @@ class Accounts:
         session: Session | None = None,
         api_version: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._template = ClientOptions(
             api_key=_no_key,
@@ -125,7 +132,12 @@ class Accounts:
             default_headers=default_headers,
         )
         log_to_stderr_if_asked()
-        self._shared = SharedSession.new(self._template.base_url, session)
+        self._shared = SharedSession.new(
+            self._template.base_url,
+            session,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
         self._lifetime = Lifetime()
         self._clients: dict[str, WhopClient] = {}
         for name, api_key in (accounts or {}).items():
