@@ -272,3 +272,36 @@ async def test_an_unknown_limit_is_found_over_real_sockets_with_few_429s() -> No
         result = await whop.ad_groups.unpause_many(ids, concurrency=64)
     assert result.ok
     assert fake.stats.rate_limited <= 0.1 * fake.stats.requests
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+async def test_an_answer_without_end_is_read_no_further_than_sixteen_mib(framing: str) -> None:
+    """A 2xx whose body never ends (chunked) or claims ten gigabytes: the call ends, the
+    server accepted it, and no more than the cap is kept."""
+    block = b"x" * 65536
+    sent = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await read_request_head(reader)
+        framing_header = (
+            "Transfer-Encoding: chunked" if framing == "chunked" else "Content-Length: 10000000000"
+        )
+        writer.write(f"HTTP/1.1 200 OK\r\n{framing_header}\r\n\r\n".encode())
+        while sent < 200 * 2**20:  # far past the cap: the client must stop reading first
+            chunk = (
+                f"{len(block):x}\r\n".encode() + block + b"\r\n" if framing == "chunked" else block
+            )
+            writer.write(chunk)
+            await writer.drain()
+            sent += len(block)
+
+    async with (
+        serve_raw(handle) as base_url,
+        WhopClient(base_url=base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(whop_async.APIResponseValidationError) as raised:
+            await client.ad_groups.unpause("adgrp_1")
+    assert raised.value.accepted
+    assert "larger than 16 MiB" in str(raised.value)
+    assert sent < 100 * 2**20

@@ -72,11 +72,13 @@ class Request(NamedTuple):
 
 
 class Response(NamedTuple):
-    """One HTTP answer, body read in full. ``headers`` is case-insensitive."""
+    """One HTTP answer, body read in full, or ``cut_short`` at the most the transport
+    reads. ``headers`` is case-insensitive."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    cut_short: bool = False
 
 
 def user_agent() -> str:
@@ -439,7 +441,7 @@ class Redactor:
         headers = self.headers(response.headers)
         if body is response.body and headers is response.headers:
             return response
-        return Response(response.status, headers, body)
+        return response._replace(headers=headers, body=body)
 
 
 _REDACTED_BYTES = REDACTED.encode()
@@ -527,6 +529,10 @@ def decode(
             more than 128 levels deep.
     """
     if 200 <= response.status < 300:
+        if response.cut_short:
+            problem = f"the body is larger than {len(response.body) // 2**20} MiB; not read"
+            url = base_url + request.target
+            raise validation_error(request, url, response, problem, redactor=redactor)
         try:
             return _json.loads(response.body)
         except _json.TooDeep as too_deep:
@@ -573,7 +579,8 @@ def status_error(
 ) -> APIStatusError:
     """The typed error for a non-2xx answer, with Whop's error fields and wait hint."""
     response = redactor.response(response)
-    body = _body_for_error(response.body)
+    # An answer cut short is no JSON, and too large to keep whole in an error.
+    body = _excerpt(response.body) if response.cut_short else _body_for_error(response.body)
     error_type, message, error_code = _whop_error_fields(body)
     detail = message if message is not None else _excerpt(response.body)
     wait = server_wait_hint(response.headers, message, now=now)

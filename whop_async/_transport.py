@@ -18,6 +18,11 @@ Session = aiohttp.ClientSession
 
 # Enough sockets for a busy service; the rate-limit engine keeps concurrency below it.
 CONNECTION_LIMIT = 100
+# The most of an answer read: a page of 100 ad groups in their largest shape is about
+# 300 KiB; a server that sends more (or without end) is not read into memory whole.
+MAX_ANSWER = 16 * 1024 * 1024
+_CHUNK = 64 * 1024
+_ENCODED = "Content-Encoding"
 
 
 class CouldNotConnect(APIConnectionError):
@@ -125,12 +130,15 @@ class Transport:
                 allow_redirects=False,
                 timeout=_client_timeout(timeout),
             )
-            try:
-                # Read it all before the connection returns to the pool.
-                body = await answer.read()
-            finally:
-                answer.release()
-            return redactor.response(Response(answer.status, answer.headers, body))
+            length = answer.content_length
+            if length is not None and length <= MAX_ANSWER and not answer.headers.get(_ENCODED):
+                try:
+                    # Read it all before the connection returns to the pool.
+                    body = await answer.read()
+                finally:
+                    answer.release()
+                return redactor.response(Response(answer.status, answer.headers, body))
+            return redactor.response(await _capped(answer))
         except TimeoutError:
             failure: APIConnectionError = APITimeoutError(
                 f"{method} {url} timed out after {timeout:g} s", method=method, url=str(url)
@@ -152,6 +160,22 @@ class Transport:
         # Raised out here, not from the handlers: aiohttp's exception keeps the request it
         # failed, headers and key included, and would hang on ours as cause or context.
         raise failure
+
+
+async def _capped(answer: aiohttp.ClientResponse) -> Response:
+    """An answer of no stated length, a compressed one, or one said to be too large:
+    read up to ``MAX_ANSWER`` bytes, and if there is more, keep what was read, marked
+    cut short, and drop the connection rather than read the rest."""
+    body = bytearray()
+    try:
+        async for chunk in answer.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > MAX_ANSWER:
+                answer.close()
+                return Response(answer.status, answer.headers, bytes(body[:MAX_ANSWER]), True)
+    finally:
+        answer.release()
+    return Response(answer.status, answer.headers, bytes(body))
 
 
 @functools.lru_cache(maxsize=32)
