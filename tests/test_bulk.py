@@ -131,10 +131,29 @@ async def test_cancelling_a_batch_cancels_its_calls_cleanly() -> None:
 
 
 @pytest.mark.usefixtures("env")
-async def test_concurrency_must_be_positive() -> None:
+@pytest.mark.parametrize("concurrency", [0, -1, 10_001, 10**8, 1.5, True])
+async def test_concurrency_is_a_whole_number_from_1_to_10000(concurrency: object) -> None:
     async with WhopClient(rate_limit=None) as client:
         with pytest.raises(ValueError, match="concurrency"):
-            await client.ad_groups.unpause_many(["adgrp_1"], concurrency=0)
+            await client.ad_groups.unpause_many(["adgrp_1"], concurrency=concurrency)  # type: ignore[arg-type]
+
+
+async def test_a_high_concurrency_makes_no_more_workers_than_ids(fake_whop: FakeWhop) -> None:
+    # Workers are made as ids are taken: two ids at the highest concurrency make three
+    # tasks, not ten thousand (each worker a task waiting for its turn).
+    async with WhopClient(rate_limit=None) as client:
+        before = len(asyncio.all_tasks())
+        most = before
+
+        def count(_: whop_async.Outcome) -> None:
+            nonlocal most
+            most = max(most, len(asyncio.all_tasks()))
+
+        result = await client.ad_groups.unpause_many(
+            fake_whop.ids[:2], concurrency=10_000, on_outcome=count
+        )
+    assert result.ok
+    assert most - before <= 3 + 2  # the workers, and the server's handlers of two requests
 
 
 def test_a_rate_limited_server_loses_nothing_and_the_gate_is_respected() -> None:

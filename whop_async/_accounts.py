@@ -52,9 +52,9 @@ from ._options import (
     BulkOptions,
     ClientOptions,
     checked,
+    concurrency_of,
     positive_seconds,
     seconds_or_zero,
-    whole_number,
 )
 from ._transport import Session
 
@@ -353,7 +353,7 @@ def _cancelled() -> bool:
 
 
 def _concurrency(options: AccountsBulkOptions) -> int:
-    return whole_number(options.get("concurrency", ACCOUNTS_CONCURRENCY), "concurrency", least=1)
+    return concurrency_of(options.get("concurrency", ACCOUNTS_CONCURRENCY))
 
 
 @attrs.define

@@ -169,8 +169,10 @@ def _callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[objec
 async def _run(
     call: CallOne, ids: Ids, *, concurrency: int, deliver: Deliver, run: BulkRun
 ) -> None:
-    """Run ``call`` over the unique ids with ``concurrency`` workers, until the ids run
-    out or ``run`` stops; then every id not yet taken ends unfinished.
+    """Run ``call`` over the unique ids with up to ``concurrency`` workers (one more
+    each time a worker takes an id, so a run of two ids makes three, whatever the
+    concurrency), until the ids run out or ``run`` stops; then every id not yet taken
+    ends unfinished.
 
     Anything that is not a WhopError (a bug, an error raised by ``ids`` or ``deliver``,
     cancellation) stops every worker and propagates.
@@ -180,12 +182,21 @@ async def _run(
     if trace is not None:  # the run's span and metrics hear of every outcome
         deliver = trace.counting(deliver)
 
+    workers: list[asyncio.Task[None]] = []
+
+    def spawn() -> None:
+        # Traced, each worker starts in the run's span: the run's calls are its children.
+        context = None if trace is None else trace.worker_context()
+        workers.append(asyncio.create_task(work(), context=context))
+
     async def work() -> None:
         while not run.past_deadline():
             # A plain iterable is read without an await: most ids come from lists.
             job = source.next_now() if source.is_plain else await source.next_async()
             if job is None:
                 return
+            if len(workers) < concurrency:
+                spawn()  # there may be more ids: one more worker for them
             index, ad_group_id = job
             try:
                 group = await call(ad_group_id)
@@ -196,16 +207,13 @@ async def _run(
             if pending is not None:
                 await pending
 
-    # Traced, each worker starts in the run's span: the run's calls are its children.
-    workers = [
-        asyncio.create_task(work(), context=None if trace is None else trace.worker_context())
-        for _ in range(concurrency)
-    ]
+    spawn()
     try:
-        done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-        for worker in done:
-            if not worker.cancelled() and (error := worker.exception()) is not None:
-                raise error
+        while running := [worker for worker in workers if not worker.done()]:
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_EXCEPTION)
+            for worker in done:
+                if not worker.cancelled() and (error := worker.exception()) is not None:
+                    raise error
     finally:
         for worker in workers:
             worker.cancel()

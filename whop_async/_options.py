@@ -37,6 +37,9 @@ BULK_MAX_RETRIES = 8
 BULK_MAX_OUTAGE = 600.0
 BULK_CONCURRENCY = 16
 """How many calls of a bulk run go at once unless ``concurrency=`` says otherwise."""
+# More calls at once than this only queue: at most 100 are in flight (the connection
+# pool), and each waiting call holds a task (a concurrency of 10**8 took 23 GB).
+MAX_CONCURRENCY = 10_000
 
 
 def _seconds(value: object, *, name: str, positive: bool) -> float:
@@ -78,6 +81,18 @@ def whole_number(value: object, name: str, *, least: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
     return value
+
+
+def concurrency_of(value: object) -> int:
+    """A bulk run's ``concurrency``, if it is a whole number from 1 to MAX_CONCURRENCY.
+
+    Raises:
+        ValueError: it is not.
+    """
+    concurrency = whole_number(value, "concurrency", least=1)
+    if concurrency > MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be at most {MAX_CONCURRENCY:,}, got {value!r}")
+    return concurrency
 
 
 def _checked(check: Callable[[Any, str], object]) -> Callable[[object, Any, Any], None]:

@@ -25,9 +25,9 @@ from .._options import (
     CallOptions,
     RequestOptions,
     checked,
+    concurrency_of,
     positive_seconds,
     seconds_or_zero,
-    whole_number,
 )
 from .._response import answered_raw
 from .._sansio import (
@@ -332,7 +332,7 @@ class AdGroups:
 
 
 def _concurrency(options: BulkOptions) -> int:
-    return whole_number(options.get("concurrency", BULK_CONCURRENCY), "concurrency", least=1)
+    return concurrency_of(options.get("concurrency", BULK_CONCURRENCY))
 
 
 @attrs.frozen
