@@ -60,6 +60,11 @@ class Breaker(Probed):
         self.passing, self.step, self.lease_until = True, FIRST_STEP, -math.inf
         return ended
 
+    def probe_by(self, moment: float) -> None:
+        """The next probe goes no later than ``moment`` (whoever waits for it gives up
+        then, and should not give up without asking)."""
+        self.probe_at = min(self.probe_at, moment)
+
     def failed(self, now: float, *, probe: bool, own: bool) -> bool:
         """A request got no answer of the server's, or a 5xx; ``own`` when the call
         had already failed while others were accepted. True when this trips it."""

@@ -270,8 +270,11 @@ class Engine:
             self._wake_all()
         if ticket.breaker_probe:
             self._wake_all()
-            if not self.ever_answered and self._nothing_answers(error, now):
-                self.fatal(self._nothing_answers_error(error))
+            if not self.ever_answered:
+                if self._nothing_answers(error, now):
+                    self.fatal(self._nothing_answers_error(error))
+                else:  # a last probe when the time to tell has passed
+                    breaker.probe_by(self._first_failure + NOTHING_ANSWERS_AFTER)
 
     def _nothing_answers(self, error: APIError, now: float) -> bool:
         """True when no request ever had an answer, for long enough (a refusal for the

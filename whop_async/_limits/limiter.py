@@ -235,10 +235,16 @@ class OperationLimiter:
         while True:
             if call.outages and not breaker_probe and not breaker.passing:
                 now = self._engine.clock.monotonic()
+                ends = breaker.tripped_at + call.patience.max_outage
+                if now < ends:
+                    breaker.probe_by(ends)  # a last probe when the run would give up
                 wait = breaker.wait(now)
                 if wait is not None:
-                    ends = breaker.tripped_at + call.patience.max_outage
-                    await self._nap(wait, call, Bound.OUTAGE, ends, WaitReason.BREAKER)
+                    probing = not wait.firm  # a probe in flight is answered first
+                    if now >= ends and not probing:
+                        raise WaitTooLong(wait.seconds, Bound.OUTAGE)
+                    until = math.inf if probing else ends
+                    await self._nap(wait, call, Bound.OUTAGE, until, WaitReason.BREAKER)
                     continue
                 breaker.take_probe(now)
                 breaker_probe = True
