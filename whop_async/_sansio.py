@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, AnyStr, NamedTuple, TypeVar
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, unquote_to_bytes, urlencode, urlsplit, urlunsplit
 
 import attrs
 from multidict import CIMultiDict
@@ -393,7 +393,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` with every form of the secrets replaced."""
-        if not _may_hold(text, self._forms, "\\", _unescaped_text):
+        if not _may_hold(text, self._forms, _TEXT_ESCAPES, _unescaped_text):
             return text
         return self._compiled()[0].sub(REDACTED, text)
 
@@ -402,7 +402,7 @@ class Redactor:
         nothing built), else a copy with every form of the secrets replaced: a JSON body
         is decoded, cleared and encoded again (replacing bytes could cut an escape in
         two), any other is cleared as bytes."""
-        if not _may_hold(body, self._byte_forms, b"\\", _unescaped_bytes):
+        if not _may_hold(body, self._byte_forms, _BYTE_ESCAPES, _unescaped_bytes):
             return body
         pattern = self._compiled()[1]
         if pattern.search(body) is None:  # escapes, but none that spells a secret
@@ -430,7 +430,7 @@ class Redactor:
             return headers
         # One search of every name and value at once: most answers hold no secret.
         every = "\n".join(itertools.chain.from_iterable(headers.items()))
-        if not _may_hold(every, forms, "\\", _unescaped_text):
+        if not _may_hold(every, forms, _TEXT_ESCAPES, _unescaped_text):
             return headers
         text = self.text
         return CIMultiDict((text(name), text(value)) for name, value in headers.items())
@@ -460,7 +460,8 @@ def _spellings_of_character(character: str) -> str:
     # Any character may be written \uXXXX (hex digits in either case); '"', '\' and '/'
     # also as a backslash and themselves. A secret is ASCII, so no surrogate pairs.
     code = "".join(f"[{digit}{digit.upper()}]" for digit in f"{ord(character):04x}")
-    spellings = [re.escape(character), rf"\\u{code}"]
+    # ...and percent-encoded, as a URL echoed back may hold it.
+    spellings = [re.escape(character), rf"\\u{code}", "%" + code[-8:]]
     if character in '"\\/':
         spellings.append(re.escape("\\" + character))
     return f"(?:{'|'.join(spellings)})"
@@ -471,11 +472,21 @@ _ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
 _BYTE_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
 
 
-def _unescaped_text(text: str) -> str:
-    return _ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
+_TEXT_ESCAPES = ("\\", "%")
+_BYTE_ESCAPES = (b"\\", b"%")
 
 
-def _unescaped_bytes(body: bytes) -> bytes:
+def _unescaped_text(text: str) -> tuple[str, ...]:
+    """``text`` read each way a secret may have been spelled in it: its JSON escapes,
+    its percent-encoding, or both (a backslash may be the secret's own)."""
+    unescaped = _ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
+    return unescaped, unquote(text), unquote(unescaped)
+
+
+def _unescaped_bytes(body: bytes) -> tuple[bytes, ...]:
+    """``body`` read each way a secret may have been spelled in it (see
+    ``_unescaped_text``)."""
+
     # A secret is ASCII: any other character becomes a byte no secret holds.
     def character(match: re.Match[bytes]) -> bytes:
         if not match[1]:
@@ -483,25 +494,30 @@ def _unescaped_bytes(body: bytes) -> bytes:
         code = int(match[1], 16)
         return bytes((code,)) if code < 0x80 else b"\xff"
 
-    return _BYTE_ESCAPE.sub(character, body)
+    unescaped = _BYTE_ESCAPE.sub(character, body)
+    return unescaped, unquote_to_bytes(body), unquote_to_bytes(unescaped)
 
 
 def _may_hold(
     text: AnyStr,
     forms: tuple[AnyStr, ...],
-    backslash: AnyStr,
-    unescaped: Callable[[AnyStr], AnyStr],
+    escapes: tuple[AnyStr, ...],
+    unescaped: Callable[[AnyStr], tuple[AnyStr, ...]],
 ) -> bool:
-    """True when ``text`` holds one of ``forms`` as it is, or once its escapes are read:
-    only then is a secret's every spelling looked for."""
-    # A loop, not any(): no generator made per answer.
+    """True when ``text`` holds one of ``forms`` as it is, or once its escapes (JSON's,
+    and percent-encoding) are read: only then is a secret's every spelling looked for."""
+    # Loops, not any(): no generator made per answer.
     for form in forms:
         if form in text:
             return True
-    if not forms or backslash not in text:
+    if not forms:
         return False
-    plain = unescaped(text)
-    return any(form in plain for form in forms)
+    for escape in escapes:
+        if escape in text:
+            break
+    else:
+        return False
+    return any(form in plain for plain in unescaped(text) for form in forms)
 
 
 NO_SECRETS = Redactor()
