@@ -155,6 +155,8 @@ async def test_a_dated_api_version_is_sent(mock_api: MockAPI) -> None:
         ("https://api.whop.com/api/v1\r\nHost: evil.example", "spaces or control characters"),
         ("https://api.whop.com/\tapi/v1", "spaces or control characters"),
         (b"https://api.whop.com/api/v1", "must be a string"),
+        ("http://127.1:8080/api/v1", "IPv4 address as written in full"),
+        ("http://010.0.0.1/api/v1", "IPv4 address as written in full"),
     ],
 )
 def test_a_base_url_that_cannot_be_sent_to_is_refused_when_the_client_is_made(

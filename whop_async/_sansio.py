@@ -6,6 +6,7 @@ into JSON data or a typed error, including the server's hint of how long to wait
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import math
 import os
@@ -200,7 +201,21 @@ def check_base_url(base_url: object) -> str:
         raise ValueError(
             f"base_url has a port that is not a number from 0 to 65535: {shown!r}"
         ) from None
+    host = parts.hostname
+    if host.replace(".", "").isdigit() and _canonical_ipv4(host) != host:
+        # aiohttp sends to no other form (127.1, 010.0.0.1): every call would fail.
+        raise ValueError(
+            f"base_url's host {host!r} is not an IPv4 address as written in full, like"
+            f" {_canonical_ipv4(host) or '127.0.0.1'!r}"
+        )
     return base_url.rstrip("/")
+
+
+def _canonical_ipv4(host: str) -> str | None:
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        return None
 
 
 # Spaces and control characters: urlsplit drops tabs and newlines without a word.
