@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -148,3 +149,21 @@ async def test_each_operation_has_its_own_rate_budget(
     assert mock_api.arrivals("POST", f"{BASE_URL}/ad_groups/adgrp_3/unpause") == [
         pytest.approx(30.0)
     ]
+
+
+async def test_a_listing_that_goes_round_in_circles_stops_with_an_error(
+    env: pytest.MonkeyPatch, mock_api: MockAPI
+) -> None:
+    # A server whose pages always say there is a next one, at the same cursor.
+    page = {
+        "data": [ad_group_json("adgrp_1")],
+        "page_info": {"end_cursor": "c1", "start_cursor": "c1", "has_next_page": True,
+                      "has_previous_page": False},
+    }  # fmt: skip
+    mock_api.get(re.compile(rf"{re.escape(BASE_URL)}/ad_groups\?.*"), payload=page, repeat=True)
+    async with WhopClient(base_url=BASE_URL) as client:
+        with pytest.raises(whop_async.APIResponseValidationError, match="already listed"):
+            async for _ in client.ad_groups.list(status="paused"):
+                pass
+    # The first page, and the page after c1, which leads to c1 again: then it stopped.
+    assert sum(len(calls) for calls in mock_api.requests.values()) == 2

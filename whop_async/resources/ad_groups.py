@@ -16,6 +16,7 @@ import attrs
 
 from .._bulk import BulkRun, CallOne, Ids, iter_outcomes, run_all
 from .._call import Calls
+from .._exceptions import APIResponseValidationError
 from .._models import AdGroup, AdGroupPage, AdGroupStatus, BulkResult, Outcome
 from .._options import (
     BULK_CONCURRENCY,
@@ -385,14 +386,36 @@ class AdGroupList:
 
     async def pages(self) -> AsyncIterator[AdGroupPage]:
         """Each page in turn, following ``page_info.end_cursor`` while
-        ``has_next_page``; the next request goes out only when it is asked for."""
+        ``has_next_page``; the next request goes out only when it is asked for.
+
+        Raises:
+            APIResponseValidationError: the server handed back a cursor it had handed
+                before (listing on would go round in circles, forever).
+        """
         after: str | None = None
+        followed: set[str] = set()
         while True:
             page = await self._page(after=after)
             yield page
             after = page.page_info.end_cursor
             if not page.page_info.has_next_page or after is None:
                 return
+            if after in followed:
+                raise self._going_round(after, len(followed) + 1)
+            followed.add(after)
+
+    def _going_round(self, cursor: str, pages: int) -> APIResponseValidationError:
+        request = self._request
+        return APIResponseValidationError(
+            f"{request.method} {request.path}: page {pages} leads back to a page already"
+            f" listed (end_cursor {cursor[:40]!r}); stopped rather than list forever",
+            method=request.method,
+            url=self._calls.wiring.base_url + request.target,
+            status_code=200,
+            headers={},
+            body=None,
+            request_id=None,
+        )
 
     async def _page(self, *, after: str | None) -> AdGroupPage:
         request = self._request
