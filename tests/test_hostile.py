@@ -352,3 +352,15 @@ def test_a_run_waits_out_its_whole_max_outage_and_asks_once_more_at_its_end() ->
     run = run_virtual(bulk(server, 30, None, concurrency=4, max_outage=5.0))
     assert run.result.ok
     assert len(server.unpaused) == 30
+
+
+def test_an_error_of_a_private_kind_is_named_by_its_public_class() -> None:
+    # No connection at all is a CouldNotConnect inside: outcomes and journals name
+    # what users can catch, APIConnectionError.
+    server = _Restarting(3600.0, unresolved=True)
+    run = run_virtual(bulk(server, 3, None, concurrency=3))
+    names = {
+        whop_async.Outcome(id=i, error=e).to_dict()["error"] for i, e in run.result.failed.items()
+    }
+    assert names <= {"APIConnectionError", "NotFinishedError"}
+    assert "CouldNotConnect" not in repr([str(e) for e in run.result.failed.values()])

@@ -11,7 +11,13 @@ from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, 
 from typing import TYPE_CHECKING, cast
 
 from ._clock import Clock
-from ._exceptions import APIResponseValidationError, NotFinishedError, StopReason, WhopError
+from ._exceptions import (
+    APIResponseValidationError,
+    NotFinishedError,
+    StopReason,
+    WhopError,
+    public_name,
+)
 from ._models import AdGroup, BulkResult, Outcome
 
 if TYPE_CHECKING:
@@ -80,12 +86,12 @@ class BulkRun:
         elif self.reason is StopReason.OUTAGE:
             why = (
                 f"the server answered nothing for {self.max_outage:g} s (max_outage);"
-                f" last: {type(self.cause).__name__}: {self.cause}"
+                f" last: {public_name(self.cause)}: {self.cause}"
             )
         else:
             why = (
                 "the run stopped at an error every id would meet:"
-                f" {type(self.cause).__name__}: {self.cause}"
+                f" {public_name(self.cause)}: {self.cause}"
             )
         return NotFinishedError(
             f"{what}: {state}: {why}",

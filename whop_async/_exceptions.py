@@ -173,6 +173,17 @@ class StopReason(enum.StrEnum):
     """The server refused every request for a call's whole ``rate_limit_timeout``."""
 
 
+def public_name(error: BaseException | None) -> str:
+    """The name of ``error``'s class as whop_async exports it: a private subclass (one
+    that says no connection could be made, say) is named by its public base."""
+    if error is None:
+        return "None"
+    for cls in type(error).__mro__:
+        if cls.__module__ == __name__ or not cls.__module__.startswith("whop_async"):
+            return cls.__name__
+    return type(error).__name__  # pragma: no cover - every class ends in BaseException
+
+
 class NotFinishedError(WhopError):
     """An id of a bulk run that the run stopped before finishing.
 

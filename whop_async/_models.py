@@ -17,7 +17,7 @@ import attrs
 
 from . import _json
 from ._converter import unstructure
-from ._exceptions import APIResponseValidationError, WhopError
+from ._exceptions import APIResponseValidationError, WhopError, public_name
 
 
 class AdGroupStatus(enum.StrEnum):
@@ -215,6 +215,12 @@ class Outcome:
         could not be read (``APIResponseValidationError``), so the change was made."""
         return self.error is None or isinstance(self.error, APIResponseValidationError)
 
+    @property
+    def error_name(self) -> str | None:
+        """The class of ``error`` as whop_async exports it (e.g. ``"NotFoundError"``;
+        a private subclass is named by its public base); None when ok."""
+        return None if self.error is None else public_name(self.error)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: ``{"id", "ok": true, "ad_group": {...as sent}}``, or
         ``{"id", "ok": false, "accepted", "error", "message"}`` plus ``status_code``
@@ -226,7 +232,7 @@ class Outcome:
             **self._named(),
             "ok": False,
             "accepted": self.accepted,
-            "error": type(self.error).__name__,
+            "error": self.error_name,
         }
         for name in ("status_code", "request_id"):
             value = getattr(self.error, name, None)

@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable
 import attrs
 import tenacity
 
-from ._exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    RateLimitError,
+    public_name,
+)
 
 logger = logging.getLogger("whop_async")
 
@@ -138,7 +144,7 @@ class CallRetries:
             "attempt %d failed, retrying in %.2f s: %s: %s",
             attempt,
             wait,
-            type(error).__name__,
+            public_name(error),
             error,
             extra={
                 "whop_attempt": attempt,

@@ -98,7 +98,7 @@ class Run:
         elif outcome.accepted:
             self.unreadable += 1
         else:
-            self.failures[type(outcome.error).__name__] += 1
+            self.failures[outcome.error_name or "?"] += 1
             if outcome.error is not None and len(self.failed_examples) < FAILURES_SHOWN:
                 self.failed_examples.append(f"{outcome.id}: {described(outcome.error)}")
         if self._progress is not None and self._task is not None:
@@ -118,7 +118,7 @@ class Run:
         if outcome.accepted or outcome.account is None:
             return
         failures = self.account_failures.setdefault(outcome.account, collections.Counter())
-        failures[type(error).__name__] += 1
+        failures[outcome.error_name or "?"] += 1
         if isinstance(error, NotFinishedError) and outcome.account not in self.account_stops:
             cause = error.cause
             why = described(cause) if isinstance(cause, WhopError) else str(error)
