@@ -111,6 +111,19 @@ async def test_an_error_that_is_not_a_whop_error_stops_the_batch_and_propagates(
             )
 
 
+async def test_an_error_raised_by_the_ids_after_a_few_propagates(fake_whop: FakeWhop) -> None:
+    # The third id fails to come: the worker that asked for it is one made after the
+    # run began, and its error must not be lost.
+    async def ids() -> AsyncIterator[str]:
+        yield fake_whop.ids[0]
+        yield fake_whop.ids[1]
+        raise OSError("the listing broke")
+
+    async with WhopClient(rate_limit=None) as client:
+        with pytest.raises(OSError, match="the listing broke"):
+            await client.ad_groups.unpause_many(ids(), concurrency=16)
+
+
 @pytest.mark.usefixtures("env")
 async def test_cancelling_a_batch_cancels_its_calls_cleanly() -> None:
     started = asyncio.Event()

@@ -215,11 +215,15 @@ async def _run(
 
     spawn()
     try:
-        while running := [worker for worker in workers if not worker.done()]:
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_EXCEPTION)
-            for worker in done:
-                if not worker.cancelled() and (error := worker.exception()) is not None:
-                    raise error
+        while True:
+            # Every worker, those made while the others were waited for included.
+            for worker in workers:
+                if worker.done() and not worker.cancelled() and worker.exception():
+                    raise cast(BaseException, worker.exception())
+            running = [worker for worker in workers if not worker.done()]
+            if not running:
+                break
+            await asyncio.wait(running, return_when=asyncio.FIRST_EXCEPTION)
     finally:
         for worker in workers:
             worker.cancel()
