@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Unpack, cast
 import attrs
 
 from . import _sansio
-from ._bulk import BulkRun, CallOne, _callback, _RecentIds
-from ._call import Lifetime
-from ._client import BASE_URL_ENV, SharedSession, WhopClient
+from ._bulk import BulkRun, CallOne, RecentIds, callback
+from ._call import Calls, Lifetime
+from ._client import BASE_URL_ENV, SharedSession, WhopClient, client_on
 from ._credentials import ApiKey
 from ._exceptions import APIResponseValidationError, UnknownAccountError, WhopError
 from ._limits import ClientStats, RateLimit
@@ -57,6 +57,7 @@ from ._options import (
     seconds_or_zero,
 )
 from ._transport import Session
+from .resources.ad_groups import bulk_call
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -140,6 +141,7 @@ class Accounts:
         )
         self._lifetime = Lifetime()
         self._clients: dict[str, WhopClient] = {}
+        self._calls: dict[str, Calls] = {}
         for name, api_key in (accounts or {}).items():
             self.add(name, api_key)
 
@@ -170,7 +172,7 @@ class Accounts:
             options = attrs.evolve(self._template, api_key=api_key, account=name)
         except ValueError as error:
             raise ValueError(f"account {name!r}: {error}") from None
-        client = WhopClient._on(self._shared, options, self._lifetime.child())
+        client, self._calls[name] = client_on(self._shared, options, self._lifetime.child())
         self._clients[name] = client
         return client
 
@@ -181,6 +183,7 @@ class Accounts:
         Raises:
             KeyError: no account has that name.
         """
+        del self._calls[name]
         await self._clients.pop(name).close()
 
     def __getitem__(self, name: str) -> WhopClient:
@@ -308,7 +311,7 @@ class Accounts:
             if on_outcome is None:
                 return None
             outcome = Outcome(id=ad_group_id, ad_group=group, error=error, account=account)
-            return _callback(on_outcome, outcome)
+            return callback(on_outcome, outcome)
 
         async with _Run(self, verb, options, record) as run:
             await run.all(pairs)
@@ -324,7 +327,7 @@ class Accounts:
             _: int, account: str, ad_group_id: str, group: AdGroup | None, error: WhopError | None
         ) -> None:
             outcome = Outcome(id=ad_group_id, ad_group=group, error=error, account=account)
-            pending = _callback(on_outcome, outcome)
+            pending = callback(on_outcome, outcome)
             if pending is not None:
                 await pending
             await finished.put(outcome)
@@ -539,9 +542,9 @@ class _Run:
         such account."""
         if account not in self._accounts:
             return None
-        client = self._accounts[account]
+        calls = self._accounts._calls[account]
         run = self._stack.enter_context(
-            client._calls.bulk_run(
+            calls.bulk_run(
                 operation=f"ad_groups.{self._verb}",
                 deadline=self._deadline,
                 max_outage=self._max_outage,
@@ -556,9 +559,7 @@ class _Run:
         )
         if key_for is not None:
             bulk["idempotency_key"] = functools.partial(key_for, account)
-        part = self._runs[account] = _AccountRun(
-            client.ad_groups._bulk_call(self._verb, bulk, run), run
-        )
+        part = self._runs[account] = _AccountRun(bulk_call(calls, self._verb, bulk, run), run)
         return part
 
     def _done(self, part: _AccountRun) -> None:
@@ -582,7 +583,7 @@ class _PairSource:
         self._sync = iter(pairs) if not isinstance(pairs, AsyncIterable) else None
         self._async = aiter(pairs) if isinstance(pairs, AsyncIterable) else None
         self.reading = False
-        self._recent = _RecentIds(100_000)
+        self._recent = RecentIds(100_000)
         self._count = 0
         self.ended = False
 

@@ -101,7 +101,7 @@ class BulkRun:
         )
 
 
-class _RecentIds:
+class RecentIds:
     """Remembers the latest ``size`` distinct ids, an id seen again counting as latest,
     so memory stays bounded however many ids stream through."""
 
@@ -131,7 +131,7 @@ class _IdSource:
         self._async = aiter(ids) if isinstance(ids, AsyncIterable) else None
         self.is_plain = self._sync is not None
         self._reading = asyncio.Lock()
-        self._recent = _RecentIds(_RECENT_IDS)
+        self._recent = RecentIds(_RECENT_IDS)
         self._count = 0
 
     def next_now(self) -> tuple[int, str] | None:
@@ -164,7 +164,7 @@ def _id_of(item: object) -> object:
     return item.id if isinstance(item, AdGroup) else item
 
 
-def _callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[object] | None:
+def callback(on_outcome: OnOutcome | None, outcome: Outcome) -> Awaitable[object] | None:
     """Call ``on_outcome``, if any; what it returns, if that must be awaited."""
     if on_outcome is None:
         return None
@@ -261,7 +261,7 @@ async def run_all(
             failed[ad_group_id] = error
         if on_outcome is None:
             return None
-        return _callback(on_outcome, Outcome(id=ad_group_id, ad_group=group, error=error))
+        return callback(on_outcome, Outcome(id=ad_group_id, ad_group=group, error=error))
 
     await _run(call, ids, concurrency=concurrency, deliver=record, run=run)
     succeeded.sort(key=lambda numbered: numbered[0])
@@ -284,7 +284,7 @@ async def iter_outcomes(
         _: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
     ) -> None:
         outcome = Outcome(id=ad_group_id, ad_group=group, error=error)
-        pending = _callback(on_outcome, outcome)
+        pending = callback(on_outcome, outcome)
         if pending is not None:
             await pending
         await finished.put(outcome)

@@ -132,14 +132,6 @@ class WhopClient:
         self._wire(options, shared, Lifetime())
         self._owns_session = True
 
-    @classmethod
-    def _on(cls, shared: SharedSession, options: ClientOptions, lifetime: Lifetime) -> WhopClient:
-        """A client of ``options``' credential on a session others share: its own
-        budget (engine), closed with ``lifetime``."""
-        client = object.__new__(cls)
-        client._wire(options, shared, lifetime)
-        return client
-
     def _wire(
         self,
         options: ClientOptions,
@@ -321,6 +313,17 @@ class WhopClient:
             of=wiring if same_credential else None,
         )
         return derived
+
+
+def client_on(
+    shared: SharedSession, options: ClientOptions, lifetime: Lifetime
+) -> tuple[WhopClient, Calls]:
+    """A client of ``options``' credential on a session others share (an Accounts'):
+    its own budget (engine), closed with ``lifetime``; and its calls, for bulk runs
+    made on its behalf."""
+    client = object.__new__(WhopClient)
+    client._wire(options, shared, lifetime)
+    return client, client._calls
 
 
 @attrs.frozen

@@ -119,8 +119,13 @@ class AdGroups:
             RuntimeError: the client is closed.
         """
         checked(options, CallOptions)
-        return await self._set_status(
-            "unpause", ad_group_id, idempotency_key, _Extras.of(options), RequestOptions.of(options)
+        return await set_status(
+            self._calls,
+            "unpause",
+            ad_group_id,
+            idempotency_key,
+            _Extras.of(options),
+            RequestOptions.of(options),
         )
 
     async def pause(
@@ -135,8 +140,13 @@ class AdGroups:
         The mirror of ``unpause``: the same arguments, retries and errors.
         """
         checked(options, CallOptions)
-        return await self._set_status(
-            "pause", ad_group_id, idempotency_key, _Extras.of(options), RequestOptions.of(options)
+        return await set_status(
+            self._calls,
+            "pause",
+            ad_group_id,
+            idempotency_key,
+            _Extras.of(options),
+            RequestOptions.of(options),
         )
 
     async def unpause_many(self, ids: Ids, **options: Unpack[BulkOptions]) -> BulkResult:
@@ -243,34 +253,10 @@ class AdGroups:
             RequestOptions.of(options),
         )
 
-    def _set_status(
-        self,
-        verb: str,
-        ad_group_id: str,
-        idempotency_key: str | None,
-        extras: _Extras,
-        how: RequestOptions,
-    ) -> Awaitable[AdGroup]:
-        # Not a coroutine: the call to await is the client's, one frame fewer per wait.
-        path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/{verb}"
-        if idempotency_key is None:
-            key = new_idempotency_key()
-        else:
-            key = check_idempotency_key(idempotency_key)  # only a caller's key can be bad
-        request = Request(
-            "POST",
-            path,
-            f"ad_groups.{verb}",
-            idempotency_key=key,
-            query=extras.query,
-            headers=extras.headers,
-        )
-        return self._calls.send(request, AdGroup, how)
-
     async def _many(self, verb: str, ids: Ids, options: BulkOptions) -> BulkResult:
         with self._bulk_run(verb, options) as run:
             return await run_all(
-                self._bulk_call(verb, options, run),
+                bulk_call(self._calls, verb, options, run),
                 ids,
                 concurrency=_concurrency(options),
                 on_outcome=options.get("on_outcome"),
@@ -280,7 +266,7 @@ class AdGroups:
     async def _iter(self, verb: str, ids: Ids, options: BulkOptions) -> AsyncIterator[Outcome]:
         with self._bulk_run(verb, options) as run:
             outcomes = iter_outcomes(
-                self._bulk_call(verb, options, run),
+                bulk_call(self._calls, verb, options, run),
                 ids,
                 concurrency=_concurrency(options),
                 on_outcome=options.get("on_outcome"),
@@ -300,24 +286,6 @@ class AdGroups:
             max_outage=seconds_or_zero(options.get("max_outage", BULK_MAX_OUTAGE), "max_outage"),
         )
 
-    def _bulk_call(self, verb: str, options: BulkOptions, run: BulkRun) -> CallOne:
-        extras = _Extras.of(options)  # checked once, before anything is sent
-        how = RequestOptions(
-            timeout=options.get("timeout"),
-            max_retries=options.get("max_retries", BULK_MAX_RETRIES),
-            run=run,
-        )
-        key_for = options.get("idempotency_key")
-        if key_for is None:
-            return functools.partial(
-                self._set_status, verb, idempotency_key=None, extras=extras, how=how
-            )
-
-        def call(ad_group_id: str) -> Awaitable[AdGroup]:
-            return self._set_status(verb, ad_group_id, key_for(ad_group_id), extras, how)
-
-        return call
-
     async def _first_page(
         self,
         *,
@@ -330,6 +298,53 @@ class AdGroups:
             ad_campaign_id=ad_campaign_id, status=status, page_size=page_size, **options
         )
         return await listing._page(after=None)
+
+
+def set_status(
+    calls: Calls,
+    verb: str,
+    ad_group_id: str,
+    idempotency_key: str | None,
+    extras: _Extras,
+    how: RequestOptions,
+) -> Awaitable[AdGroup]:
+    """The ``verb`` (unpause, pause) of one ad group through ``calls``, to await."""
+    # Not a coroutine: the call to await is the client's, one frame fewer per wait.
+    path = f"/ad_groups/{path_param('ad_group_id', ad_group_id)}/{verb}"
+    if idempotency_key is None:
+        key = new_idempotency_key()
+    else:
+        key = check_idempotency_key(idempotency_key)  # only a caller's key can be bad
+    request = Request(
+        "POST",
+        path,
+        f"ad_groups.{verb}",
+        idempotency_key=key,
+        query=extras.query,
+        headers=extras.headers,
+    )
+    return calls.send(request, AdGroup, how)
+
+
+def bulk_call(calls: Calls, verb: str, options: BulkOptions, run: BulkRun) -> CallOne:
+    """One id's ``verb`` in the bulk run ``run``, with a bulk run's ``options`` checked
+    once, before anything is sent."""
+    extras = _Extras.of(options)
+    how = RequestOptions(
+        timeout=options.get("timeout"),
+        max_retries=options.get("max_retries", BULK_MAX_RETRIES),
+        run=run,
+    )
+    key_for = options.get("idempotency_key")
+    if key_for is None:
+        return functools.partial(
+            set_status, calls, verb, idempotency_key=None, extras=extras, how=how
+        )
+
+    def call(ad_group_id: str) -> Awaitable[AdGroup]:
+        return set_status(calls, verb, ad_group_id, key_for(ad_group_id), extras, how)
+
+    return call
 
 
 def _concurrency(options: BulkOptions) -> int:
