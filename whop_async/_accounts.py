@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Unpack, cast
 import attrs
 
 from . import _sansio
-from ._bulk import BulkRun, CallOne, RecentIds, callback
+from ._bulk import BulkRun, CallOne, RecentIds, callback, streamed
 from ._call import Calls, Lifetime
 from ._client import BASE_URL_ENV, SharedSession, WhopClient, client_on
 from ._credentials import ApiKey
@@ -320,39 +320,28 @@ class Accounts:
     async def _iter(
         self, verb: str, pairs: Pairs, options: AccountsBulkOptions
     ) -> AsyncIterator[Outcome]:
-        finished: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=_concurrency(options))
         on_outcome = options.get("on_outcome")
 
-        async def hand_over(
-            _: int, account: str, ad_group_id: str, group: AdGroup | None, error: WhopError | None
-        ) -> None:
-            outcome = Outcome(id=ad_group_id, ad_group=group, error=error, account=account)
-            pending = callback(on_outcome, outcome)
-            if pending is not None:
-                await pending
-            await finished.put(outcome)
+        async def fill(put: Callable[[Outcome], Awaitable[None]]) -> None:
+            async def hand_over(
+                _: int,
+                account: str,
+                ad_group_id: str,
+                group: AdGroup | None,
+                error: WhopError | None,
+            ) -> None:
+                outcome = Outcome(id=ad_group_id, ad_group=group, error=error, account=account)
+                pending = callback(on_outcome, outcome)
+                if pending is not None:
+                    await pending
+                await put(outcome)
 
-        async def produce() -> None:
-            try:
-                async with _Run(self, verb, options, hand_over) as run:
-                    await run.all(pairs)
-            finally:
-                if not _cancelled():
-                    await finished.put(None)
+            async with _Run(self, verb, options, hand_over) as run:
+                await run.all(pairs)
 
-        producer = asyncio.create_task(produce())
-        try:
-            while (outcome := await finished.get()) is not None:
+        async with contextlib.aclosing(streamed(fill, _concurrency(options))) as outcomes:
+            async for outcome in outcomes:
                 yield outcome
-            await producer  # raises what stopped the run, if anything did
-        finally:
-            producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
-
-
-def _cancelled() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _concurrency(options: AccountsBulkOptions) -> int:

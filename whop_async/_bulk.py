@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 import logging
 import math
@@ -273,31 +274,41 @@ async def run_all(
 async def iter_outcomes(
     call: CallOne, ids: Ids, *, concurrency: int, on_outcome: OnOutcome | None, run: BulkRun
 ) -> AsyncGenerator[Outcome, None]:
-    """The outcomes of ``call`` over ``ids``, in completion order.
+    """The outcomes of ``call`` over ``ids``, in completion order (see ``streamed``)."""
 
-    At most ``concurrency`` finished outcomes wait to be read: a slow reader slows the
-    workers instead of piling outcomes up in memory.
-    """
-    finished: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=concurrency)
+    async def fill(put: Callable[[Outcome], Awaitable[None]]) -> None:
+        async def hand_over(
+            _: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
+        ) -> None:
+            outcome = Outcome(id=ad_group_id, ad_group=group, error=error)
+            pending = callback(on_outcome, outcome)
+            if pending is not None:
+                await pending
+            await put(outcome)
 
-    async def hand_over(
-        _: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
-    ) -> None:
-        outcome = Outcome(id=ad_group_id, ad_group=group, error=error)
-        pending = callback(on_outcome, outcome)
-        if pending is not None:
-            await pending
-        await finished.put(outcome)
+        await _run(call, ids, concurrency=concurrency, deliver=hand_over, run=run)
+
+    async with contextlib.aclosing(streamed(fill, concurrency)) as outcomes:
+        async for outcome in outcomes:
+            yield outcome
+
+
+async def streamed(
+    fill: Callable[[Callable[[Outcome], Awaitable[None]]], Awaitable[None]], size: int
+) -> AsyncGenerator[Outcome, None]:
+    """What ``fill`` hands, as it comes, to the function it is given: ``fill`` runs in a
+    task of its own, and at most ``size`` outcomes wait to be read, so a slow reader slows
+    it instead of piling outcomes up in memory. What ends ``fill`` with an error is
+    raised once every outcome before it was read."""
+    finished: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=size)
 
     async def produce() -> None:
         try:
-            await _run(call, ids, concurrency=concurrency, deliver=hand_over, run=run)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            await finished.put(None)
-            raise
-        await finished.put(None)
+            await fill(finished.put)
+        finally:
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():
+                await finished.put(None)
 
     producer = asyncio.create_task(produce())
     try:
