@@ -25,6 +25,7 @@ from .. import (
     AdGroup,
     AdGroupList,
     AdGroupStatus,
+    AuthenticationError,
     NotFinishedError,
     Outcome,
     RateLimit,
@@ -102,6 +103,8 @@ async def run_bulk(
         run.summary()
         say(f"stopped: listing the ad groups failed: {described(error)}")
         return ExitCode.FAILED
+    if run.fatal is not None:
+        return stopped_by(run, run.fatal)
     if run.stopped is not None:
         return stopped_early(run, run.stopped)
     if run.finished:  # a run that sent nothing has no table: its caller says why
@@ -109,21 +112,34 @@ async def run_bulk(
     return run.exit_code()
 
 
-def stopped_early(run: Run, stop: NotFinishedError) -> int:
-    """The library stopped the run: for an error every id would meet (a wrong key, an
-    address where nothing answers), one line and exit 2, after the table only if
-    anything was done; for its deadline or a long outage, the table and a line."""
-    fatal = stop.reason == "fatal"
-    if not fatal or run.done or run.unreadable:
+def stopped_by(run: Run, cause: WhopError) -> int:
+    """The library stopped the run at an error every id would meet (a wrong key, an
+    address where nothing answers): one line and exit 2, after the table only if
+    anything was done."""
+    if run.done or run.unreadable:
         run.summary()
-    again = "the same command" + (" with --resume" if run.output is not None else "")
-    if fatal:
-        cause = stop.cause
-        reason = described(cause) if isinstance(cause, WhopError) else str(stop)
-        say(f"stopped: {reason}. Nothing more was sent; fix that, then run {again}.")
-        return ExitCode.USAGE
-    say(f"stopped: {stop}. Run {again} to take up what was left.")
+    say(f"stopped: {refusal(cause)}. Nothing more was sent; fix that, then run {_again(run)}.")
+    return ExitCode.USAGE
+
+
+def stopped_early(run: Run, stop: NotFinishedError) -> int:
+    """The library stopped the run at its deadline or after a long outage: the table
+    and a line."""
+    run.summary()
+    say(f"stopped: {stop}. Run {_again(run)} to take up what was left.")
     return ExitCode.FAILED
+
+
+def _again(run: Run) -> str:
+    return "the same command" + (" with --resume" if run.output is not None else "")
+
+
+def refusal(error: WhopError) -> str:
+    """An error that ends a command, as ``described``; a refused key names where the
+    command took it from."""
+    if isinstance(error, AuthenticationError):
+        return f"WHOP_API_KEY was refused: {described(error)}"
+    return described(error)
 
 
 class Sources:
@@ -409,6 +425,9 @@ async def list_command(options: argparse.Namespace) -> int:
             async for group in listing_from(client, options.campaign, options.status):
                 print(group.to_json() if options.json else group.id, flush=True)
                 listed += 1
+        except AuthenticationError as error:  # configuration, as a wrong key is everywhere
+            say(f"listing failed: {refusal(error)}")
+            return ExitCode.USAGE
         except WhopError as error:
             say(f"listing failed: {described(error)}")
             return ExitCode.FAILED
