@@ -392,3 +392,27 @@ async def test_a_journal_of_an_earlier_release_resumes_with_its_seed_and_is_boun
         assert code == 2
         assert "holds runs made against another base URL" in stderr
         assert elsewhere.stats.requests == 0
+
+
+async def test_resume_skips_the_ids_recorded_ok_and_only_those(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=8, rate_limit=None) as fake:
+        args = ["unpause", "--output", str(output), "--rate", "0", "--quiet"]
+        assert (await whop_async_cli(*args, fake.ids[0], fake=fake))[0] == 0
+        ok, spaced, cut, cut_short, failed, unreadable, account = fake.ids[1:]
+        group = json.dumps(example_ad_group(), separators=(",", ":"))
+        with output.open("a") as lines:
+            lines.write(
+                f'{{"id":"{ok}","ok":true,"ad_group":{group}}}\n'
+                + json.dumps({"id": spaced, "ok": True, "ad_group": {}})  # another writer
+                + f'\n{{"id":"{cut}","ok":true,"ad_group":{group[:40]}\n'  # a disk full
+                f'{{"id":"{cut_short}","ok":tr\n'
+                f'{{"id":"{failed}","ok":false,"accepted":false,"message":"true"}}\n'
+                f'{{"id":"{unreadable}","ok":false,"accepted":true,"message":"html"}}\n'
+                f'{{"account":"acme","id":"{account}","ok":true,"ad_group":{group}}}\n'
+            )
+        fake.reset()
+        code, _, stderr = await whop_async_cli(*args, "--resume", *fake.ids, fake=fake)
+        assert code == 0, stderr
+        # An ok line cut short still says the id was done; one cut before "true" not.
+        assert sent_once_each(fake, [cut_short, failed, unreadable, account])

@@ -241,18 +241,7 @@ async def change_status_command(options: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         # The journal first: an unusable, busy or foreign one is refused before a FIFO
         # given as --file is waited on.
-        journal = (
-            stack.enter_context(
-                Journal(
-                    Path(options.output),
-                    resume=options.resume,
-                    base_url=client.base_url,
-                    api_key=api_key,
-                )
-            )
-            if options.output is not None
-            else None
-        )
+        journal = await _journal(options, stack, base_url=client.base_url, key=api_key)
         ids, total = _ids_to_do(options, client, stack, journal)
         async with client:
             code = await run_bulk(
@@ -293,22 +282,9 @@ async def accounts_command(options: argparse.Namespace) -> int:
         raise UsageError("--resume needs --output, the journal to resume from")
     accounts = accounts_from(options, keys_from(options.keys))
     with contextlib.ExitStack() as stack:
-        journal = (
-            stack.enter_context(
-                Journal(
-                    Path(options.output),
-                    resume=options.resume,
-                    base_url=accounts.base_url,
-                    api_key=_MANY_ACCOUNTS,
-                )
-            )
-            if options.output is not None
-            else None
-        )
-        for notice in [] if journal is None else journal.notices:
-            say(notice)
+        journal = await _journal(options, stack, base_url=accounts.base_url, key=_MANY_ACCOUNTS)
         pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True))).pairs()
-        ids = Sources([pairs], set() if journal is None else journal.done)
+        ids = Sources([pairs], _done(journal))
         async with accounts:
             code = await run_bulk(
                 accounts,
@@ -324,6 +300,23 @@ async def accounts_command(options: argparse.Namespace) -> int:
     if not ids.handed_out:
         say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
     return code
+
+
+async def _journal(
+    options: argparse.Namespace, stack: contextlib.ExitStack, *, base_url: str, key: str
+) -> Journal | None:
+    """The journal of ``--output``, held for this run and begun."""
+    if options.output is None:
+        return None
+    journal = stack.enter_context(Journal(Path(options.output)))
+    await journal.begin(resume=options.resume, base_url=base_url, api_key=key)
+    for notice in journal.notices:
+        say(notice)
+    return journal
+
+
+def _done(journal: Journal | None) -> set[Done]:
+    return set() if journal is None else journal.done
 
 
 def keys_from(path: str) -> dict[str, str]:
@@ -384,9 +377,7 @@ def _ids_to_do(
 ) -> tuple[Sources, int | None]:
     """The ids of the arguments, ``--file`` and ``--campaign``, less those the journal
     records as done; and how many that is, when it can be known before they are sent."""
-    done = set() if journal is None else journal.done
-    for notice in [] if journal is None else journal.notices:
-        say(notice)
+    done = _done(journal)
     if journal is not None and journal.resent:
         say(
             f"resuming {journal.path}: ids whose answer could not be read are sent again,"
