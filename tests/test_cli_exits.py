@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -16,8 +17,10 @@ from whop_async.cli.exits import MEANINGS
 from whop_async.testing import FakeWhop, example_ad_group
 
 from .cli_support import (
+    ended,
     environment_for,
     journal,
+    start_cli,
     whop_async_cli,
 )
 from .helpers import serve
@@ -259,6 +262,21 @@ async def test_list_with_a_wrong_key_is_one_line_and_exit_2() -> None:
     assert (code, stdout) == (2, "")
     [line] = stderr.splitlines()
     assert line.startswith("whop-async: listing failed: WHOP_API_KEY was refused: 401 from GET")
+
+
+async def test_a_wrong_key_ends_a_run_whose_ids_come_from_a_stream_that_stays_open() -> None:
+    reader, writer = os.pipe()
+    async with FakeWhop(groups=1) as fake:
+        process = await start_cli(
+            "unpause", "--file", "-", "--quiet", stdin=reader, stderr=asyncio.subprocess.PIPE,
+            environment={**environment_for(fake), "WHOP_API_KEY": "sk_wrong_key"},
+        )  # fmt: skip
+        os.close(reader)
+        os.write(writer, f"{fake.ids[0]}\n".encode())
+        _, stderr = await ended(process, process.communicate())
+        os.close(writer)
+    assert process.returncode == 2
+    assert "WHOP_API_KEY was refused" in stderr.decode()
 
 
 async def test_a_base_url_where_nothing_answers_stops_the_run_with_exit_2() -> None:

@@ -105,3 +105,34 @@ async def test_a_run_whose_stderr_reader_is_gone_keeps_its_own_exit_code() -> No
         os.close(writer)
         assert await process.wait() == 0
         assert fake.statuses() == {"active": 2}
+
+
+@pytest.mark.parametrize("waiting", ["a pipe kept open", "a FIFO nobody opens"])
+@pytest.mark.parametrize(("stop", "exit_code"), STOPS.values(), ids=list(STOPS))
+async def test_a_stop_while_the_ids_wait_for_their_writer_ends_the_run_at_once(
+    waiting: str, stop: signal.Signals, exit_code: int, tmp_path: Path
+) -> None:
+    output = tmp_path / "results.jsonl"
+    reader, writer = os.pipe()
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    async with FakeWhop(groups=2, rate_limit=None) as fake:
+        if waiting == "a pipe kept open":
+            args, stdin = ["--file", "-"], reader
+            os.write(writer, f"{fake.ids[0]}\n".encode())
+        else:
+            args, stdin = [fake.ids[0], "--file", str(fifo)], asyncio.subprocess.DEVNULL
+        process = await start_cli(
+            "unpause", *args, "--output", str(output), "--quiet",
+            fake=fake, stdin=stdin, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        os.close(reader)
+        await wait_until(lambda: fake.statuses()["active"] == 1, "the first id unpaused")
+        process.send_signal(stop)
+        _, stderr = await ended(process, process.communicate())
+        os.close(writer)
+    said = stderr.decode()
+    assert process.returncode == exit_code, said
+    assert "interrupted: left to do" in said
+    assert "Traceback" not in said
+    assert [record["id"] for record in journal(output)] == [fake.ids[0]]

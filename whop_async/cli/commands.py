@@ -52,12 +52,14 @@ async def run_bulk(
     quiet: bool,
     skipped: Callable[[], int] = lambda: 0,
     keys: Callable[..., str] | None = None,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> int:
     """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
 
     Each way a run can end is one branch here, with its summary and its exit code.
     Interrupted, it prints the summary (with what is left), then lets the cancellation
-    go on: every finished id is already in the journal.
+    go on: every finished id is already in the journal. ``on_stop`` is called once the
+    library stops the run early.
     """
     run = Run(
         client,
@@ -75,9 +77,12 @@ async def run_bulk(
         each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
 
     def finished(outcome: Outcome) -> None:
+        stopping = run.stopping
         run.record(outcome)
         if journal is not None:
             journal.write(outcome)
+        if run.stopping and not stopping:
+            on_stop()
 
     try:
         with run:
@@ -145,14 +150,18 @@ def refusal(error: WhopError) -> str:
 class Sources:
     """The ids of every source in turn (arguments, a file, a campaign's listing), less
     those already done; it counts what it read, so a run that sends nothing can say
-    why."""
+    why. A file that cannot be read ends the ids, in-flight calls finishing, and is
+    kept in ``refused``."""
 
-    def __init__(self, sources: Sequence[Iterable[Done] | AdGroupList], done: set[Done]) -> None:
+    def __init__(
+        self, sources: Sequence[Iterable[Done] | IdFile | AdGroupList], done: set[Done]
+    ) -> None:
         self._sources, self._done = sources, done
         self.read = 0
         self.skipped = 0
         self.listed = 0
         self.listing_ended = False
+        self.refused: UsageError | None = None
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         for source in self._sources:
@@ -162,10 +171,26 @@ class Sources:
                     if self._keep(group.id):
                         yield group.id
                 self.listing_ended = True
+            elif isinstance(source, IdFile):
+                try:
+                    async for item in source:
+                        if self._keep(item):
+                            yield item
+                        elif not self.skipped % _SKIPPED_AT_ONCE:
+                            await asyncio.sleep(0)  # Ctrl-C and SIGTERM, between them
+                except UsageError as error:
+                    self.refused = error
+                    return
             else:
                 for ad_group_id in source:
                     if self._keep(ad_group_id):
                         yield ad_group_id
+
+    def stop(self) -> None:
+        """Wait for no more ids from a stream: the run has stopped."""
+        for source in self._sources:
+            if isinstance(source, IdFile):
+                source.stop()
 
     @property
     def handed_out(self) -> int:
@@ -177,6 +202,11 @@ class Sources:
             self.skipped += 1
             return False
         return True
+
+
+# Ids already done that a file may hold in a row, all skipped without a look at the
+# event loop: a few milliseconds.
+_SKIPPED_AT_ONCE = 10_000
 
 
 def api_key_from_environment() -> str:
@@ -239,10 +269,9 @@ async def change_status_command(options: argparse.Namespace) -> int:
     api_key = api_key_from_environment()
     client = client_from(options, api_key)
     with contextlib.ExitStack() as stack:
-        # The journal first: an unusable, busy or foreign one is refused before a FIFO
-        # given as --file is waited on.
+        id_file = _id_file(options, stack)
         journal = await _journal(options, stack, base_url=client.base_url, key=api_key)
-        ids, total = _ids_to_do(options, client, stack, journal)
+        ids, total = await _ids_to_do(options, client, id_file, journal)
         async with client:
             code = await run_bulk(
                 client,
@@ -254,9 +283,13 @@ async def change_status_command(options: argparse.Namespace) -> int:
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
                 keys=None if journal is None else journal.idempotency_key,
+                on_stop=ids.stop,
             )
             listed_nothing = ids.listing_ended and not ids.listed
             missing = listed_nothing and await campaign_is_missing(client, options.campaign)
+    if ids.refused is not None:
+        say(str(ids.refused))
+        return ExitCode.USAGE
     if missing:
         say(f"--campaign {options.campaign} has no ad groups; is the id right?")
         return ExitCode.FAILED if code == ExitCode.OK else code
@@ -282,8 +315,8 @@ async def accounts_command(options: argparse.Namespace) -> int:
         raise UsageError("--resume needs --output, the journal to resume from")
     accounts = accounts_from(options, keys_from(options.keys))
     with contextlib.ExitStack() as stack:
+        pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True)))
         journal = await _journal(options, stack, base_url=accounts.base_url, key=_MANY_ACCOUNTS)
-        pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True))).pairs()
         ids = Sources([pairs], _done(journal))
         async with accounts:
             code = await run_bulk(
@@ -296,10 +329,20 @@ async def accounts_command(options: argparse.Namespace) -> int:
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
                 keys=None if journal is None else journal.account_idempotency_key,
+                on_stop=ids.stop,
             )
+    if ids.refused is not None:
+        say(str(ids.refused))
+        return ExitCode.USAGE
     if not ids.handed_out:
         say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
     return code
+
+
+def _id_file(options: argparse.Namespace, stack: contextlib.ExitStack) -> IdFile | None:
+    if options.file is None:
+        return None
+    return stack.enter_context(contextlib.closing(IdFile(options.file)))
 
 
 async def _journal(
@@ -369,10 +412,10 @@ def accounts_from(options: argparse.Namespace, keys: dict[str, str]) -> Accounts
         raise UsageError(f"{source}: {error}") from None
 
 
-def _ids_to_do(
+async def _ids_to_do(
     options: argparse.Namespace,
     client: WhopClient,
-    stack: contextlib.ExitStack,
+    id_file: IdFile | None,
     journal: Journal | None,
 ) -> tuple[Sources, int | None]:
     """The ids of the arguments, ``--file`` and ``--campaign``, less those the journal
@@ -383,13 +426,12 @@ def _ids_to_do(
             f"resuming {journal.path}: ids whose answer could not be read are sent again,"
             f" with the Idempotency-Keys they were sent with: {journal.resent:,}"
         )
-    sources: list[Iterable[str] | AdGroupList] = [options.ids]
+    sources: list[Iterable[str] | IdFile | AdGroupList] = [options.ids]
     # Every id the sources hold, while that can be known without using them up.
     known: set[str] | None = set(options.ids)
-    if options.file is not None:
-        id_file = stack.enter_context(contextlib.closing(IdFile(options.file)))
+    if id_file is not None:
         sources.append(id_file)
-        in_file = id_file.distinct_ids()
+        in_file = await id_file.distinct_ids()
         known = None if in_file is None else set(options.ids) | in_file
     if options.campaign is not None:
         sources.append(listing_from(client, options.campaign, options.campaign_status))

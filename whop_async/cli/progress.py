@@ -135,6 +135,11 @@ class Run:
             else:
                 self.stopped = error
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the run is stopping early."""
+        return self.fatal is not None or self.stopped is not None
+
     def _record_account(self, outcome: Outcome) -> None:
         """An account's failure, and its stop (a 401, a failing token provider): the
         other accounts run on, so the run is not stopped."""
