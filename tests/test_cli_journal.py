@@ -28,6 +28,7 @@ from .cli_support import (
     recording_keys,
     runs,
     sent_once_each,
+    shell,
     start_cli,
     wait_for_lines,
     wait_until,
@@ -392,6 +393,39 @@ async def test_a_journal_of_an_earlier_release_resumes_with_its_seed_and_is_boun
         assert code == 2
         assert "holds runs made against another base URL" in stderr
         assert elsewhere.stats.requests == 0
+
+
+# The ids file grows past 512 KB only if the run reads its own lines back: it is then
+# stopped (SIGXFSZ) instead of filling the disk.
+@pytest.mark.parametrize(
+    "given",
+    [
+        "--file ids.txt --output ids.txt",
+        "--file link.txt --output ids.txt",  # a symlink
+        "--file hardlink.txt --output ids.txt",
+        "--file - --output ids.txt < ids.txt",
+        "--file /dev/stdin --output link.txt < hardlink.txt",
+    ],
+)
+async def test_a_journal_that_is_the_file_of_ids_is_refused_before_anything_is_written(
+    given: str, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        ids.write_text("".join(f"{ad_group_id}\n" for ad_group_id in fake.ids))
+        (tmp_path / "link.txt").symlink_to(ids)
+        (tmp_path / "hardlink.txt").hardlink_to(ids)
+        code, _, stderr = await shell(
+            f"ulimit -f 1024; whop-async unpause {given} --rate 0", fake=fake, cwd=tmp_path
+        )
+        assert fake.stats.requests == 0
+    file, output = given.split(" <")[0].removeprefix("--file ").split(" --output ")
+    assert (code, stderr) == (
+        2,
+        f"whop-async: --file {file} and --output {output} are the same file: the run would"
+        " read its own journal back as ids. Nothing was sent; give another --output.\n",
+    )
+    assert ids.read_text() == "".join(f"{ad_group_id}\n" for ad_group_id in fake.ids)
 
 
 async def test_resume_skips_the_ids_recorded_ok_and_only_those(tmp_path: Path) -> None:

@@ -270,7 +270,7 @@ async def change_status_command(options: argparse.Namespace) -> int:
     client = client_from(options, api_key)
     with contextlib.ExitStack() as stack:
         id_file = _id_file(options, stack)
-        journal = await _journal(options, stack, base_url=client.base_url, key=api_key)
+        journal = await _journal(options, stack, id_file, base_url=client.base_url, key=api_key)
         ids, total = await _ids_to_do(options, client, id_file, journal)
         async with client:
             code = await run_bulk(
@@ -316,7 +316,9 @@ async def accounts_command(options: argparse.Namespace) -> int:
     accounts = accounts_from(options, keys_from(options.keys))
     with contextlib.ExitStack() as stack:
         pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True)))
-        journal = await _journal(options, stack, base_url=accounts.base_url, key=_MANY_ACCOUNTS)
+        journal = await _journal(
+            options, stack, pairs, base_url=accounts.base_url, key=_MANY_ACCOUNTS
+        )
         ids = Sources([pairs], _done(journal))
         async with accounts:
             code = await run_bulk(
@@ -346,12 +348,25 @@ def _id_file(options: argparse.Namespace, stack: contextlib.ExitStack) -> IdFile
 
 
 async def _journal(
-    options: argparse.Namespace, stack: contextlib.ExitStack, *, base_url: str, key: str
+    options: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    id_file: IdFile | None,
+    *,
+    base_url: str,
+    key: str,
 ) -> Journal | None:
-    """The journal of ``--output``, held for this run and begun."""
+    """The journal of ``--output``, held for this run and begun; refused before
+    anything is written to it when it is the file the ids are read from, which would
+    read its own lines back as ids without end."""
     if options.output is None:
         return None
     journal = stack.enter_context(Journal(Path(options.output)))
+    if id_file is not None and id_file.identity == journal.identity:
+        raise UsageError(
+            f"--file {options.file} and --output {options.output} are the same file: the"
+            " run would read its own journal back as ids. Nothing was sent; give another"
+            " --output."
+        )
     await journal.begin(resume=options.resume, base_url=base_url, api_key=key)
     for notice in journal.notices:
         say(notice)
