@@ -136,3 +136,38 @@ async def test_a_stop_while_the_ids_wait_for_their_writer_ends_the_run_at_once(
     assert "interrupted: left to do" in said
     assert "Traceback" not in said
     assert [record["id"] for record in journal(output)] == [fake.ids[0]]
+
+
+# A sitecustomize that holds the command where it imports whop_async, until a signal
+# comes: where a stop in its first few tenths of a second finds it.
+HELD_AT_IMPORT = """
+import os, signal, sys
+
+class HoldWhopAsync:
+    def find_spec(self, name, path=None, target=None):
+        if name == "whop_async":
+            sys.meta_path.remove(self)
+            os.write(1, b"importing whop_async\\n")
+            signal.pause()
+
+sys.meta_path.insert(0, HoldWhopAsync())
+"""
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), STOPS.values(), ids=list(STOPS))
+async def test_a_stop_while_the_command_starts_is_one_line(
+    stop: signal.Signals, exit_code: int, tmp_path: Path
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(HELD_AT_IMPORT)
+    process = await start_cli(
+        "unpause", "adgrp_1", environment={"PYTHONPATH": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert await process.stdout.readline() == b"importing whop_async\n"
+    process.send_signal(stop)
+    _, stderr = await ended(process, process.communicate())
+    assert (process.returncode, stderr.decode()) == (
+        exit_code,
+        "whop-async: stopped before anything was sent\n",
+    )

@@ -14,6 +14,7 @@ from collections.abc import (
     Callable,
     Coroutine,
     Iterable,
+    Iterator,
     Sequence,
 )
 from pathlib import Path
@@ -269,9 +270,10 @@ async def change_status_command(options: argparse.Namespace) -> int:
     api_key = api_key_from_environment()
     client = client_from(options, api_key)
     with contextlib.ExitStack() as stack:
-        id_file = _id_file(options, stack)
-        journal = await _journal(options, stack, id_file, base_url=client.base_url, key=api_key)
-        ids, total = await _ids_to_do(options, client, id_file, journal)
+        with _stopped_before_anything_is_sent():
+            id_file = _id_file(options, stack)
+            journal = await _journal(options, stack, id_file, base_url=client.base_url, key=api_key)
+            ids, total = await _ids_to_do(options, client, id_file, journal)
         async with client:
             code = await run_bulk(
                 client,
@@ -315,10 +317,11 @@ async def accounts_command(options: argparse.Namespace) -> int:
         raise UsageError("--resume needs --output, the journal to resume from")
     accounts = accounts_from(options, keys_from(options.keys))
     with contextlib.ExitStack() as stack:
-        pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True)))
-        journal = await _journal(
-            options, stack, pairs, base_url=accounts.base_url, key=_MANY_ACCOUNTS
-        )
+        with _stopped_before_anything_is_sent():
+            pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True)))
+            journal = await _journal(
+                options, stack, pairs, base_url=accounts.base_url, key=_MANY_ACCOUNTS
+            )
         ids = Sources([pairs], _done(journal))
         async with accounts:
             code = await run_bulk(
@@ -339,6 +342,17 @@ async def accounts_command(options: argparse.Namespace) -> int:
     if not ids.handed_out:
         say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
     return code
+
+
+@contextlib.contextmanager
+def _stopped_before_anything_is_sent() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while a run is made ready (a long journal read back, say)
+    ends it in one line: there is nothing to sum up."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        say("stopped before anything was sent")
+        raise
 
 
 def _id_file(options: argparse.Namespace, stack: contextlib.ExitStack) -> IdFile | None:
