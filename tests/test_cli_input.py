@@ -14,6 +14,7 @@ from whop_async.testing import FakeWhop
 from .cli_support import (
     ended,
     journal,
+    never_left_running,
     on_a_terminal,
     sent_once_each,
     shell,
@@ -90,12 +91,13 @@ async def test_ids_from_a_stream_are_sent_as_they_arrive_the_arguments_first() -
             fake=fake, stdin=reader, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         os.close(reader)
-        await wait_until(lambda: fake.stats.requests == 1, "the argument sent, none written")
-        for count, ad_group_id in enumerate(fake.ids[1:], 2):
-            os.write(writer, f"{ad_group_id}\n".encode())  # the stream stays open
-            await wait_until(lambda: fake.stats.requests == count, f"{ad_group_id} sent")  # noqa: B023
-        os.close(writer)
-        _, stderr = await ended(process, process.communicate())
+        async with never_left_running(process):
+            await wait_until(lambda: fake.stats.requests == 1, "the argument sent, none written")
+            for count, ad_group_id in enumerate(fake.ids[1:], 2):
+                os.write(writer, f"{ad_group_id}\n".encode())  # the stream stays open
+                await wait_until(lambda: fake.stats.requests == count, f"{ad_group_id} sent")  # noqa: B023
+            os.close(writer)
+            _, stderr = await ended(process, process.communicate())
         assert process.returncode == 0, stderr.decode()
         assert sent_once_each(fake, fake.ids)
 

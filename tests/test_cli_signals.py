@@ -18,6 +18,7 @@ from .cli_support import (
     ended,
     environment_for,
     journal,
+    never_left_running,
     shell,
     start_cli,
     wait_for_lines,
@@ -127,9 +128,10 @@ async def test_a_stop_while_the_ids_wait_for_their_writer_ends_the_run_at_once(
             fake=fake, stdin=stdin, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         os.close(reader)
-        await wait_until(lambda: fake.statuses()["active"] == 1, "the first id unpaused")
-        process.send_signal(stop)
-        _, stderr = await ended(process, process.communicate())
+        async with never_left_running(process):
+            await wait_until(lambda: fake.statuses()["active"] == 1, "the first id unpaused")
+            process.send_signal(stop)
+            _, stderr = await ended(process, process.communicate())
         os.close(writer)
     said = stderr.decode()
     assert process.returncode == exit_code, said
@@ -164,9 +166,10 @@ async def test_a_stop_while_the_command_starts_is_one_line(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
-    assert await process.stdout.readline() == b"importing whop_async\n"
-    process.send_signal(stop)
-    _, stderr = await ended(process, process.communicate())
+    async with never_left_running(process):
+        assert await process.stdout.readline() == b"importing whop_async\n"
+        process.send_signal(stop)
+        _, stderr = await ended(process, process.communicate())
     assert (process.returncode, stderr.decode()) == (
         exit_code,
         "whop-async: stopped before anything was sent\n",
