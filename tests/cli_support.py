@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import pty
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -126,6 +127,18 @@ async def start_cli(
     return await asyncio.create_subprocess_exec(
         *INTERRUPTIBLE_CLI, *args, env=environment_for(fake, environment), **pipes
     )
+
+
+@contextlib.asynccontextmanager
+async def never_left_running(process: asyncio.subprocess.Process) -> AsyncIterator[None]:
+    """Kill ``process`` if the block ends before it has: a test that fails while it
+    waits leaves no command behind (one blocked on a FIFO would stay forever)."""
+    try:
+        yield
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 def recording_keys(app: web.Application) -> dict[str, list[str]]:

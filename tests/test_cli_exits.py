@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -16,8 +17,10 @@ from whop_async.cli.exits import MEANINGS
 from whop_async.testing import FakeWhop, example_ad_group
 
 from .cli_support import (
+    ended,
     environment_for,
     journal,
+    start_cli,
     whop_async_cli,
 )
 from .helpers import serve
@@ -230,10 +233,14 @@ def test_the_docs_give_the_exit_codes_as_help_does() -> None:
     assert {int(code): text.replace("`", "") for code, text in rows.items()} == MEANINGS
 
 
-async def test_a_wrong_key_stops_the_run_at_once_with_one_line_and_exit_2(tmp_path: Path) -> None:
+# Fewer ids than calls run at once: each is in flight when the 401 comes.
+@pytest.mark.parametrize("count", [3, 400])
+async def test_a_wrong_key_stops_the_run_at_once_with_one_line_and_exit_2(
+    count: int, tmp_path: Path
+) -> None:
     output = tmp_path / "results.jsonl"
     ids = tmp_path / "ids.txt"
-    async with FakeWhop(groups=400, rate_limit=None) as fake:
+    async with FakeWhop(groups=count, rate_limit=None) as fake:
         ids.write_text("\n".join(fake.ids) + "\n")
         code, _, stderr = await whop_async_cli(
             "unpause", "--file", str(ids), "--output", str(output), "--rate", "0",
@@ -242,9 +249,34 @@ async def test_a_wrong_key_stops_the_run_at_once_with_one_line_and_exit_2(tmp_pa
         assert fake.stats.requests <= 2 * 16  # what was in flight, not 400 requests
     assert code == 2, stderr
     [line] = stderr.splitlines()
-    assert line.startswith("whop-async: stopped: 401 from POST")
+    assert line.startswith("whop-async: stopped: WHOP_API_KEY was refused: 401 from POST")
     assert "sk_wrong_key" not in stderr
-    assert len(journal(output)) == 400  # every id accounted for, so --resume sends them
+    assert len(journal(output)) == count  # every id accounted for, so --resume sends them
+
+
+async def test_list_with_a_wrong_key_is_one_line_and_exit_2() -> None:
+    async with FakeWhop(groups=2) as fake:
+        code, stdout, stderr = await whop_async_cli(
+            "list", environment={**environment_for(fake), "WHOP_API_KEY": "sk_wrong_key"}
+        )
+    assert (code, stdout) == (2, "")
+    [line] = stderr.splitlines()
+    assert line.startswith("whop-async: listing failed: WHOP_API_KEY was refused: 401 from GET")
+
+
+async def test_a_wrong_key_ends_a_run_whose_ids_come_from_a_stream_that_stays_open() -> None:
+    reader, writer = os.pipe()
+    async with FakeWhop(groups=1) as fake:
+        process = await start_cli(
+            "unpause", "--file", "-", "--quiet", stdin=reader, stderr=asyncio.subprocess.PIPE,
+            environment={**environment_for(fake), "WHOP_API_KEY": "sk_wrong_key"},
+        )  # fmt: skip
+        os.close(reader)
+        os.write(writer, f"{fake.ids[0]}\n".encode())
+        _, stderr = await ended(process, process.communicate())
+        os.close(writer)
+    assert process.returncode == 2
+    assert "WHOP_API_KEY was refused" in stderr.decode()
 
 
 async def test_a_base_url_where_nothing_answers_stops_the_run_with_exit_2() -> None:

@@ -12,10 +12,14 @@ import pytest
 from whop_async.testing import FakeWhop
 
 from .cli_support import (
+    ended,
     journal,
+    never_left_running,
     on_a_terminal,
     sent_once_each,
     shell,
+    start_cli,
+    wait_until,
     whop_async_cli,
 )
 
@@ -79,10 +83,30 @@ async def test_ids_through_a_fifo_written_in_pieces_by_another_task(tmp_path: Pa
         assert sent_once_each(fake, fake.ids)
 
 
+async def test_ids_from_a_stream_are_sent_as_they_arrive_the_arguments_first() -> None:
+    reader, writer = os.pipe()
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        process = await start_cli(
+            "unpause", fake.ids[0], "--file", "-", "--rate", "0", "--quiet",
+            fake=fake, stdin=reader, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        os.close(reader)
+        async with never_left_running(process):
+            await wait_until(lambda: fake.stats.requests == 1, "the argument sent, none written")
+            for count, ad_group_id in enumerate(fake.ids[1:], 2):
+                os.write(writer, f"{ad_group_id}\n".encode())  # the stream stays open
+                await wait_until(lambda: fake.stats.requests == count, f"{ad_group_id} sent")  # noqa: B023
+            os.close(writer)
+            _, stderr = await ended(process, process.communicate())
+        assert process.returncode == 0, stderr.decode()
+        assert sent_once_each(fake, fake.ids)
+
+
 ID_FILES = {
     "spreadsheet CSV with a byte-order mark": "\ufeffname,ID,budget\r\na,{0},5\r\nb,{1},7\r\n",
     "one-column CSV with an id header": "id\n{0}\n{1}\n",
     "one-column CSV, BOM and CRLF": "\ufeffid\r\n{0}\r\n{1}\r\n",
+    "one-column CSV in double quotes": '"id"\n"{0}"\n"{1}"\n',
     "quoted CSV": '"id","name"\n"{0}","a, b"\n"{1}","c"\n',
     "CSV with empty rows": "id,name\n{0},a\n,\n{1},b\n,,\n",
     "plain lines with comments": "# to unpause\n{0}  # the big one\n\n  {1}#why\n{0}\n",
@@ -141,3 +165,37 @@ async def test_list_then_unpause_through_a_pipe(tmp_path: Path) -> None:
         )
         assert code == 0
         assert fake.statuses() == {"active": 5}
+
+
+@pytest.mark.parametrize("how", ["--file ids.txt", "--file - < <(cat ids.txt)"])
+async def test_a_line_or_an_id_too_long_is_one_id_shown_shortened_and_the_run_goes_on(
+    how: str, tmp_path: Path
+) -> None:
+    async with FakeWhop(groups=1, rate_limit=None) as fake:
+        (tmp_path / "ids.txt").write_bytes(
+            b"a" * 20_000_000 + b"\n" + b"b" * 200 + b"\n" + f"{fake.ids[0]}\n".encode()
+        )
+        code, _, stderr = await shell(
+            f"whop-async unpause {how} --output out.jsonl --rate 0 --quiet", fake=fake,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 1}
+    assert code == 1
+    records = {record["id"]: record for record in journal(tmp_path / "out.jsonl")}
+    assert set(records) == {"a" * 100 + "...", "b" * 100 + "...", fake.ids[0]}
+    assert records["a" * 100 + "..."]["error"] == "InvalidIdError"
+    assert len(stderr) < 2000
+
+
+async def test_a_stream_whose_csv_has_no_id_column_stops_the_run_after_the_arguments() -> None:
+    async with FakeWhop(groups=1) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", fake.ids[0], "--file", "-", "--quiet", fake=fake,
+            stdin=b"name,budget\nfirst,5\n",
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 1}
+    assert code == 2
+    assert stderr.endswith(
+        "whop-async: standard input: a CSV needs an 'id' column in its first line,"
+        " found ['name', 'budget']\n"
+    )

@@ -28,6 +28,7 @@ from .cli_support import (
     recording_keys,
     runs,
     sent_once_each,
+    shell,
     start_cli,
     wait_for_lines,
     wait_until,
@@ -392,3 +393,60 @@ async def test_a_journal_of_an_earlier_release_resumes_with_its_seed_and_is_boun
         assert code == 2
         assert "holds runs made against another base URL" in stderr
         assert elsewhere.stats.requests == 0
+
+
+# The ids file grows past 512 KB only if the run reads its own lines back: it is then
+# stopped (SIGXFSZ) instead of filling the disk.
+@pytest.mark.parametrize(
+    "given",
+    [
+        "--file ids.txt --output ids.txt",
+        "--file link.txt --output ids.txt",  # a symlink
+        "--file hardlink.txt --output ids.txt",
+        "--file - --output ids.txt < ids.txt",
+        "--file /dev/stdin --output link.txt < hardlink.txt",
+    ],
+)
+async def test_a_journal_that_is_the_file_of_ids_is_refused_before_anything_is_written(
+    given: str, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        ids.write_text("".join(f"{ad_group_id}\n" for ad_group_id in fake.ids))
+        (tmp_path / "link.txt").symlink_to(ids)
+        (tmp_path / "hardlink.txt").hardlink_to(ids)
+        code, _, stderr = await shell(
+            f"ulimit -f 1024; whop-async unpause {given} --rate 0", fake=fake, cwd=tmp_path
+        )
+        assert fake.stats.requests == 0
+    file, output = given.split(" <")[0].removeprefix("--file ").split(" --output ")
+    assert (code, stderr) == (
+        2,
+        f"whop-async: --file {file} and --output {output} are the same file: the run would"
+        " read its own journal back as ids. Nothing was sent; give another --output.\n",
+    )
+    assert ids.read_text() == "".join(f"{ad_group_id}\n" for ad_group_id in fake.ids)
+
+
+async def test_resume_skips_the_ids_recorded_ok_and_only_those(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    async with FakeWhop(groups=8, rate_limit=None) as fake:
+        args = ["unpause", "--output", str(output), "--rate", "0", "--quiet"]
+        assert (await whop_async_cli(*args, fake.ids[0], fake=fake))[0] == 0
+        ok, spaced, cut, cut_short, failed, unreadable, account = fake.ids[1:]
+        group = json.dumps(example_ad_group(), separators=(",", ":"))
+        with output.open("a") as lines:
+            lines.write(
+                f'{{"id":"{ok}","ok":true,"ad_group":{group}}}\n'
+                + json.dumps({"id": spaced, "ok": True, "ad_group": {}})  # another writer
+                + f'\n{{"id":"{cut}","ok":true,"ad_group":{group[:40]}\n'  # a disk full
+                f'{{"id":"{cut_short}","ok":tr\n'
+                f'{{"id":"{failed}","ok":false,"accepted":false,"message":"true"}}\n'
+                f'{{"id":"{unreadable}","ok":false,"accepted":true,"message":"html"}}\n'
+                f'{{"account":"acme","id":"{account}","ok":true,"ad_group":{group}}}\n'
+            )
+        fake.reset()
+        code, _, stderr = await whop_async_cli(*args, "--resume", *fake.ids, fake=fake)
+        assert code == 0, stderr
+        # An ok line cut short still says the id was done; one cut before "true" not.
+        assert sent_once_each(fake, [cut_short, failed, unreadable, account])

@@ -18,6 +18,7 @@ from .cli_support import (
     ended,
     environment_for,
     journal,
+    never_left_running,
     shell,
     start_cli,
     wait_for_lines,
@@ -105,3 +106,71 @@ async def test_a_run_whose_stderr_reader_is_gone_keeps_its_own_exit_code() -> No
         os.close(writer)
         assert await process.wait() == 0
         assert fake.statuses() == {"active": 2}
+
+
+@pytest.mark.parametrize("waiting", ["a pipe kept open", "a FIFO nobody opens"])
+@pytest.mark.parametrize(("stop", "exit_code"), STOPS.values(), ids=list(STOPS))
+async def test_a_stop_while_the_ids_wait_for_their_writer_ends_the_run_at_once(
+    waiting: str, stop: signal.Signals, exit_code: int, tmp_path: Path
+) -> None:
+    output = tmp_path / "results.jsonl"
+    reader, writer = os.pipe()
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    async with FakeWhop(groups=2, rate_limit=None) as fake:
+        if waiting == "a pipe kept open":
+            args, stdin = ["--file", "-"], reader
+            os.write(writer, f"{fake.ids[0]}\n".encode())
+        else:
+            args, stdin = [fake.ids[0], "--file", str(fifo)], asyncio.subprocess.DEVNULL
+        process = await start_cli(
+            "unpause", *args, "--output", str(output), "--quiet",
+            fake=fake, stdin=stdin, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        os.close(reader)
+        async with never_left_running(process):
+            await wait_until(lambda: fake.statuses()["active"] == 1, "the first id unpaused")
+            process.send_signal(stop)
+            _, stderr = await ended(process, process.communicate())
+        os.close(writer)
+    said = stderr.decode()
+    assert process.returncode == exit_code, said
+    assert "interrupted: left to do" in said
+    assert "Traceback" not in said
+    assert [record["id"] for record in journal(output)] == [fake.ids[0]]
+
+
+# A sitecustomize that holds the command where it imports whop_async, until a signal
+# comes: where a stop in its first few tenths of a second finds it.
+HELD_AT_IMPORT = """
+import os, signal, sys
+
+class HoldWhopAsync:
+    def find_spec(self, name, path=None, target=None):
+        if name == "whop_async":
+            sys.meta_path.remove(self)
+            os.write(1, b"importing whop_async\\n")
+            signal.pause()
+
+sys.meta_path.insert(0, HoldWhopAsync())
+"""
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), STOPS.values(), ids=list(STOPS))
+async def test_a_stop_while_the_command_starts_is_one_line(
+    stop: signal.Signals, exit_code: int, tmp_path: Path
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(HELD_AT_IMPORT)
+    process = await start_cli(
+        "unpause", "adgrp_1", environment={"PYTHONPATH": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    async with never_left_running(process):
+        assert await process.stdout.readline() == b"importing whop_async\n"
+        process.send_signal(stop)
+        _, stderr = await ended(process, process.communicate())
+    assert (process.returncode, stderr.decode()) == (
+        exit_code,
+        "whop-async: stopped before anything was sent\n",
+    )

@@ -8,10 +8,10 @@ import sys
 from typing import NoReturn
 
 from .. import WhopError
-from .commands import COMMANDS
+from .commands import COMMANDS, refusal
 from .exits import ExitCode, Terminated, UsageError, until_terminated
 from .parser import build_parser
-from .progress import described, say
+from .progress import say
 from .telemetry import exported
 
 __all__ = ["ExitCode", "main", "run"]
@@ -31,7 +31,7 @@ def _command(options: argparse.Namespace) -> int:
         say(str(error))
         return ExitCode.USAGE
     except WhopError as error:  # refused before anything was done: the key, the URL
-        say(described(error))
+        say(refusal(error))
         return ExitCode.USAGE
     except ValueError as error:  # configuration the client refused
         say(str(error))

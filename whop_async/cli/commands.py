@@ -14,6 +14,7 @@ from collections.abc import (
     Callable,
     Coroutine,
     Iterable,
+    Iterator,
     Sequence,
 )
 from pathlib import Path
@@ -25,6 +26,7 @@ from .. import (
     AdGroup,
     AdGroupList,
     AdGroupStatus,
+    AuthenticationError,
     NotFinishedError,
     Outcome,
     RateLimit,
@@ -51,12 +53,14 @@ async def run_bulk(
     quiet: bool,
     skipped: Callable[[], int] = lambda: 0,
     keys: Callable[..., str] | None = None,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> int:
     """Unpause (or pause) ``ids``, journaling and showing each outcome; the exit code.
 
     Each way a run can end is one branch here, with its summary and its exit code.
     Interrupted, it prints the summary (with what is left), then lets the cancellation
-    go on: every finished id is already in the journal.
+    go on: every finished id is already in the journal. ``on_stop`` is called once the
+    library stops the run early.
     """
     run = Run(
         client,
@@ -74,9 +78,12 @@ async def run_bulk(
         each = client.ad_groups.iter_unpause if verb == "unpause" else client.ad_groups.iter_pause
 
     def finished(outcome: Outcome) -> None:
+        stopping = run.stopping
         run.record(outcome)
         if journal is not None:
             journal.write(outcome)
+        if run.stopping and not stopping:
+            on_stop()
 
     try:
         with run:
@@ -102,6 +109,8 @@ async def run_bulk(
         run.summary()
         say(f"stopped: listing the ad groups failed: {described(error)}")
         return ExitCode.FAILED
+    if run.fatal is not None:
+        return stopped_by(run, run.fatal)
     if run.stopped is not None:
         return stopped_early(run, run.stopped)
     if run.finished:  # a run that sent nothing has no table: its caller says why
@@ -109,34 +118,51 @@ async def run_bulk(
     return run.exit_code()
 
 
-def stopped_early(run: Run, stop: NotFinishedError) -> int:
-    """The library stopped the run: for an error every id would meet (a wrong key, an
-    address where nothing answers), one line and exit 2, after the table only if
-    anything was done; for its deadline or a long outage, the table and a line."""
-    fatal = stop.reason == "fatal"
-    if not fatal or run.done or run.unreadable:
+def stopped_by(run: Run, cause: WhopError) -> int:
+    """The library stopped the run at an error every id would meet (a wrong key, an
+    address where nothing answers): one line and exit 2, after the table only if
+    anything was done."""
+    if run.done or run.unreadable:
         run.summary()
-    again = "the same command" + (" with --resume" if run.output is not None else "")
-    if fatal:
-        cause = stop.cause
-        reason = described(cause) if isinstance(cause, WhopError) else str(stop)
-        say(f"stopped: {reason}. Nothing more was sent; fix that, then run {again}.")
-        return ExitCode.USAGE
-    say(f"stopped: {stop}. Run {again} to take up what was left.")
+    say(f"stopped: {refusal(cause)}. Nothing more was sent; fix that, then run {_again(run)}.")
+    return ExitCode.USAGE
+
+
+def stopped_early(run: Run, stop: NotFinishedError) -> int:
+    """The library stopped the run at its deadline or after a long outage: the table
+    and a line."""
+    run.summary()
+    say(f"stopped: {stop}. Run {_again(run)} to take up what was left.")
     return ExitCode.FAILED
+
+
+def _again(run: Run) -> str:
+    return "the same command" + (" with --resume" if run.output is not None else "")
+
+
+def refusal(error: WhopError) -> str:
+    """An error that ends a command, as ``described``; a refused key names where the
+    command took it from."""
+    if isinstance(error, AuthenticationError):
+        return f"WHOP_API_KEY was refused: {described(error)}"
+    return described(error)
 
 
 class Sources:
     """The ids of every source in turn (arguments, a file, a campaign's listing), less
     those already done; it counts what it read, so a run that sends nothing can say
-    why."""
+    why. A file that cannot be read ends the ids, in-flight calls finishing, and is
+    kept in ``refused``."""
 
-    def __init__(self, sources: Sequence[Iterable[Done] | AdGroupList], done: set[Done]) -> None:
+    def __init__(
+        self, sources: Sequence[Iterable[Done] | IdFile | AdGroupList], done: set[Done]
+    ) -> None:
         self._sources, self._done = sources, done
         self.read = 0
         self.skipped = 0
         self.listed = 0
         self.listing_ended = False
+        self.refused: UsageError | None = None
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         for source in self._sources:
@@ -146,10 +172,26 @@ class Sources:
                     if self._keep(group.id):
                         yield group.id
                 self.listing_ended = True
+            elif isinstance(source, IdFile):
+                try:
+                    async for item in source:
+                        if self._keep(item):
+                            yield item
+                        elif not self.skipped % _SKIPPED_AT_ONCE:
+                            await asyncio.sleep(0)  # Ctrl-C and SIGTERM, between them
+                except UsageError as error:
+                    self.refused = error
+                    return
             else:
                 for ad_group_id in source:
                     if self._keep(ad_group_id):
                         yield ad_group_id
+
+    def stop(self) -> None:
+        """Wait for no more ids from a stream: the run has stopped."""
+        for source in self._sources:
+            if isinstance(source, IdFile):
+                source.stop()
 
     @property
     def handed_out(self) -> int:
@@ -161,6 +203,11 @@ class Sources:
             self.skipped += 1
             return False
         return True
+
+
+# Ids already done that a file may hold in a row, all skipped without a look at the
+# event loop: a few milliseconds.
+_SKIPPED_AT_ONCE = 10_000
 
 
 def api_key_from_environment() -> str:
@@ -223,21 +270,10 @@ async def change_status_command(options: argparse.Namespace) -> int:
     api_key = api_key_from_environment()
     client = client_from(options, api_key)
     with contextlib.ExitStack() as stack:
-        # The journal first: an unusable, busy or foreign one is refused before a FIFO
-        # given as --file is waited on.
-        journal = (
-            stack.enter_context(
-                Journal(
-                    Path(options.output),
-                    resume=options.resume,
-                    base_url=client.base_url,
-                    api_key=api_key,
-                )
-            )
-            if options.output is not None
-            else None
-        )
-        ids, total = _ids_to_do(options, client, stack, journal)
+        with _stopped_before_anything_is_sent():
+            id_file = _id_file(options, stack)
+            journal = await _journal(options, stack, id_file, base_url=client.base_url, key=api_key)
+            ids, total = await _ids_to_do(options, client, id_file, journal)
         async with client:
             code = await run_bulk(
                 client,
@@ -249,9 +285,13 @@ async def change_status_command(options: argparse.Namespace) -> int:
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
                 keys=None if journal is None else journal.idempotency_key,
+                on_stop=ids.stop,
             )
             listed_nothing = ids.listing_ended and not ids.listed
             missing = listed_nothing and await campaign_is_missing(client, options.campaign)
+    if ids.refused is not None:
+        say(str(ids.refused))
+        return ExitCode.USAGE
     if missing:
         say(f"--campaign {options.campaign} has no ad groups; is the id right?")
         return ExitCode.FAILED if code == ExitCode.OK else code
@@ -277,22 +317,12 @@ async def accounts_command(options: argparse.Namespace) -> int:
         raise UsageError("--resume needs --output, the journal to resume from")
     accounts = accounts_from(options, keys_from(options.keys))
     with contextlib.ExitStack() as stack:
-        journal = (
-            stack.enter_context(
-                Journal(
-                    Path(options.output),
-                    resume=options.resume,
-                    base_url=accounts.base_url,
-                    api_key=_MANY_ACCOUNTS,
-                )
+        with _stopped_before_anything_is_sent():
+            pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True)))
+            journal = await _journal(
+                options, stack, pairs, base_url=accounts.base_url, key=_MANY_ACCOUNTS
             )
-            if options.output is not None
-            else None
-        )
-        for notice in [] if journal is None else journal.notices:
-            say(notice)
-        pairs = stack.enter_context(contextlib.closing(IdFile(options.file, accounts=True))).pairs()
-        ids = Sources([pairs], set() if journal is None else journal.done)
+        ids = Sources([pairs], _done(journal))
         async with accounts:
             code = await run_bulk(
                 accounts,
@@ -304,10 +334,61 @@ async def accounts_command(options: argparse.Namespace) -> int:
                 quiet=options.quiet,
                 skipped=lambda: ids.skipped,
                 keys=None if journal is None else journal.account_idempotency_key,
+                on_stop=ids.stop,
             )
+    if ids.refused is not None:
+        say(str(ids.refused))
+        return ExitCode.USAGE
     if not ids.handed_out:
         say(f"nothing to {options.command}: {_why_nothing(options, ids)}")
     return code
+
+
+@contextlib.contextmanager
+def _stopped_before_anything_is_sent() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while a run is made ready (a long journal read back, say)
+    ends it in one line: there is nothing to sum up."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        say("stopped before anything was sent")
+        raise
+
+
+def _id_file(options: argparse.Namespace, stack: contextlib.ExitStack) -> IdFile | None:
+    if options.file is None:
+        return None
+    return stack.enter_context(contextlib.closing(IdFile(options.file)))
+
+
+async def _journal(
+    options: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    id_file: IdFile | None,
+    *,
+    base_url: str,
+    key: str,
+) -> Journal | None:
+    """The journal of ``--output``, held for this run and begun; refused before
+    anything is written to it when it is the file the ids are read from, which would
+    read its own lines back as ids without end."""
+    if options.output is None:
+        return None
+    journal = stack.enter_context(Journal(Path(options.output)))
+    if id_file is not None and id_file.identity == journal.identity:
+        raise UsageError(
+            f"--file {options.file} and --output {options.output} are the same file: the"
+            " run would read its own journal back as ids. Nothing was sent; give another"
+            " --output."
+        )
+    await journal.begin(resume=options.resume, base_url=base_url, api_key=key)
+    for notice in journal.notices:
+        say(notice)
+    return journal
+
+
+def _done(journal: Journal | None) -> set[Done]:
+    return set() if journal is None else journal.done
 
 
 def keys_from(path: str) -> dict[str, str]:
@@ -360,29 +441,26 @@ def accounts_from(options: argparse.Namespace, keys: dict[str, str]) -> Accounts
         raise UsageError(f"{source}: {error}") from None
 
 
-def _ids_to_do(
+async def _ids_to_do(
     options: argparse.Namespace,
     client: WhopClient,
-    stack: contextlib.ExitStack,
+    id_file: IdFile | None,
     journal: Journal | None,
 ) -> tuple[Sources, int | None]:
     """The ids of the arguments, ``--file`` and ``--campaign``, less those the journal
     records as done; and how many that is, when it can be known before they are sent."""
-    done = set() if journal is None else journal.done
-    for notice in [] if journal is None else journal.notices:
-        say(notice)
+    done = _done(journal)
     if journal is not None and journal.resent:
         say(
             f"resuming {journal.path}: ids whose answer could not be read are sent again,"
             f" with the Idempotency-Keys they were sent with: {journal.resent:,}"
         )
-    sources: list[Iterable[str] | AdGroupList] = [options.ids]
+    sources: list[Iterable[str] | IdFile | AdGroupList] = [options.ids]
     # Every id the sources hold, while that can be known without using them up.
     known: set[str] | None = set(options.ids)
-    if options.file is not None:
-        id_file = stack.enter_context(contextlib.closing(IdFile(options.file)))
+    if id_file is not None:
         sources.append(id_file)
-        in_file = id_file.distinct_ids()
+        in_file = await id_file.distinct_ids()
         known = None if in_file is None else set(options.ids) | in_file
     if options.campaign is not None:
         sources.append(listing_from(client, options.campaign, options.campaign_status))
@@ -409,6 +487,9 @@ async def list_command(options: argparse.Namespace) -> int:
             async for group in listing_from(client, options.campaign, options.status):
                 print(group.to_json() if options.json else group.id, flush=True)
                 listed += 1
+        except AuthenticationError as error:  # configuration, as a wrong key is everywhere
+            say(f"listing failed: {refusal(error)}")
+            return ExitCode.USAGE
         except WhopError as error:
             say(f"listing failed: {described(error)}")
             return ExitCode.FAILED

@@ -35,9 +35,10 @@ MEANINGS = {
     ),
     ExitCode.USAGE: (
         "bad usage or configuration: no key, a bad flag, an unreadable --file, an unusable"
-        " --output, one in use by another run or one made against another base URL or key"
-        " (one line, nothing sent); or a wrong key or a base URL where nothing answers (for"
-        " 10 s, or a name that does not resolve), which stop the run"
+        " --output (or the very file --file names), one in use by another run or one made"
+        " against another base URL or key (one line, nothing sent); or a wrong key or a"
+        " base URL where nothing answers (for 10 s, or a name that does not resolve), which"
+        " stop the run"
     ),
     ExitCode.OUTPUT_FAILED: (
         "the journal could not be written mid-run (a full disk, an I/O error): stopped"

@@ -21,15 +21,17 @@ and each Idempotency-Key, is per (account, id).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -79,10 +81,12 @@ class _Recorded:
 
 
 class Journal:
-    """An open journal, held by this run alone until it is closed.
+    """An open journal, held by this run alone until it is closed; ``begin`` reads it
+    and starts the run's part.
 
     Attributes:
         path: the ``--output`` file, as given.
+        identity: the file's device and inode, whatever name led to it.
         done: ids recorded ok (with ``resume``; else empty): they are skipped.
         resent: with ``resume``, how many ids were answered 2xx with something that
             could not be read, and never ok since: they are sent again, with the key
@@ -91,27 +95,38 @@ class Journal:
         written: outcome lines this run has written.
     """
 
-    def __init__(self, path: Path, *, resume: bool, base_url: str, api_key: str) -> None:
+    def __init__(self, path: Path) -> None:
+        """Open and lock the journal: nothing is read or written yet."""
         self.path = path
         self.written = 0
         self.notices: list[str] = []
+        self.done: set[Done] = set()
+        self.resent = 0
         # Files beside the journal go beside the file a symlink leads to.
-        real = Path(os.path.realpath(path))
+        self._real = Path(os.path.realpath(path))
         lock_descriptor = _filelock()  # first: without it, no file is made
         with contextlib.ExitStack() as opening:
             self._fd = _open(path, path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             opening.callback(os.close, self._fd)
-            self._pid_file = _beside(real, _PID)
+            status = os.fstat(self._fd)
+            self.identity = (status.st_dev, status.st_ino)
+            self._pid_file = _beside(self._real, _PID)
             _lock(path, self._fd, self._pid_file, lock_descriptor)
             _write_pid(path, self._pid_file)
-            opening.callback(_remove, self._pid_file)
-            recorded = self._recorded()
-            _refuse_if_made_elsewhere(path, recorded, base_url=base_url, api_key=api_key)
-            self._seed = self._seed_for(recorded, real, resume=resume, base_url=base_url)
-            self.done = recorded.done if resume else set()
-            self.resent = len(recorded.unreadable - recorded.done) if resume else 0
-            self._begin_run(resume=resume, fingerprint=_fingerprint(self._seed, base_url, api_key))
             opening.pop_all()  # opened: close() closes them from now on
+
+    async def begin(self, *, resume: bool, base_url: str, api_key: str) -> None:
+        """Read what the journal records (letting the event loop run between slices
+        of it, so that Ctrl-C and SIGTERM are handled at once however long it is),
+        refuse it if it was made against another base URL or key, and write this
+        run's line."""
+        recorded = await self._recorded()
+        _refuse_if_made_elsewhere(self.path, recorded, base_url=base_url, api_key=api_key)
+        self._seed = self._seed_for(recorded, self._real, resume=resume, base_url=base_url)
+        if resume:
+            self.done = recorded.done
+            self.resent = len(recorded.unreadable - recorded.done)
+        self._begin_run(resume=resume, fingerprint=_fingerprint(self._seed, base_url, api_key))
 
     def idempotency_key(self, ad_group_id: str) -> str:
         """The Idempotency-Key of ``ad_group_id`` in this journal: a resumed run sends
@@ -130,7 +145,8 @@ class Journal:
 
         Raises:
             JournalWriteError: the line could not be written (a full disk, an I/O
-                error); it may be cut short, which a resumed run skips.
+                error); it may be cut short, which a resumed run passes over (an ok
+                line whose id is whole still counts that id done, as it was).
         """
         try:
             _write_all(self._fd, (outcome.to_json() + "\n").encode())
@@ -169,9 +185,9 @@ class Journal:
             )
         return _earlier_seed(self.path, _beside(real, _EARLIER_SEED)) or secrets.token_hex(16)
 
-    def _recorded(self) -> _Recorded:
+    async def _recorded(self) -> _Recorded:
         try:
-            return _read(self._fd)
+            return await _read(self._fd)
         except OSError as error:
             raise _unusable(self.path, self.path, error) from None
 
@@ -220,29 +236,57 @@ def _refuse_if_made_elsewhere(
         )
 
 
-def _read(fd: int) -> _Recorded:
+# How an ok record as this release writes it begins: its id (and account) are all a
+# resumed run needs of it, so it is not decoded. Even cut short (a disk that filled up
+# mid-line), such a line says its id was done.
+_OK_RECORD = re.compile(
+    rb'\{(?:"account":"([A-Za-z0-9_.@-]{1,128})",)?"id":"([A-Za-z0-9_-]{1,128})","ok":true,'
+)
+# Bytes of journal read between two looks at the event loop: a few milliseconds.
+_SLICE = 1 << 20
+
+
+async def _read(fd: int) -> _Recorded:
     """Read the journal through its locked descriptor (on Windows the lock keeps every
-    other handle out). A line cut short by a kill, or that is no record, is passed
-    over."""
-    done: set[Done] = set()
-    unreadable: set[Done] = set()
-    runs: list[tuple[str, dict[str, Any]]] = []
+    other handle out), a slice at a time. A line that is no record, or cut short (but
+    for the head of an ok record), is passed over."""
+    recorded = _Recorded(done=set(), unreadable=set(), runs=[])
+    for lines in _slices(fd):
+        for line in lines:
+            _take(line, recorded)
+        await asyncio.sleep(0)
+    return recorded
+
+
+def _slices(fd: int) -> Iterator[list[bytes]]:
+    """The lines of the file, from its start, about ``_SLICE`` bytes of them at a time."""
     os.lseek(fd, 0, os.SEEK_SET)
     with open(fd, "rb", closefd=False) as journal:
-        for line in journal:
-            with contextlib.suppress(ValueError, TypeError, KeyError, RecursionError):
-                record = json.loads(line)
-                if "run" in record:
-                    runs.append((str(record["run"]["seed"]), dict(record["run"]["fingerprint"])))
-                    continue
-                key: Done = (
-                    record["id"] if "account" not in record else (record["account"], record["id"])
-                )
-                if record["ok"] is True:
-                    done.add(key)
-                elif record.get("accepted") is True:
-                    unreadable.add(key)
-    return _Recorded(done=done, unreadable=unreadable, runs=runs)
+        while lines := journal.readlines(_SLICE):
+            yield lines
+
+
+def _take(line: bytes, recorded: _Recorded) -> None:
+    """What ``line`` tells: an id done, an id whose answer could not be read, a run."""
+    if ok := _OK_RECORD.match(line):
+        account, ad_group_id = ok.groups()
+        recorded.done.add(
+            ad_group_id.decode() if account is None else (account.decode(), ad_group_id.decode())
+        )
+        return
+    if b"true" not in line and b'"run"' not in line:
+        return  # a failed id: not done, nor accepted
+    with contextlib.suppress(ValueError, TypeError, KeyError, RecursionError):
+        record = json.loads(line)
+        if "run" in record:
+            run = record["run"]
+            recorded.runs.append((str(run["seed"]), dict(run["fingerprint"])))
+            return
+        key: Done = record["id"] if "account" not in record else (record["account"], record["id"])
+        if record["ok"] is True:
+            recorded.done.add(key)
+        elif record.get("accepted") is True:
+            recorded.unreadable.add(key)
 
 
 def _earlier_seed(output: Path, seed_file: Path) -> str | None:

@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .. import Accounts, APIError, NotFinishedError, Outcome, WhopClient, WhopError
+from .. import (
+    Accounts,
+    APIError,
+    AuthenticationError,
+    NotFinishedError,
+    Outcome,
+    WhopClient,
+    WhopError,
+)
 from .exits import ExitCode
 
 try:
@@ -68,6 +76,9 @@ class Run:
         # With many accounts: each account's failures, and why it stopped, if it did.
         self.account_failures: dict[str, collections.Counter[str]] = {}
         self.account_stops: dict[str, str] = {}
+        # Why the run stopped early, if it did: an error every id would meet (a wrong
+        # key, an address where nothing answers), or its deadline or a long outage.
+        self.fatal: WhopError | None = None
         self.stopped: NotFinishedError | None = None
         self.skipped = skipped
         self.started = time.monotonic()
@@ -91,8 +102,8 @@ class Run:
     def record(self, outcome: Outcome) -> None:
         if outcome.account is not None:
             self._record_account(outcome)
-        elif isinstance(outcome.error, NotFinishedError) and self.stopped is None:
-            self.stopped = outcome.error  # the library stopped the run: why, once
+        elif self.fatal is None and self.stopped is None:
+            self._record_stop(outcome.error)
         if outcome.ok:
             self.done += 1
         elif outcome.accepted:
@@ -110,6 +121,24 @@ class Run:
                 waits=self.client.stats.rate_limited,
                 rate=f"{self.finished / elapsed:,.0f}/s",
             )
+
+    def _record_stop(self, error: WhopError | None) -> None:
+        """Why the library stopped the run, once. A wrong key stops it at the first
+        401: the ids then in flight end with a 401 of their own, those not yet sent
+        with NotFinishedError. Either says why, so a run of a few ids, all in flight,
+        ends as a run of many does."""
+        if isinstance(error, AuthenticationError):
+            self.fatal = error
+        elif isinstance(error, NotFinishedError):
+            if error.reason == "fatal":
+                self.fatal = error.cause if isinstance(error.cause, WhopError) else error
+            else:
+                self.stopped = error
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run is stopping early."""
+        return self.fatal is not None or self.stopped is not None
 
     def _record_account(self, outcome: Outcome) -> None:
         """An account's failure, and its stop (a 401, a failing token provider): the

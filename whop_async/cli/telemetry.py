@@ -75,7 +75,10 @@ def exported(environ: Mapping[str, str] = os.environ) -> Iterator[Telemetry]:
     try:
         yield telemetry
     finally:
-        telemetry.shutdown()
+        # Ctrl-C while the last are sent (to a collector that does not answer, say)
+        # drops them: the command has ended, and ends with its own exit code.
+        with contextlib.suppress(KeyboardInterrupt):
+            telemetry.shutdown()
 
 
 def _set_up(environ: Mapping[str, str]) -> Telemetry:
