@@ -23,6 +23,7 @@ import whop_async
 from whop_async import RateLimit
 from whop_async.testing import run_virtual
 
+from .redis_servers import RedisServer, running_redis_server
 from .scenarios import (
     RealIO,
     Server,
@@ -33,7 +34,6 @@ from .scenarios import (
     timed_calls,
     unlimited,
 )
-from .test_shared import RedisServer, running_redis_server
 
 # --- the backends: one set of rules, state in memory or in Redis ----------------------
 

@@ -86,11 +86,11 @@ class Engine:
         self._fatal_listeners: set[Callable[[BaseException], None]] = set()
 
     def _store_for(self, limit: RateLimit | None, budget_key: str) -> Store:
-        if limit is not None and limit.redis_url is not None:
+        if limit is not None and limit.address is not None:
             # Imported only here: without a shared budget, redis is never needed.
             from .redis import RedisStore
 
-            return RedisStore(limit, limit.key or budget_key, self.clock)
+            return RedisStore(limit, limit.key or budget_key, self.clock, self._cap)
         return MemoryStore(limit, self.clock)
 
     @property

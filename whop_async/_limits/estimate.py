@@ -63,7 +63,7 @@ MIN_RATE = 0.1
 # Accepted answers are counted in slots of this many seconds.
 SLOT = 0.01
 # Evidence older than this is never read.
-_KEPT = max(ESTIMATE_WINDOW, DENSITY_WINDOW)
+KEPT = max(ESTIMATE_WINDOW, DENSITY_WINDOW)
 
 
 class Phase(enum.Enum):
@@ -168,7 +168,7 @@ class RateEstimate:
     def _cut(self, rate: float, now: float) -> None:
         self.cut_rate = max(MIN_RATE, rate)
         self.last_cut = now
-        self._forget_before(now - _KEPT)
+        self._forget_before(now - KEPT)
 
     def _last_second(self, now: float) -> float:
         accepted = self._accepted_rate(now, since=-math.inf)
@@ -199,7 +199,7 @@ class RateEstimate:
         if slot not in slots:
             # Only the last windows are ever read: a service that is never refused would
             # otherwise keep a slot for every moment it was answered.
-            _forget(slots, int((now - _KEPT) // SLOT))
+            _forget(slots, int((now - KEPT) // SLOT))
         slots[slot] = slots.get(slot, 0) + count
 
     def _forget_before(self, moment: float) -> None:

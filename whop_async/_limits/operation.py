@@ -49,8 +49,9 @@ class OperationBudget:
         """A budget paced at ``ceiling`` (inf: unpaced until the server refuses)."""
         return cls(Pacing(), RateEstimate(ceiling=ceiling), Gate(), burst)
 
-    def take(self, now: float) -> Decision:
-        """A turn at ``now`` (send, or the gate's probe), or how long to wait."""
+    def take(self, now: float, within: float = 0.0) -> Decision:
+        """A turn at ``now`` (send, or the gate's probe), a send booked for a moment
+        up to ``within`` seconds ahead (a shared budget), or how long to wait."""
         gate = self.gate
         if not gate.passing:
             wait = gate.wait(now)
@@ -58,10 +59,14 @@ class OperationBudget:
                 return wait
             gate.take_probe(now)
             return Taken(Go.PROBE, now)
-        seconds = self.pacing.take(now, self.estimate.rate(now), self.burst)
-        if seconds > 0:
-            return Wait(seconds)
-        return Taken(Go.SEND, now)
+        slot = self.pacing.take(now, self.estimate.rate(now), self.burst, within)
+        if not slot.taken:
+            return Wait(slot.at - now)
+        return Taken(Go.SEND, slot.at)
+
+    def owe(self, now: float, seconds: float) -> None:
+        """Turns spent while paced apart count (see ``Pacing.owe``)."""
+        self.pacing.owe(now, seconds, self.estimate.rate(now), self.burst)
 
     def accepted(self, count: int, now: float) -> None:
         """``count`` accepted answers to requests sent while the gate was open."""
