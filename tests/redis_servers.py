@@ -4,6 +4,7 @@ on free ports of 127.0.0.1, and is gone when its context ends."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import signal
@@ -11,11 +12,20 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import redis
+
+import whop_async
+from whop_async.testing import run_virtual
+
+from .scenarios import RealIO
+from .scenarios import client as scenario_client
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"
 MASTER = "budget"
@@ -31,6 +41,16 @@ def free_port() -> int:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too."""
+    while True:
+        port = free_port()
+        if port + 10_000 < 65_536:
+            with contextlib.suppress(OSError), socket.socket() as probe:
+                probe.bind((HOST, port + 10_000))
+                return port
 
 
 def executable(name: str) -> str:
@@ -57,8 +77,10 @@ class RedisServer:
     ``options`` are redis-server's own (``["--maxmemory", "1mb"]``).
     """
 
-    def __init__(self, *options: str, directory: Path | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, *options: str, directory: Path | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"redis://{HOST}:{self.port}/0"
         self.options = list(options)
         self.directory = directory or Path(tempfile.mkdtemp(prefix="whop-redis-"))
@@ -76,7 +98,11 @@ class RedisServer:
             *self.options,
         ]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_for(self.client().ping, f"redis-server on port {self.port} starting")
+        wait_for(self._listening, f"redis-server on port {self.port} starting")
+
+    def _listening(self) -> bool:
+        with socket.create_connection(self.address):
+            return True
 
     def client(self, **options: object) -> redis.Redis:
         """A synchronous client for the test's own checks."""
@@ -117,7 +143,8 @@ class SentinelGroup:
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="whop-sentinel-"))
-        self.master = RedisServer(directory=self.directory)
+        # A replica's first sync without the default five seconds' wait for others.
+        self.master = RedisServer("--repl-diskless-sync-delay", "0", directory=self.directory)
         self.replica = RedisServer(
             "--replicaof", HOST, str(self.master.port), directory=self.directory
         )
@@ -139,13 +166,23 @@ class SentinelGroup:
         self.replica.start()
         wait_for(lambda: self.replica.client().info("replication")["master_link_status"] == "up",
                  "the replica syncing")  # fmt: skip
+        # Each told of the others and of the replica, so that none waits seconds for
+        # the others' hello messages before it can vote.
+        ids = [f"{number + 1:040x}" for number in range(len(self.sentinels))]
         for number, sentinel in enumerate(self.sentinels):
             config = self.directory / f"sentinel-{number}.conf"
+            known = "".join(
+                f"sentinel known-sentinel {MASTER} {HOST} {other.port} {ids[index]}\n"
+                for index, other in enumerate(self.sentinels)
+                if other is not sentinel
+            )
             config.write_text(
                 f"port {sentinel.port}\nbind {HOST}\ndir {self.directory}\n"
+                f"sentinel myid {ids[number]}\n"
                 f"sentinel monitor {MASTER} {HOST} {self.master.port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
+                f"sentinel known-replica {MASTER} {HOST} {self.replica.port}\n{known}"
             )
             sentinel._process = subprocess.Popen(
                 [executable("redis-server"), str(config), "--sentinel"],
@@ -154,17 +191,14 @@ class SentinelGroup:
         for sentinel in self.sentinels:
             wait_for(lambda s=sentinel: self._known(s), "the sentinels meeting", within=10.0)
 
-    def master_named(self) -> tuple[str, int]:
-        """The master as the first sentinel names it."""
-        host, port = self.sentinels[0].client().sentinel_get_master_addr_by_name(MASTER)
-        return str(host), int(port)
+    def named_by(self, sentinel: RedisServer) -> tuple[str, int]:
+        """The master as ``sentinel`` names it."""
+        host, port = sentinel.client().sentinel_get_master_addr_by_name(MASTER)
+        return host.decode() if isinstance(host, bytes) else str(host), int(port)
 
     def promoted(self) -> bool:
         """True once every sentinel names the replica as the master."""
-        return all(
-            tuple(s.client().sentinel_get_master_addr_by_name(MASTER)) == self.replica.address
-            for s in self.sentinels
-        )
+        return all(self.named_by(s) == self.replica.address for s in self.sentinels)
 
     def stop(self) -> None:
         for server in (*self.sentinels, self.replica, self.master):
@@ -186,7 +220,7 @@ class Cluster:
             node_directory = self.directory / str(number)
             node_directory.mkdir()
             options = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
-            self.nodes.append(RedisServer(*options, directory=node_directory))
+            self.nodes.append(RedisServer(*options, directory=node_directory, port=cluster_port()))
 
     def start(self) -> None:
         for node in self.nodes:
@@ -214,3 +248,28 @@ class Cluster:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def run_against_redis(main: Coroutine[Any, Any, T]) -> tuple[T, RealIO]:
+    """Run ``main`` in virtual time, standing still while a Redis command is answered;
+    what it returned, and the Redis commands it sent."""
+    io = RealIO()
+    with io.watching_redis():
+        return run_virtual(main, io_pending=io.pending), io
+
+
+def multi_client(clients: int, ids_each: int) -> list[list[str]]:
+    """Disjoint ids for each of ``clients``."""
+    return [[f"adgrp_{client}x{n}" for n in range(ids_each)] for client in range(clients)]
+
+
+async def unpause_all(
+    limit: whop_async.RateLimit, ids: list[list[str]], concurrency: int = 8
+) -> list[whop_async.BulkResult]:
+    """Each list of ``ids`` unpaused by a client of its own (a worker), all at once."""
+
+    async def one(these: list[str]) -> whop_async.BulkResult:
+        async with scenario_client(limit) as whop:
+            return await whop.ad_groups.unpause_many(these, concurrency=concurrency)
+
+    return list(await asyncio.gather(*map(one, ids)))

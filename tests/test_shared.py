@@ -18,6 +18,7 @@ import whop_async
 from whop_async import RateLimit, WhopClient
 from whop_async.testing import FakeWhop, run_virtual
 
+from . import workers
 from .redis_servers import RedisServer, running_redis_server
 from .scenarios import RealIO, Server, client, limited, serving
 
@@ -123,51 +124,25 @@ async def test_nothing_longer_than_max_server_wait_is_written(
     assert 0 < await redis_client.pttl("whop_async:{long}:ad_groups.unpause") <= 3_600_000
 
 
-WORKER = """
-import asyncio, sys
-import whop_async
-
-async def main(base_url, key, redis_url, first, count, rate):
-    limit = whop_async.RateLimit(rate, per=1.0, redis_url=redis_url or None)
-    ids = [f"adgrp_{n:012d}" for n in range(first, first + count)]
-    async with whop_async.WhopClient(key, base_url=base_url, rate_limit=limit) as client:
-        result = await client.ad_groups.unpause_many(ids, concurrency=8)
-    sys.exit(0 if result.ok else 1)
-
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
-                 int(sys.argv[6])))
-"""
-
-
-async def start_worker(
-    fake: FakeWhop, redis_url: str, first: int, count: int, rate: int
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WORKER, fake.base_url, fake.api_key, redis_url,
-        str(first), str(count), str(rate),
-    )  # fmt: skip
-
-
 async def test_four_processes_share_one_budget_with_almost_no_429s(
     redis_server: RedisServer,
 ) -> None:
-    workers, each = 4, 40
+    count, each = 4, 40
     async with FakeWhop(
-        groups=workers * each,
+        groups=count * each,
         rate_limit=100,
         per=1.0,
         limiter="bucket",
         burst=10,
         hint="retry-after-ms",
     ) as fake:
-        processes = [
-            await start_worker(fake, redis_server.url, 1 + n * each, each, 100)
-            for n in range(workers)
-        ]
-        codes = [await process.wait() for process in processes]
-        assert codes == [0] * workers
-        assert fake.statuses() == {"active": workers * each}
-        assert fake.stats.rate_limited <= 0.02 * fake.stats.requests
+        started = await workers.start(
+            fake.base_url, fake.api_key, redis_server.url, workers=count, each=each, rate=100
+        )
+        assert await workers.run(started) == [0] * count
+        assert fake.statuses() == {"active": count * each}
+        unpauses = fake.stats.requests - count  # each worker's retrieve before it
+        assert fake.stats.rate_limited <= 0.02 * unpauses
 
 
 async def wait_until_active(fake: FakeWhop, count: int) -> None:
@@ -182,7 +157,10 @@ async def test_a_killed_worker_leaves_nothing_that_holds_the_others_back(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
     async with FakeWhop(groups=400, rate_limit=None, latency=0.01) as fake:
-        worker = await start_worker(fake, redis_server.url, 1, 400, 50)
+        [worker] = await workers.start(
+            fake.base_url, fake.api_key, redis_server.url, workers=1, each=400, rate=50
+        )
+        workers.release([worker])
         await wait_until_active(fake, 30)
         worker.send_signal(signal.SIGKILL)
         await worker.wait()

@@ -49,9 +49,9 @@ class OperationBudget:
         """A budget paced at ``ceiling`` (inf: unpaced until the server refuses)."""
         return cls(Pacing(), RateEstimate(ceiling=ceiling), Gate(), burst)
 
-    def take(self, now: float, within: float = 0.0) -> Decision:
-        """A turn at ``now`` (send, or the gate's probe), a send booked for a moment
-        up to ``within`` seconds ahead (a shared budget), or how long to wait."""
+    def take(self, now: float, ahead: int = 0) -> Decision:
+        """A turn at ``now`` (send, or the gate's probe), a send booked among the next
+        ``ahead`` turns (a shared budget), or how long to wait."""
         gate = self.gate
         if not gate.passing:
             wait = gate.wait(now)
@@ -59,7 +59,7 @@ class OperationBudget:
                 return wait
             gate.take_probe(now)
             return Taken(Go.PROBE, now)
-        slot = self.pacing.take(now, self.estimate.rate(now), self.burst, within)
+        slot = self.pacing.take(now, self.estimate.rate(now), self.burst, ahead)
         if not slot.taken:
             return Wait(slot.at - now)
         return Taken(Go.SEND, slot.at)

@@ -2,10 +2,10 @@
 spell (the generic cell rate algorithm, as token buckets keep it, in one number).
 
 A budget in one process answers "now" or "wait". A budget shared by many processes
-also books a turn due within a short horizon (the asker sleeps until it and sends
-without asking again), and tells askers whose turn lies further ahead when to ask
-again, an interval apart in the order they asked: waiting workers are woken one by
-one, never all at once.
+also books a turn among the next few (the asker sleeps until it and sends without
+asking again), and tells askers whose turn lies further ahead when to ask again, an
+interval apart in the order they asked: waiting workers are woken one by one, never
+all at once.
 
 Pure: no clock, no I/O; the time is an argument.
 """
@@ -34,16 +34,17 @@ class Pacing:
     tat: float = -math.inf
     queue_at: float = -math.inf
 
-    def take(self, now: float, rate: float, burst: int, within: float = 0.0) -> Slot:
-        """The next turn if it is due within ``within`` seconds of ``now`` (0: only a
-        turn due now), else when to ask again."""
+    def take(self, now: float, rate: float, burst: int, ahead: int = 0) -> Slot:
+        """The next turn if it is due now, or among the next ``ahead`` turns (booked:
+        its moment may be ahead of ``now``); else when to ask again."""
         if math.isinf(rate):
             return Slot(True, now)
         interval = 1.0 / rate
+        within = ahead * interval
         due = max(now, self.tat - (burst - 1) * interval)
         if due - now > within:
             ask_at = due - within
-            if within > 0:
+            if ahead:
                 # Told apart, so that those waiting come back one at a time.
                 ask_at = max(ask_at, self.queue_at)
                 self.queue_at = ask_at + interval

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.exceptions
 
 from .._clock import Clock
 from . import shared
-from .estimate import KEPT, SLOT
 from .gate import Wait
 from .limit import RateLimit
 from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, Taken, apply
@@ -47,10 +45,9 @@ TIMEOUT = 0.25
 WRITE_ATTEMPTS = 20
 # Before any worker was seen, each paces alone at one over this many.
 UNSEEN_WORKERS = 16
-# A booked turn is sent this close before its moment (a timer may fire a hair early),
-# and forgotten this long after it (its moment long gone, it would be a burst).
-_EARLY = 0.001
-_STALE = shared.BOOKING
+# A booked turn is forgotten this long after its moment: sent so late, it would be a
+# burst.
+_STALE = 1.0
 _FAILURES = (
     redis.exceptions.RedisError,
     redis.exceptions.RedisClusterException,
@@ -140,7 +137,7 @@ class RedisStore:
         if held is None:
             return None
         now = self.now()
-        if held.at - now > (_EARLY if held.taken else 0.0):
+        if held.at > now:
             return Wait(held.at - now)
         del self._held[operation]
         if held.taken and now - held.at <= _STALE:
@@ -162,102 +159,60 @@ class RedisStore:
                 return result
         return local_way(self._local())
 
-    async def _take_shared(self, operation: str) -> Decision:
-        accepted = self._unreported.get(operation, 0)
-        owed = self._owed.get(operation, 0.0)
-        args = [
-            self._now_arg(),
-            repr(self.limit.rate),
-            str(self.limit.burst_size),
-            repr(shared.BOOKING),
-            str(accepted),
-            repr(owed),
+    def _ask(self, operation: str) -> shared.Ask:
+        return shared.Ask(
+            self.limit.rate,
+            self.limit.burst_size,
+            self._unreported.get(operation, 0),
+            self._owed.get(operation, 0.0),
             self._worker,
-            str(shared.TTL_MS),
-            self._nonce(),
-            *self._bounds.args(),
-        ]
-        reply = await self._connection.run(shared.TAKE, self._keys(operation), args)
-        kind, value, gated, firm, alive, now, bad = (_text(item) for item in reply)
-        self._saw(float(now))
-        self._told(operation, accepted)
+            f"{self._worker}{next(self._nonces):x}",
+        )
+
+    async def _take_shared(self, operation: str) -> Decision:
+        ask = self._ask(operation)
+        args = shared.take_args(self._now_arg(), ask, self._bounds)
+        answer = shared.answered(
+            await self._connection.run(shared.TAKE, self._keys(operation), args)
+        )
+        self._saw(answer.now)
+        self._told(operation, ask.accepted)
         self._owed.pop(operation, None)
-        self._alive = int(alive)
-        if bad:
-            self._replaced(operation, bad)
-        moment = float(value)
-        if kind == "probe":
-            return Taken(Go.PROBE, moment)
-        if kind == "send":
-            self._held[operation] = Slot(True, moment)
+        self._alive = answer.alive
+        if answer.bad:
+            self._replaced(operation, answer.bad)
+        if answer.kind == "probe":
+            return Taken(Go.PROBE, answer.moment)
+        if answer.kind == "send":
+            self._held[operation] = Slot(True, answer.moment)
             booked = self._held_decision(operation)
             assert booked is not None
             return booked
-        if firm == "0":  # the probe is in flight: its answer may open the gate any moment
-            return Wait(moment, gated=True, firm=False)
-        self._held[operation] = Slot(False, self.now() + moment)
-        return Wait(moment, gated=gated == "1")
+        if not answer.firm:  # the probe is in flight: its answer may open the gate any moment
+            return Wait(answer.moment, gated=True, firm=False)
+        self._held[operation] = Slot(False, self.now() + answer.moment)
+        return Wait(answer.moment, gated=answer.gated)
 
     async def _report_shared(self, operation: str, report: Report) -> Standing | None:
         keys = self._keys(operation)[:3]
-        for _ in range(WRITE_ATTEMPTS):
-            reply = await self._connection.run(shared.READ, keys, [self._now_arg()])
-            now = float(_text(reply[0]))
-            self._saw(now)
-            budget, version, before = self._stored(operation, reply, now)
-            accepted = self._unreported.get(operation, 0)
+        accepted = self._unreported.get(operation, 0)
+
+        def reported(budget: OperationBudget, now: float) -> Standing | None:
             budget.accepted(accepted, now)
-            standing = apply(budget, report, now)
-            change = self._change(before, budget, version, now)
-            expected = "*" if before is None else before[0].get(shared.VERSION) or ""
-            written = [expected, str(shared.TTL_MS), change]
+            return apply(budget, report, now)
+
+        for _ in range(WRITE_ATTEMPTS):
+            read = await self._connection.run(shared.READ, keys, [self._now_arg()])
+            ask = self._ask(operation)
+            standing, rewrite = shared.rewrite(read, ask, self._bounds, reported)
+            self._saw(rewrite.now)
+            if rewrite.bad is not None:
+                self._replaced(operation, rewrite.bad)
+            written = [rewrite.expected, str(shared.TTL_MS), rewrite.change]
             if await self._connection.run(shared.WRITE, keys, written):
                 self._told(operation, accepted)
                 return standing
         raise Contended(f"the budget changed under each of {WRITE_ATTEMPTS} writes")
-
-    def _stored(
-        self, operation: str, reply: Sequence[Any], now: float
-    ) -> tuple[OperationBudget, int, tuple[dict[str, str], dict[int, int], dict[int, int]] | None]:
-        """The budget as read, its version, and what was stored (None: nothing usable,
-        replaced by a fresh budget)."""
-        blank = OperationBudget.new(self.limit.rate, self.limit.burst_size)
-        try:
-            stored = _contents(reply[1], "budget")
-            accepted, refused = _contents(reply[2], "accepted"), _contents(reply[3], "refused")
-            fields = dict(zip(stored[::2], stored[1::2], strict=True))
-            budget, version = shared.budget_of(
-                fields, (accepted, refused), blank, now, self._bounds
-            )
-        except shared.BadData as bad:
-            self._replaced(operation, str(bad))
-            return blank, 0, None
-        evidence = (dict(budget.estimate.accepted), dict(budget.estimate.refused_slots))
-        return budget, version, (fields, *evidence)
-
-    def _change(
-        self,
-        before: tuple[dict[str, str], dict[int, int], dict[int, int]] | None,
-        budget: OperationBudget,
-        version: int,
-        now: float,
-    ) -> str:
-        """What to write: the fields the rules changed, and the evidence they added."""
-        stored, accepted, refused = before if before is not None else ({}, {}, {})
-        after = shared.fields_of(budget, version + 1)
-        nonce = self._nonce()
-        change = {
-            "set": {
-                name: value
-                for name, value in after.items()
-                if value is not None and value != stored.get(name)
-            },
-            "delete": [name for name, value in after.items() if value is None and name in stored],
-            "accepted": _added(accepted, budget.estimate.accepted, nonce),
-            "refused": _added(refused, budget.estimate.refused_slots, nonce),
-            "forget": str(int((now - KEPT) // SLOT)),
-        }
-        return json.dumps(change, separators=(",", ":"))
 
     def _keys(self, operation: str) -> list[str]:
         return shared.keys(self.limit.prefix, self._key, operation)
@@ -276,9 +231,6 @@ class RedisStore:
             self._unreported[operation] = left
         else:
             self._unreported.pop(operation, None)
-
-    def _nonce(self) -> str:
-        return f"{self._worker}{next(self._nonces):x}"
 
     def _replaced(self, operation: str, reason: str) -> None:
         logger.warning(
@@ -338,26 +290,3 @@ class _SharedClock(Clock):
     def __init__(self, store: RedisStore) -> None:
         super().__init__()
         self.monotonic = store.now
-
-
-def _text(item: object) -> str:
-    return item.decode() if isinstance(item, bytes) else str(item)
-
-
-def _contents(item: object, name: str) -> list[str]:
-    """A key's contents as read, or BadData when it holds another type."""
-    if not isinstance(item, list):
-        raise shared.BadData(f"the {name} key is a {_text(item)}")
-    try:
-        return [_text(entry) for entry in item]
-    except UnicodeDecodeError:
-        raise shared.BadData(f"the {name} key holds bytes that are not text") from None
-
-
-def _added(before: dict[int, int], after: dict[int, int], nonce: str) -> list[list[str]]:
-    """The evidence entries for what ``after`` counts beyond ``before``."""
-    return [
-        [str(slot), shared.member(slot, count - before.get(slot, 0), nonce)]
-        for slot, count in after.items()
-        if count > before.get(slot, 0)
-    ]

@@ -14,7 +14,9 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 
 from .redis_address import Address, Client, Plain, Sentinels
 from .shared import Script
@@ -83,8 +85,11 @@ class Connection:
         address, timeouts = self.address, self._timeouts()
         if isinstance(address, Client):
             return address.client
+        # A failed command fails at once: the store tries again on its own schedule,
+        # and says what failed (redis-py's default retries for seconds).
+        once = {**timeouts, "retry": Retry(NoBackoff(), 0)}
         if isinstance(address, Plain):
-            client = redis.asyncio.Redis.from_url(address.url, **timeouts)
+            client = redis.asyncio.Redis.from_url(address.url, **once)
         else:
             self._sentinel = Sentinel(
                 list(address.hosts),
@@ -100,7 +105,7 @@ class Connection:
                 db=address.db,
                 username=address.username,
                 password=address.password,
-                **timeouts,
+                **once,
             )
         self._owned.append(client)
         return client

@@ -9,8 +9,8 @@ Keys, all of one budget in one Cluster slot (the budget's name is their hash tag
     <prefix>{<key>}:workers                sorted set: the workers, by when last seen
 
 Taking a turn is the hot path: one script (``take.lua``), one round trip of a few
-hundred bytes, whatever the number of workers. It books a turn due within ``BOOKING``
-seconds (the worker sleeps until it and sends without asking again) and tells the
+hundred bytes, whatever the number of workers. It books a turn among the next
+``burst`` (the worker sleeps until it and sends without asking again) and tells the
 others when to ask again, one interval apart in the order they asked, so waiting
 workers are never woken all at once. The script holds copies of the rules it needs
 (pacing, the gate's check and its probe, the rate in force, counting accepted answers,
@@ -34,8 +34,8 @@ import importlib.resources
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
@@ -44,13 +44,10 @@ from .gate import MAX_STEP, PROBE_LEASE, Gate
 from .operation import OperationBudget
 from .pacing import Pacing
 
-# A turn due within this many seconds is booked: with a hundred a second, a hundred
-# workers each hold one and ask once a turn; a refusal finds at most a second of turns
-# already booked.
-BOOKING = 1.0
-# A worker is counted as sharing the budget for this long after it last asked; one with
-# a booked turn or at a closed gate asks at least every BOOKING or nap.
-ALIVE = 10.0
+# A worker is counted as sharing the budget for this long after it last asked: one
+# waiting its turn asks again within a few turns, one at a closed gate at least every
+# few seconds.
+ALIVE = 30.0
 # Clocks of the host a failover promotes may differ from the old master's this much.
 SKEW = 1.0
 TTL_MS = 3_600_000
@@ -73,7 +70,7 @@ class Bounds:
     limit and ``max_server_wait``: what no client ever writes is a wrong value."""
 
     ahead: float
-    """The next turn (bookings, a burst withheld, turns owed after paced apart)."""
+    """The next turn (a burst booked, a burst withheld, turns owed after paced apart)."""
     gate: float
     """A probe's moment (twice the cap: a hint up to it, then a step up to it)."""
     lease: float
@@ -85,10 +82,10 @@ class Bounds:
         """The bounds for ``ceiling`` requests a second in bursts of ``burst``."""
         longest = 1.0 / min(ceiling, MIN_RATE)
         return cls(
-            ahead=BOOKING + 2 * (burst + 2) * longest + SKEW,
+            ahead=(3 * burst + 4) * longest + SKEW,
             gate=2 * cap + MAX_STEP + SKEW,
             lease=PROBE_LEASE + SKEW,
-            past=BOOKING + SKEW,
+            past=burst * longest + SKEW,
         )
 
     def args(self) -> list[str]:
@@ -147,8 +144,104 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?
 _LONGEST_MEMBER = 100
 
 
+T = TypeVar("T")
+
+
 class BadData(Exception):
     """A stored value that is no budget's: why, in a few words."""
+
+
+class Ask(NamedTuple):
+    """What a worker tells the take script: its limit, the accepted answers it has not
+    told yet, the seconds it owes after pacing apart, who it is, and a fresh nonce."""
+
+    ceiling: float
+    burst: int
+    accepted: int
+    owed: float
+    worker: str
+    nonce: str
+
+
+class Answered(NamedTuple):
+    """The take script's answer: ``kind`` send (at ``moment``), probe, or wait
+    (``moment`` seconds, ``gated`` at a closed gate, ``firm`` unless a probe is in
+    flight); the workers alive; the time it read; why it replaced the budget, if it did."""
+
+    kind: str
+    moment: float
+    gated: bool
+    firm: bool
+    alive: int
+    now: float
+    bad: str
+
+
+class Rewrite(NamedTuple):
+    """What a change made of the budget it read: the time it was read at, the version
+    to write over (``*``: whatever is there), the change as the write script takes it,
+    and why the budget read was replaced, if it was."""
+
+    now: float
+    expected: str
+    change: str
+    bad: str | None
+
+
+def take_args(now: str, ask: Ask, bounds: Bounds) -> list[str]:
+    """The take script's arguments (``now`` empty for Redis's own time)."""
+    return [
+        now,
+        repr(ask.ceiling),
+        str(ask.burst),
+        str(ask.burst),
+        str(ask.accepted),
+        repr(ask.owed),
+        ask.worker,
+        str(TTL_MS),
+        ask.nonce,
+        *bounds.args(),
+    ]
+
+
+def answered(reply: Sequence[Any]) -> Answered:
+    """The take script's reply, read."""
+    kind, moment, gated, firm, alive, now, bad = (_text(item) for item in reply)
+    return Answered(kind, float(moment), gated == "1", firm == "1", int(alive), float(now), bad)
+
+
+def rewrite(
+    reply: Sequence[Any],
+    ask: Ask,
+    bounds: Bounds,
+    change: Callable[[OperationBudget, float], T],
+) -> tuple[T, Rewrite]:
+    """Apply ``change(budget, now)`` to the budget the read script read (a fresh one
+    when it held no budget's values); what it returned, and what to write."""
+    now = float(_text(reply[0]))
+    blank = OperationBudget.new(ask.ceiling, ask.burst)
+    nonce = ask.nonce
+    bad = None
+    try:
+        stored = _contents(reply[1], "budget")
+        fields = dict(zip(stored[::2], stored[1::2], strict=True))
+        evidence = (_contents(reply[2], "accepted"), _contents(reply[3], "refused"))
+        budget, version = budget_of(fields, evidence, blank, now, bounds)
+    except BadData as replaced:
+        bad, fields, budget, version = str(replaced), {}, blank, 0
+    accepted = dict(budget.estimate.accepted)
+    refused = dict(budget.estimate.refused_slots)
+    result = change(budget, now)
+    after = fields_of(budget, version + 1)
+    written = {
+        "set": {k: v for k, v in after.items() if v is not None and v != fields.get(k)},
+        "delete": [name for name, value in after.items() if value is None and name in fields],
+        "accepted": _added(accepted, budget.estimate.accepted, nonce),
+        "refused": _added(refused, budget.estimate.refused_slots, nonce),
+        "forget": str(int((now - KEPT) // SLOT)),
+    }
+    expected = "*" if bad is not None else fields.get(VERSION, "")
+    return result, Rewrite(now, expected, json.dumps(written, separators=(",", ":")), bad)
 
 
 def keys(prefix: str, key: str, operation: str) -> list[str]:
@@ -219,8 +312,15 @@ def fields_of(budget: OperationBudget, version: int) -> dict[str, str | None]:
         instance = getattr(budget, part)
         for field in attrs.fields(type(instance)):
             if field.name not in _NOT_FIELDS:
-                fields[field.name] = text(getattr(instance, field.name))
+                value = getattr(instance, field.name)
+                # Only an infinite default goes unstored: no other infinity can be read back.
+                assert value == field.default or not _infinite(value), field.name
+                fields[field.name] = text(value)
     return fields
+
+
+def _infinite(value: object) -> bool:
+    return isinstance(value, float) and math.isinf(value)
 
 
 def budget_of(
@@ -285,6 +385,29 @@ def _slots(members: Sequence[str], latest: int) -> dict[int, int]:
             raise BadData(f"evidence {entry[:40]!r}")
         counts[slot] = counts.get(slot, 0) + int(count)
     return dict(sorted(counts.items()))
+
+
+def _added(before: dict[int, int], after: dict[int, int], nonce: str) -> list[list[str]]:
+    """The evidence entries for what ``after`` counts beyond ``before``."""
+    return [
+        [str(slot), member(slot, count - before.get(slot, 0), nonce)]
+        for slot, count in after.items()
+        if count > before.get(slot, 0)
+    ]
+
+
+def _text(item: object) -> str:
+    return item.decode() if isinstance(item, bytes) else str(item)
+
+
+def _contents(item: object, name: str) -> list[str]:
+    """A key's contents as read, or BadData when it holds another type."""
+    if not isinstance(item, list):
+        raise BadData(f"the {name} key is a {_text(item)}")
+    try:
+        return [_text(entry) for entry in item]
+    except UnicodeDecodeError:
+        raise BadData(f"the {name} key holds bytes that are not text") from None
 
 
 def _whole(value: object) -> bool:

@@ -5,7 +5,7 @@
 --
 -- KEYS: the budget (hash), its accepted answers, its refusals (sorted sets), the
 --       budget's workers (sorted set)
--- ARGV: now ('' for Redis's own time), ceiling, burst, within, accepted answers to
+-- ARGV: now ('' for Redis's own time), ceiling, burst, turns booked ahead, accepted answers to
 --       count, seconds owed, worker, TTL (ms), nonce, then the bounds: ahead, gate,
 --       lease, past
 -- (generated from shared.py)
@@ -15,7 +15,7 @@ if not now then
   local time = redis.call('TIME')
   now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
-local ceiling, burst, within = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local ceiling, burst, ahead = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local accepted, owed = tonumber(ARGV[5]), tonumber(ARGV[6])
 local worker, ttl, nonce = ARGV[7], ARGV[8], ARGV[9]
 local bounds = {
@@ -163,10 +163,11 @@ end
 -- Pacing.take
 if in_force == math.huge then return answer('send', now, 0, 1) end
 local interval = 1 / in_force
+local within = ahead * interval
 local due = math.max(now, b.tat - (burst - 1) * interval)
 if due - now > within then
   local ask_at = due - within
-  if within > 0 then
+  if ahead > 0 then
     ask_at = math.max(ask_at, b.queue_at)
     b.queue_at = ask_at + interval
     table.insert(changed, 'queue_at')
