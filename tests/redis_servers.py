@@ -170,24 +170,13 @@ class SentinelGroup:
         # the others' hello messages before it can vote.
         ids = [f"{number + 1:040x}" for number in range(len(self.sentinels))]
         for number, sentinel in enumerate(self.sentinels):
-            config = self.directory / f"sentinel-{number}.conf"
             known = "".join(
                 f"sentinel known-sentinel {MASTER} {HOST} {other.port} {ids[index]}\n"
                 for index, other in enumerate(self.sentinels)
                 if other is not sentinel
             )
-            config.write_text(
-                f"port {sentinel.port}\nbind {HOST}\ndir {self.directory}\n"
-                f"sentinel myid {ids[number]}\n"
-                f"sentinel monitor {MASTER} {HOST} {self.master.port} 2\n"
-                f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
-                f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
-                f"sentinel known-replica {MASTER} {HOST} {self.replica.port}\n{known}"
-            )
-            sentinel._process = subprocess.Popen(
-                [executable("redis-server"), str(config), "--sentinel"],
-                stdout=subprocess.DEVNULL,
-            )
+            watch(sentinel, self.master, ids[number], f"sentinel known-replica {MASTER} "
+                  f"{HOST} {self.replica.port}\n{known}")  # fmt: skip
         for sentinel in self.sentinels:
             wait_for(lambda s=sentinel: self._known(s), "the sentinels meeting", within=10.0)
 
@@ -208,6 +197,21 @@ class SentinelGroup:
     def _known(self, sentinel: RedisServer) -> bool:
         state = sentinel.client().sentinel_master(MASTER)
         return int(state["num-other-sentinels"]) == 2 and int(state["num-slaves"]) == 1
+
+
+def watch(sentinel: RedisServer, master: RedisServer, myid: str, more: str = "") -> None:
+    """Start ``sentinel`` watching ``master`` as ``MASTER``."""
+    config = sentinel.directory / f"sentinel-{sentinel.port}.conf"
+    config.write_text(
+        f"port {sentinel.port}\nbind {HOST}\ndir {sentinel.directory}\nsentinel myid {myid}\n"
+        f"sentinel monitor {MASTER} {HOST} {master.port} 2\n"
+        f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+        f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n{more}"
+    )
+    sentinel._process = subprocess.Popen(
+        [executable("redis-server"), str(config), "--sentinel"], stdout=subprocess.DEVNULL
+    )
+    wait_for(sentinel._listening, f"a sentinel on port {sentinel.port} starting")
 
 
 class Cluster:

@@ -19,7 +19,19 @@ import whop_async
 from whop_async import RateLimit, WhopClient
 from whop_async.testing import FakeWhop
 
-from .redis_servers import HOST, MASTER, Cluster, SentinelGroup, wait_for
+from .redis_servers import (
+    HOST,
+    MASTER,
+    Cluster,
+    RedisServer,
+    SentinelGroup,
+    multi_client,
+    run_against_redis,
+    unpause_all,
+    wait_for,
+    watch,
+)
+from .scenarios import serving, unlimited
 
 # The follow: within this long of the sentinels' promotion, every worker writes to the
 # new master.
@@ -103,6 +115,29 @@ async def test_a_sentinel_failover_is_followed_and_the_demoted_master_never_writ
     assert max(back) - promoted_at[0] <= FOLLOWED_WITHIN
     assert scripts_run_on(sentinels.master.client()) == 0  # the demoted master
     assert scripts_run_on(sentinels.replica.client()) > 0  # the new master
+
+
+def test_the_master_most_sentinels_name_is_the_one_written(sentinels: SentinelGroup) -> None:
+    # A fourth sentinel, asked first, names another server: a sentinel that has not heard
+    # of a failover yet names the old master, which may be back and think itself one.
+    other, stray = RedisServer(), RedisServer(directory=sentinels.directory)
+    other.start()
+    watch(stray, other, f"{99:040x}")
+    hosts = ",".join(f"{host}:{port}" for host, port in [stray.address, *sentinels.hosts])
+    limit = RateLimit(100, per=1.0, redis=f"redis+sentinel://{hosts}/{MASTER}", key="voted")
+
+    async def run() -> list[whop_async.BulkResult]:
+        with serving(unlimited()):
+            return await unpause_all(limit, multi_client(1, 5))
+
+    try:
+        [result], _ = run_against_redis(run())
+        assert result.ok
+        assert sentinels.master.client().exists("whop_async:{voted}:ad_groups.unpause")
+        assert scripts_run_on(other.client()) == 0
+    finally:
+        stray.stop()
+        other.stop()
 
 
 async def test_any_cluster_node_and_a_cluster_client_share_one_budget(

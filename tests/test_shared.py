@@ -167,7 +167,7 @@ async def test_a_killed_worker_leaves_nothing_that_holds_the_others_back(
         now = await redis_now(redis_client)
         [state_key] = [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
         state = await budget_in(redis_client, state_key)
-        assert state["tat"] - now <= 1.1  # turns are booked at most a second ahead
+        assert state["tat"] - now <= 1.0  # turns are booked at most a burst ahead
         assert state.get("passing", True) or state["lease_until"] - now <= 5.0
 
 
@@ -190,7 +190,7 @@ async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(
                 assert result.ok
                 assert fake.statuses() == {"active": 150}
                 redis_server.start()
-                await asyncio.sleep(1.1)  # the client tries Redis again after a second
+                await asyncio.sleep(0.3)  # the client tries Redis again after a quarter second
                 await client.ad_groups.pause(fake.ids[0])
         unreachable = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
         assert len(unreachable) == 1  # said once, not once per call

@@ -1,21 +1,24 @@
 """The connection to a shared budget's Redis, whatever its deployment: one server, the
-master the sentinels name (redis-py's Sentinel asks them again whenever its connection
-drops or meets a read-only replica, so writes follow a failover and never go to a
-demoted master), a Cluster (reached through any node: a MOVED answer switches to
-redis-py's RedisCluster, which routes each budget to its slot), or a client object the
-caller made. Scripts run by SHA1, and are sent whole only to a node that lacks them.
+master most sentinels name (asked again whenever the connection drops or meets a
+read-only replica, so writes follow a failover; a sentinel that has not heard of one
+yet, naming a demoted master that is back, is outvoted), a Cluster (reached through any
+node: a MOVED answer switches to redis-py's RedisCluster, which routes each budget to
+its slot), or a client object the caller made (its own rules apply). Scripts run by
+SHA1, and are sent whole only to a node that lacks them.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+import asyncio
+import collections
 from typing import Any
 
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 
 from .redis_address import Address, Client, Plain, Sentinels
@@ -91,7 +94,7 @@ class Connection:
         if isinstance(address, Plain):
             client = redis.asyncio.Redis.from_url(address.url, **once)
         else:
-            self._sentinel = Sentinel(
+            self._sentinel = AgreedSentinel(
                 list(address.hosts),
                 sentinel_kwargs={
                     **timeouts,
@@ -128,6 +131,28 @@ class Connection:
 
     def _timeouts(self) -> dict[str, Any]:
         return {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
+
+
+class AgreedSentinel(Sentinel):
+    """A Sentinel that names the master most of its sentinels name (redis-py's takes the
+    first that names one)."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        """The master's address, as more than half of the sentinels name it.
+
+        Raises:
+            MasterNotFoundError: no address has a majority (a failover under way).
+        """
+        asked = [sentinel.sentinel_masters() for sentinel in self.sentinels]
+        votes: collections.Counter[tuple[str, int]] = collections.Counter()
+        for answer in await asyncio.gather(*asked, return_exceptions=True):
+            state = answer.get(service_name) if isinstance(answer, dict) else None
+            if state and self.check_master_state(state, service_name):
+                votes[state["ip"], state["port"]] += 1
+        for address, count in votes.most_common(1):
+            if count > len(self.sentinels) // 2:
+                return address
+        raise MasterNotFoundError(f"no master of {service_name!r} named by most sentinels")
 
 
 async def _evalsha(client: Any, script: Script, keys: list[str], args: list[str]) -> Any:

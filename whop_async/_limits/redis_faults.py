@@ -1,8 +1,9 @@
 """What went wrong with Redis, said as what it is, and how soon to try again.
 
 A failure that may pass by itself (Redis restarting, a failover under way, a timeout,
-contention) is tried again at the next whole second of the shared time, so that the
-workers come back together. One that a person has to fix (a password, an ACL, a
+contention) is tried again at the next quarter second of the shared time, so that the
+workers come back together (one back later than the others paces alone meanwhile, over
+the budget by its share). One that a person has to fix (a password, an ACL, a
 read-only replica, memory) is tried again after doubling waits up to about a minute.
 Either way the budget is paced locally meanwhile, and the message says so; a change of
 cause is said again, a repeat is not.
@@ -17,6 +18,8 @@ import attrs
 import redis.exceptions
 from redis.asyncio.sentinel import MasterNotFoundError
 
+# A passing fault is tried again at the next multiple of this many seconds.
+RETRY_EVERY = 0.25
 # A permanent fault is tried again after 2, 4, 8... seconds, at most this long.
 LONGEST_BACKOFF = 60.0
 _FIRST_BACKOFF = 2.0
@@ -129,7 +132,7 @@ class Health:
             self.retry_at = now + self.backoff
         else:
             self.backoff = 0.0
-            self.retry_at = math.floor(now) + 1.0
+            self.retry_at = (math.floor(now / RETRY_EVERY) + 1) * RETRY_EVERY
         news = self.fault is None or self.fault.cause is not fault.cause
         self.fault = fault
         if not news:
@@ -137,7 +140,7 @@ class Health:
         again = (
             f"in {self.backoff:.0f} s, then less and less often up to once a minute"
             if fault.permanent
-            else "every second"
+            else f"every {RETRY_EVERY} s"
         )
         return (
             f"Redis at {self.address} {fault.cause.value} ({fault.detail}); pacing the shared"
