@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from redis.exceptions import BusyLoadingError, ClusterDownError, MovedError, ResponseError
 
 import whop_async
 from whop_async import RateLimit
+from whop_async._limits.redis_faults import Contended, Health, fault_of
 
 from .redis_servers import (
     HOST,
@@ -264,3 +266,28 @@ def test_round_trips_per_unpause_do_not_grow_with_the_workers(
     scripts = io.commands["EVALSHA"] + io.commands["EVAL"]
     assert scripts / 320 <= 2.2  # one a turn; two while more workers wait than a burst
     assert sum(io.commands.values()) - scripts <= 4 * workers  # a connection's hello
+
+
+# --- causes too rare to provoke here, said as what they are --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "said_as", "again"),
+    [
+        (Contended("changed under each of 20 writes"), "contention", "every 0.25 s"),
+        (MovedError("3999 127.0.0.1:6381"), "does not hold the budget's slot", "in 2 s"),
+        (ClusterDownError("CLUSTERDOWN The cluster is down"), "cannot serve", "every 0.25 s"),
+        (BusyLoadingError("Redis is loading the dataset in memory"), "loading", "every 0.25 s"),
+        (TimeoutError(), "did not answer in time (TimeoutError)", "every 0.25 s"),
+        (ResponseError(f"ERR unknown command, with {SECRET}"), "refused the script", "in 2 s"),
+    ],
+)
+def test_each_cause_is_said_as_what_it_is_without_a_password(
+    error: Exception, said_as: str, again: str
+) -> None:
+    said = Health("cache:6379/0").failed(fault_of(error, (SECRET,)), 10.0, 0.25)
+    assert said is not None
+    assert said.startswith("Redis at cache:6379/0 ")
+    assert said_as in said
+    assert f"trying Redis again {again}" in said
+    assert SECRET not in said

@@ -31,7 +31,7 @@ from .limit import RateLimit
 from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, Taken, apply
 from .pacing import Slot
 from .redis_connection import Connection
-from .redis_faults import Fault, Health, fault_of
+from .redis_faults import Contended, Fault, Health, fault_of
 from .store import APPLIED, NOT_NOW, MemoryStore
 
 T = TypeVar("T")
@@ -54,10 +54,6 @@ _FAILURES = (
     OSError,
     TimeoutError,
 )
-
-
-class Contended(redis.exceptions.RedisError):
-    """Other reports kept changing the budget between this worker's read and write."""
 
 
 class RedisStore:

@@ -42,6 +42,10 @@ class Cause(enum.Enum):
     REFUSED = "refused the script"
 
 
+class Contended(redis.exceptions.RedisError):
+    """Other reports kept changing the budget between this worker's read and write."""
+
+
 _PERMANENT = {
     Cause.AUTHENTICATION,
     Cause.NO_PERMISSION,
@@ -53,6 +57,7 @@ _PERMANENT = {
 # Checked in order: subclasses before the classes they refine.
 _CAUSES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Cause], ...] = (
     (MasterNotFoundError, Cause.NO_MASTER),
+    (Contended, Cause.CONTENTION),
     (redis.exceptions.BusyLoadingError, Cause.LOADING),
     (
         (
