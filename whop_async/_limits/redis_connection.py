@@ -9,9 +9,9 @@ SHA1, and are sent whole only to a node that lacks them.
 
 from __future__ import annotations
 
-import urllib.parse
 import asyncio
 import collections
+import urllib.parse
 from typing import Any
 
 import redis.asyncio
