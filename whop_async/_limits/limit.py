@@ -43,7 +43,7 @@ class RateLimit:
             applications share one Redis (``"whop_async:"``).
         fallback_share: while Redis cannot be reached, each client paces alone at this
             share of the budget; by default one over the number of workers seen sharing
-            it in the last seconds (1/16 before any were seen).
+            it in the last 30 seconds (1/16 before any were seen).
 
     Raises:
         ValueError: a value is out of range, or the Redis address is malformed.
