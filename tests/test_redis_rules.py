@@ -5,8 +5,10 @@ after a refusal and every field of the budget must come out the same."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +29,7 @@ from whop_async._limits.operation import (
     Taken,
     apply,
 )
+from whop_async._limits.pacing import Pacing
 
 from .redis_servers import running
 
@@ -58,17 +61,19 @@ class Both:
         self.memory = OperationBudget.new(ceiling, burst)
         self.keys = shared.keys("rules:", f"budget{next(_names)}", "op")
         self.bounds = shared.Bounds.of(ceiling, burst, cap)
-        self.ask = shared.Ask(ceiling, burst, 0, 0.0, "w", "n")
+        self.ask = shared.Ask(ceiling, burst, False, 0, 0.0, "w", "n")
         self.cap = cap
         self.now = START
         self.nonces = itertools.count()
 
-    def take(self, accepted: int, owed: float) -> None:
+    def take(self, accepted: int, owed: float, queued: bool) -> None:
         self.memory.accepted(accepted, self.now)
         if owed:
             self.memory.owe(self.now, owed)
-        decided = self.memory.take(self.now, ahead=self.memory.burst)
-        ask = self.ask._replace(accepted=accepted, owed=owed, nonce=f"n{next(self.nonces)}")
+        decided = self.memory.take(self.now, ahead=shared.BOOKED_AHEAD, queued=queued)
+        ask = self.ask._replace(
+            queued=queued, accepted=accepted, owed=owed, nonce=f"n{next(self.nonces)}"
+        )
         args = shared.take_args(repr(self.now), ask, self.bounds)
         answer = shared.answered(run(self.client, shared.TAKE, self.keys, args))
         assert answer.bad == ""
@@ -112,9 +117,9 @@ def recent(slots: dict[int, int], oldest: int) -> dict[int, int]:
 
 def as_decision(answer: shared.Answered) -> Decision:
     if answer.kind == "send":
-        return Taken(Go.SEND, answer.moment)
+        return Taken(Go.SEND, answer.moment, answer.now)
     if answer.kind == "probe":
-        return Taken(Go.PROBE, answer.moment)
+        return Taken(Go.PROBE, answer.moment, answer.now)
     return Wait(answer.moment, gated=answer.gated, firm=answer.firm)
 
 
@@ -131,13 +136,16 @@ hints = st.one_of(
         st.sampled_from([1.0, 0.001]),
     ),
 )
-takes = st.tuples(st.just("take"), steps, st.integers(0, 3), st.sampled_from([0.0, 0.0, 0.02]))
+takes = st.tuples(
+    st.just("take"), steps, st.integers(0, 3), st.sampled_from([0.0, 0.0, 0.02]), st.booleans()
+)
 reports = st.tuples(
     st.just("told"),
     steps,
     st.sampled_from(list(Answer)),
     st.sampled_from(list(Go)),
     st.floats(0.0, 0.5),
+    st.sampled_from([0.0, 0.0, 0.01, 0.3]),
     hints,
 )
 events = st.lists(st.one_of(takes, takes, reports), min_size=1, max_size=40)
@@ -157,10 +165,11 @@ def test_the_scripts_decide_as_the_python_rules_do(
     for event in happenings:
         both.now += event[1]
         if event[0] == "take":
-            both.take(event[2], event[3])
+            both.take(*event[2:])
         else:
-            _, _, answer, go, ago, hint = event
-            both.told(Report(go, both.now - ago, answer, hint, cap))
+            _, _, answer, go, ago, granted_before, hint = event
+            sent_at = both.now - ago
+            both.told(Report(go, sent_at, sent_at - granted_before, answer, hint, cap))
         both.agree()
 
 
@@ -193,3 +202,27 @@ def test_the_take_script_and_python_tell_bad_values_alike(
     if python_says_bad:  # replaced by a fresh budget: the turn goes at once
         assert answer.kind == "send"
         assert math.isclose(answer.moment, both.now)
+
+
+@settings(max_examples=30, deadline=None)
+@given(workers=st.integers(2, 200), seed=st.integers(0, 2**32), late=st.floats(0.0, 0.02))
+def test_workers_told_to_come_back_are_served_before_newcomers_and_the_pace_holds(
+    workers: int, seed: int, late: float
+) -> None:
+    # Each worker sends at its booked turn and asks again at once; one told to come back
+    # comes back up to ``late`` after the moment it was given. Nobody is sent to the back
+    # of the line twice, so the line never grows: the pace stays the budget's.
+    chance = random.Random(seed)
+    pacing, rate, burst = Pacing(), 100.0, 10
+    asks = [(chance.uniform(0, 0.01), worker, False) for worker in range(workers)]
+    heapq.heapify(asks)
+    sent = []
+    while asks[0][0] < 30.0:
+        now, worker, queued = heapq.heappop(asks)
+        slot = pacing.take(now, rate, burst, shared.BOOKED_AHEAD, queued)
+        if slot.taken:
+            sent.append(slot.at)
+        heapq.heappush(asks, (slot.at + chance.uniform(0, late), worker, not slot.taken))
+    steady = [moment for moment in sent if 5.0 <= moment < 30.0]
+    assert len(steady) >= 0.97 * 25 * rate
+    assert pacing.queue_at - 30.0 <= (workers + 1) / rate + late

@@ -158,7 +158,7 @@ class Engine:
         the store needs I/O for it (a refusal to a shared budget), else None."""
         limiter.window_released(ticket)
         answer, hint = self._answer_of(limiter, ticket, call, error)
-        report = Report(ticket.go, ticket.sent_at, answer, hint, self._cap)
+        report = Report(ticket.go, ticket.sent_at, ticket.granted_at, answer, hint, self._cap)
         applied, standing = self._store.report_now(limiter.operation, report)
         if not applied:
             return self._reported(limiter, report)

@@ -125,13 +125,15 @@ class RateEstimate:
         """A request refused at ``now`` (news or not: every one tells the density)."""
         self._count(self.refused_slots, 1, now)
 
-    def refused(self, sent_at: float, now: float) -> None:
-        """A refusal of a request sent at ``sent_at`` while the gate was open."""
+    def refused(self, sent_at: float, granted_at: float, now: float) -> None:
+        """A refusal of a request sent at ``sent_at`` while the gate was open, its turn
+        granted at ``granted_at`` (before the last cut: it says nothing of the rate
+        now, even if it was sent after)."""
         if now - self.last_refusal > EPISODE_QUIET:
             self.episode_start = sent_at
         self.last_refusal = now
-        if sent_at < self.last_cut:
-            return  # sent before the last cut: it says nothing about the rate now
+        if granted_at < self.last_cut:
+            return  # granted before the last cut: it says nothing about the rate now
         current = self.rate(now)
         if self.phase is Phase.RAMPING:
             # The doubling went over the limit: from what the server took over the last

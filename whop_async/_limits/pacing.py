@@ -5,7 +5,7 @@ A budget in one process answers "now" or "wait". A budget shared by many process
 also books a turn among the next few (the asker sleeps until it and sends without
 asking again), and tells askers whose turn lies further ahead when to ask again, an
 interval apart in the order they asked: waiting workers are woken one by one, never
-all at once.
+all at once, and served before those who ask after them.
 
 Pure: no clock, no I/O; the time is an argument.
 """
@@ -16,6 +16,10 @@ import math
 from typing import NamedTuple
 
 import attrs
+
+# A turn due within this many seconds is due now: timers and sums of floats land a hair
+# either side of a moment, and a wait of a hair would be asked about again and again.
+EARLY = 1e-6
 
 
 class Slot(NamedTuple):
@@ -28,26 +32,31 @@ class Slot(NamedTuple):
 @attrs.define
 class Pacing:
     """The theoretical arrival time (``tat``) of the next request at the current rate,
-    and, for a shared budget, when the next asker told to come back is due
+    and, for a shared budget, when the last asker told to come back is due
     (``queue_at``)."""
 
     tat: float = -math.inf
     queue_at: float = -math.inf
 
-    def take(self, now: float, rate: float, burst: int, ahead: int = 0) -> Slot:
+    def take(
+        self, now: float, rate: float, burst: int, ahead: int = 0, queued: bool = False
+    ) -> Slot:
         """The next turn if it is due now, or among the next ``ahead`` turns (booked:
-        its moment may be ahead of ``now``); else when to ask again."""
+        its moment may be ahead of ``now``); else when to ask again. ``queued``: the
+        asker was told to come back, and is served before those who were not."""
         if math.isinf(rate):
             return Slot(True, now)
         interval = 1.0 / rate
         within = ahead * interval
         due = max(now, self.tat - (burst - 1) * interval)
-        if due - now > within:
-            ask_at = due - within
-            if ahead:
-                # Told apart, so that those waiting come back one at a time.
-                ask_at = max(ask_at, self.queue_at)
-                self.queue_at = ask_at + interval
+        newcomer = ahead > 0 and not queued
+        # A newcomer goes behind those told to come back: each of them comes back as a
+        # turn opens, and finds it taken by nobody else.
+        ask_at = due - within
+        if ask_at > now + EARLY or (newcomer and self.queue_at > now):
+            if newcomer:
+                ask_at = max(ask_at, self.queue_at + interval)
+                self.queue_at = ask_at
             return Slot(False, ask_at)
         self.tat = max(self.tat, due) + interval
         return Slot(True, due)

@@ -16,10 +16,11 @@ it), no faster than the budget together; what it spent counts when Redis answers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import redis.exceptions
@@ -29,7 +30,7 @@ from . import shared
 from .gate import Wait
 from .limit import RateLimit
 from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, Taken, apply
-from .pacing import Slot
+from .pacing import EARLY, Slot
 from .redis_connection import Connection
 from .redis_faults import Contended, Fault, Health, fault_of
 from .store import APPLIED, NOT_NOW, MemoryStore
@@ -76,6 +77,11 @@ class RedisStore:
         self._offset = 0.0
         self._alive = 0
         self._held: dict[str, Slot] = {}  # a booked turn, or when to ask again
+        # When a booked turn was granted: its answer is judged by the budget of then
+        # (a refusal of a turn booked before a cut or a pause is no news).
+        self._booked_at: dict[str, float] = {}
+        # When a worker told to come back was due: it is served before newcomers.
+        self._queued: dict[str, float] = {}
         # Accepted answers not yet told: they go with this process's next turn.
         self._unreported: dict[str, int] = {}
         self._owed: dict[str, float] = {}
@@ -133,11 +139,11 @@ class RedisStore:
         if held is None:
             return None
         now = self.now()
-        if held.at > now:
+        if held.at > now + EARLY:
             return Wait(held.at - now)
         del self._held[operation]
         if held.taken and now - held.at <= _STALE:
-            return Taken(Go.SEND, held.at)
+            return Taken(Go.SEND, held.at, self._booked_at[operation])
         return None
 
     async def _shared_or_local(
@@ -155,60 +161,77 @@ class RedisStore:
                 return result
         return local_way(self._local())
 
-    def _ask(self, operation: str) -> shared.Ask:
+    def _ask(self, operation: str, accepted: int, *, queued: bool = False) -> shared.Ask:
         return shared.Ask(
             self.limit.rate,
             self.limit.burst_size,
-            self._unreported.get(operation, 0),
+            queued,
+            accepted,
             self._owed.get(operation, 0.0),
             self._worker,
             f"{self._worker}{next(self._nonces):x}",
         )
 
+    @contextlib.contextmanager
+    def _claimed(self, operation: str) -> Iterator[int]:
+        """The accepted answers not yet told, taken by one script (a take and a report
+        may run at once: each tells its own), and given back if it fails."""
+        accepted = self._unreported.pop(operation, 0)
+        try:
+            yield accepted
+        except BaseException:
+            if accepted:
+                self._unreported[operation] = self._unreported.get(operation, 0) + accepted
+            raise
+
     async def _take_shared(self, operation: str) -> Decision:
-        ask = self._ask(operation)
-        args = shared.take_args(self._now_arg(), ask, self._bounds)
-        answer = shared.answered(
-            await self._connection.run(shared.TAKE, self._keys(operation), args)
-        )
+        back = self._queued.pop(operation, None)
+        queued = back is not None and self.now() - back <= _STALE
+        with self._claimed(operation) as accepted:
+            ask = self._ask(operation, accepted, queued=queued)
+            args = shared.take_args(self._now_arg(), ask, self._bounds)
+            reply = await self._connection.run(shared.TAKE, self._keys(operation), args)
+        answer = shared.answered(reply)
         self._saw(answer.now)
-        self._told(operation, ask.accepted)
         self._owed.pop(operation, None)
         self._alive = answer.alive
         if answer.bad:
             self._replaced(operation, answer.bad)
         if answer.kind == "probe":
-            return Taken(Go.PROBE, answer.moment)
+            return Taken(Go.PROBE, answer.moment, answer.moment)
         if answer.kind == "send":
             self._held[operation] = Slot(True, answer.moment)
+            self._booked_at[operation] = answer.now
             booked = self._held_decision(operation)
             assert booked is not None
             return booked
         if not answer.firm:  # the probe is in flight: its answer may open the gate any moment
             return Wait(answer.moment, gated=True, firm=False)
-        self._held[operation] = Slot(False, self.now() + answer.moment)
+        back = self.now() + answer.moment
+        self._held[operation] = Slot(False, back)
+        if not answer.gated:
+            self._queued[operation] = back
         return Wait(answer.moment, gated=answer.gated)
 
     async def _report_shared(self, operation: str, report: Report) -> Standing | None:
         keys = self._keys(operation)[:3]
-        accepted = self._unreported.get(operation, 0)
+        with self._claimed(operation) as accepted:
 
-        def reported(budget: OperationBudget, now: float) -> Standing | None:
-            budget.accepted(accepted, now)
-            return apply(budget, report, now)
+            def reported(budget: OperationBudget, now: float) -> Standing | None:
+                budget.accepted(accepted, now)
+                return apply(budget, report, now)
 
-        for _ in range(WRITE_ATTEMPTS):
-            read = await self._connection.run(shared.READ, keys, [self._now_arg()])
-            ask = self._ask(operation)
-            standing, rewrite = shared.rewrite(read, ask, self._bounds, reported)
-            self._saw(rewrite.now)
-            if rewrite.bad is not None:
-                self._replaced(operation, rewrite.bad)
-            written = [rewrite.expected, str(shared.TTL_MS), rewrite.change]
-            if await self._connection.run(shared.WRITE, keys, written):
-                self._told(operation, accepted)
-                return standing
-        raise Contended(f"the budget changed under each of {WRITE_ATTEMPTS} writes")
+            for _ in range(WRITE_ATTEMPTS):
+                read = await self._connection.run(shared.READ, keys, [self._now_arg()])
+                ask = self._ask(operation, accepted)
+                standing, rewrite = shared.rewrite(read, ask, self._bounds, reported)
+                self._saw(rewrite.now)
+                if rewrite.bad is not None:
+                    self._replaced(operation, rewrite.bad)
+                written = [rewrite.expected, str(shared.TTL_MS), rewrite.change]
+                if await self._connection.run(shared.WRITE, keys, written):
+                    return standing
+            raise Contended(f"the budget changed under each of {WRITE_ATTEMPTS} writes")
 
     def _keys(self, operation: str) -> list[str]:
         return shared.keys(self.limit.prefix, self._key, operation)
@@ -220,13 +243,6 @@ class RedisStore:
     def _saw(self, now: float) -> None:
         """Redis's time as a script saw it: the shared clock follows it."""
         self._offset = now - self._clock.monotonic()
-
-    def _told(self, operation: str, accepted: int) -> None:
-        left = self._unreported.get(operation, 0) - accepted
-        if left > 0:
-            self._unreported[operation] = left
-        else:
-            self._unreported.pop(operation, None)
 
     def _replaced(self, operation: str, reason: str) -> None:
         logger.warning(

@@ -5,9 +5,10 @@
 --
 -- KEYS: the budget (hash), its accepted answers, its refusals (sorted sets), the
 --       budget's workers (sorted set)
--- ARGV: now ('' for Redis's own time), ceiling, burst, turns booked ahead, accepted answers to
---       count, seconds owed, worker, TTL (ms), nonce, then the bounds: ahead, gate,
---       lease, past
+-- ARGV: now ('' for Redis's own time), ceiling, burst, turns booked ahead, whether
+--       the asker was told to come back ('1') or not, accepted answers to count,
+--       seconds owed, worker, TTL (ms), nonce, then the bounds: ahead, gate, lease,
+--       past
 -- (generated from shared.py)
 
 local now = tonumber(ARGV[1])
@@ -16,11 +17,12 @@ if not now then
   now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
 local ceiling, burst, ahead = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local accepted, owed = tonumber(ARGV[5]), tonumber(ARGV[6])
-local worker, ttl, nonce = ARGV[7], ARGV[8], ARGV[9]
+local queued = ARGV[5] == '1'
+local accepted, owed = tonumber(ARGV[6]), tonumber(ARGV[7])
+local worker, ttl, nonce = ARGV[8], ARGV[9], ARGV[10]
 local bounds = {
-  ahead = tonumber(ARGV[10]), gate = tonumber(ARGV[11]),
-  lease = tonumber(ARGV[12]), past = tonumber(ARGV[13]),
+  ahead = tonumber(ARGV[11]), gate = tonumber(ARGV[12]),
+  lease = tonumber(ARGV[13]), past = tonumber(ARGV[14]),
 }
 
 local function fmt(x)
@@ -165,11 +167,12 @@ if in_force == math.huge then return answer('send', now, 0, 1) end
 local interval = 1 / in_force
 local within = ahead * interval
 local due = math.max(now, b.tat - (burst - 1) * interval)
-if due - now > within then
-  local ask_at = due - within
-  if ahead > 0 then
-    ask_at = math.max(ask_at, b.queue_at)
-    b.queue_at = ask_at + interval
+local newcomer = ahead > 0 and not queued
+local ask_at = due - within
+if ask_at > now + EARLY or (newcomer and b.queue_at > now) then
+  if newcomer then
+    ask_at = math.max(ask_at, b.queue_at + interval)
+    b.queue_at = ask_at
     table.insert(changed, 'queue_at')
   end
   return answer('wait', ask_at - now, 0, 1)
