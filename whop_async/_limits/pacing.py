@@ -49,12 +49,13 @@ class Pacing:
         interval = 1.0 / rate
         within = ahead * interval
         due = max(now, self.tat - (burst - 1) * interval)
+        # A newcomer goes behind those told to come back (each comes back as a turn
+        # opens, and finds it taken by nobody else); whoever is told to come back goes
+        # to the end of the line, so that they come back an interval apart.
         newcomer = ahead > 0 and not queued
-        # A newcomer goes behind those told to come back: each of them comes back as a
-        # turn opens, and finds it taken by nobody else.
         ask_at = due - within
         if ask_at > now + EARLY or (newcomer and self.queue_at > now):
-            if newcomer:
+            if ahead:
                 ask_at = max(ask_at, self.queue_at + interval)
                 self.queue_at = ask_at
             return Slot(False, ask_at)

@@ -170,7 +170,7 @@ local due = math.max(now, b.tat - (burst - 1) * interval)
 local newcomer = ahead > 0 and not queued
 local ask_at = due - within
 if ask_at > now + EARLY or (newcomer and b.queue_at > now) then
-  if newcomer then
+  if ahead > 0 then
     ask_at = math.max(ask_at, b.queue_at + interval)
     b.queue_at = ask_at
     table.insert(changed, 'queue_at')
