@@ -15,6 +15,7 @@ import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import pytest
 import redis
@@ -277,3 +278,23 @@ async def unpause_all(
             return await whop.ad_groups.unpause_many(these, concurrency=concurrency)
 
     return list(await asyncio.gather(*map(one, ids)))
+
+
+@contextlib.contextmanager
+def stalled_once_while_redis_answers(seconds: float) -> Iterator[None]:
+    """The first script sent is answered while the process stands still for
+    ``seconds`` (on a virtual-time loop: its clock jumps as a starved process's would)."""
+    import redis.asyncio.client
+
+    original = redis.asyncio.client.Redis.execute_command
+    stalled = False
+
+    async def stalling(client: Any, *args: Any, **options: Any) -> Any:
+        nonlocal stalled
+        if not stalled and str(args[0]).upper() in ("EVALSHA", "EVAL"):
+            stalled = True
+            asyncio.get_running_loop()._jumping.now += seconds  # type: ignore[attr-defined]
+        return await original(client, *args, **options)
+
+    with mock.patch.object(redis.asyncio.client.Redis, "execute_command", stalling):
+        yield

@@ -25,6 +25,7 @@ from .redis_servers import (
     multi_client,
     run_against_redis,
     running,
+    stalled_once_while_redis_answers,
     unpause_all,
 )
 from .scenarios import Server, bulk, limited, serving, unlimited
@@ -291,3 +292,22 @@ def test_each_cause_is_said_as_what_it_is_without_a_password(
     assert said_as in said
     assert f"trying Redis again {again}" in said
     assert SECRET not in said
+
+
+def test_a_worker_starved_of_cpu_past_the_timeout_tries_again_instead_of_pacing_alone(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The process stalls for half a second while Redis answers its first turn: the
+    # answer waits unread and the quarter-second timeout is noticed late. That is the
+    # process's doing, not Redis's: tried once more, no fallback, nothing said.
+    limit = RateLimit(100, per=1.0, redis=server.url, key="starved")
+
+    async def run() -> list[whop_async.BulkResult]:
+        with serving(unlimited()), stalled_once_while_redis_answers(0.5):
+            return await unpause_all(limit, multi_client(1, 20))
+
+    with caplog.at_level(logging.WARNING, logger="whop_async"):
+        [result], io = run_against_redis(run())
+    assert result.ok
+    assert warnings_of(caplog) == []
+    assert io.commands["EVALSHA"] + io.commands["EVAL"] >= 21  # the stalled one, again
