@@ -29,6 +29,9 @@ import aiohttp
 
 import whop_async
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import workers  # the worker processes the tests run too
+
 KEY = "sk_bench"
 CONCURRENCY = 64
 
@@ -694,21 +697,6 @@ async def run_memory(counts: list[int], many_counts: list[int]) -> None:
                       f"| {growth} | {held} |")  # fmt: skip
 
 
-WORKER = """
-import asyncio, sys
-import whop_async
-
-async def main(base_url, key, redis_url, first, count):
-    limit = whop_async.RateLimit(100, per=1.0, redis_url=redis_url or None)
-    ids = [f"adgrp_w{index:09d}" for index in range(first, first + count)]
-    async with whop_async.WhopClient(key, base_url=base_url, rate_limit=limit) as client:
-        result = await client.ad_groups.unpause_many(ids, concurrency=16)
-    print(len(result.succeeded))
-
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
-"""
-
-
 @contextlib.asynccontextmanager
 async def redis_server() -> AsyncIterator[str]:
     """A throwaway redis-server on a free port."""
@@ -728,42 +716,67 @@ async def redis_server() -> AsyncIterator[str]:
         await server.wait()
 
 
-async def run_workers(workers: int, each: int) -> None:
-    """``workers`` processes, one key, disjoint ids, a server limited to 100/s: each
-    pacing alone at 100/s, then all sharing one budget through Redis."""
-    print(f"\n## shared budget: {workers} processes x {each} ids, one key, server 100/s burst 10")
-    print("| budget | seconds | lost | requests | 429s | vs ideal |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    ideal = (workers * each - 10) / 100
+# What clients send Redis themselves (every other command a script's own).
+CLIENT_COMMANDS = ("evalsha", "eval", "hello", "client|setinfo", "auth", "select", "ping")
+
+
+async def redis_counters(redis_url: str) -> tuple[int, int, int]:
+    """Scripts run, round trips (every command a client sent), bytes in and out, so far."""
+    import redis.asyncio
+
+    async with redis.asyncio.Redis.from_url(redis_url) as client:
+        commands = await client.info("commandstats")
+        stats = await client.info("stats")
+
+    def calls(*names: str) -> int:
+        return sum(commands.get(f"cmdstat_{name}", {}).get("calls", 0) for name in names)
+
+    traffic = stats["total_net_input_bytes"] + stats["total_net_output_bytes"]
+    return calls("evalsha", "eval"), calls(*CLIENT_COMMANDS), traffic
+
+
+async def run_workers(counts: list[int], ids: int) -> None:
+    """``ids`` split between worker processes on one key, a server limited to 100/s:
+    each worker pacing alone at 100/s, then all sharing one budget through Redis, started
+    apart and released together (and once started cold, all at once)."""
+    print(f"\n## shared budget: {ids:,} ids split between worker processes, one key, "
+          "server 100/s burst 10")  # fmt: skip
+    print("Target: 0 lost; <= 1.1 x ideal and <= 2 % 429s with any number of workers; "
+          "Redis round trips per unpause a small constant.\n")  # fmt: skip
+    print("| workers | budget | span (s) | vs ideal | wall with exits (s) | lost | requests "
+          "| 429s | Redis scripts per unpause | Redis round trips per unpause "
+          "| Redis bytes per unpause |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ideal = (ids - 10) / 100
+    runs = [(counts[0], "each process alone (100/s each)", False, False)]
+    runs += [(count, "shared through Redis", True, False) for count in counts]
+    runs.append((counts[-1], "shared, started cold", True, True))
     async with standin(SCENARIOS["bucket-ms"].flags) as base, redis_server() as redis_url:
-        for label, url in (
-            ("each process alone (100/s each)", ""),
-            ("shared through Redis", redis_url),
-        ):
+        for count, label, shared, cold in runs:
             await server_call(base, "POST", "/_fake/reset")
-            started = time.perf_counter()
-            processes = [
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-c",
-                    WORKER,
-                    f"{base}/api/v1",
-                    KEY,
-                    url,
-                    str(n * each),
-                    str(each),
-                    stdout=asyncio.subprocess.DEVNULL,
-                )
-                for n in range(workers)
-            ]
-            for process in processes:
-                await process.wait()
-            seconds = time.perf_counter() - started
+            before = await redis_counters(redis_url)
+            started = time.time()  # a cold run's starts are its run
+            processes = await workers.start(
+                f"{base}/api/v1", KEY, redis_url if shared else "", workers=count,
+                each=ids // count, rate=100, cold=cold,
+            )  # fmt: skip
+            if not cold:
+                started = time.time()
+            codes = await workers.run(processes)
+            wall = time.time() - started
+            span = await workers.last_done(processes) - started
+            after = await redis_counters(redis_url)
+            scripts, trips, traffic = (a - b for a, b in zip(after, before, strict=True))
             stats = await server_call(base, "GET", "/_fake/stats")
-            share = stats["rate_limited"] / max(stats["requests"], 1)
-            print(f"| {label} | {seconds:.2f} | {workers * each - len(stats['attempts'])} "
-                  f"| {stats['requests']} | {stats['rate_limited']} ({share:.1%}) "
-                  f"| {seconds / ideal:.2f} x |")  # fmt: skip
+            unpaused = len(stats["attempts"])
+            unpauses = stats["requests"] - (0 if cold else count)  # each warm worker's retrieve
+            share = stats["rate_limited"] / max(unpauses, 1)
+            per = (f"{scripts / ids:.2f} | {trips / ids:.2f} | {traffic / ids:,.0f}"
+                   if shared else "- | - | -")  # fmt: skip
+            print(f"| {count} | {label} | {span:.2f} | {span / ideal:.2f} x | {wall:.2f} "
+                  f"| {ids - unpaused} | {unpauses} | {stats['rate_limited']} ({share:.1%}) "
+                  f"| {per} |")  # fmt: skip
+            assert codes == [0] * count or not shared, codes
 
 
 async def main() -> None:
@@ -778,6 +791,9 @@ async def main() -> None:
                         help="unpause_many's runs (memory)")  # fmt: skip
     parser.add_argument("--scaling-ids", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--open-ids", type=int, default=4_000, help="ids a round of open")
+    parser.add_argument("--shared-workers", type=int, nargs="+", default=[4, 16, 32],
+                        help="worker processes of each shared run (shared)")  # fmt: skip
+    parser.add_argument("--shared-ids", type=int, default=1_280, help="ids of a shared run")
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
@@ -791,7 +807,7 @@ async def main() -> None:
         elif name == "memory":
             await run_memory(options.memory_ids, options.many_ids)
         elif name == "shared":
-            await run_workers(4, 300)
+            await run_workers(options.shared_workers, options.shared_ids)
         elif name == "service":
             await run_service(options.rounds)
         elif name == "single":

@@ -10,6 +10,7 @@ milliseconds, and no figure depends on how busy the machine is.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -276,10 +277,12 @@ async def timed_calls(
 
 class RealIO:
     """Counts Redis commands in flight, so virtual time stands still while one is
-    answered (``run_virtual(..., io_pending=real_io.pending)``)."""
+    answered (``run_virtual(..., io_pending=real_io.pending)``), and every command sent
+    by name (``commands["EVALSHA"]``)."""
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.commands: collections.Counter[str] = collections.Counter()
 
     def pending(self) -> bool:
         return self.in_flight > 0
@@ -292,6 +295,7 @@ class RealIO:
         counter = self
 
         async def counted(client: Any, *args: Any, **options: Any) -> Any:
+            counter.commands[str(args[0]).upper()] += 1
             counter.in_flight += 1
             try:
                 return await original(client, *args, **options)

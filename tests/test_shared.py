@@ -19,7 +19,14 @@ import whop_async
 from whop_async import RateLimit, WhopClient
 from whop_async.testing import FakeWhop, run_virtual
 
-from .redis_servers import RedisServer, running_redis_server
+from . import workers
+from .redis_servers import (
+    RedisServer,
+    multi_client,
+    run_against_redis,
+    running_redis_server,
+    unpause_all,
+)
 from .scenarios import RealIO, Server, client, limited, serving
 
 
@@ -41,11 +48,19 @@ def shared(
     return RateLimit(requests, per=per, redis_url=redis_server.url, **options)  # type: ignore[arg-type]
 
 
-def budget_in(stored: bytes | None) -> dict[str, Any]:
-    """An operation's budget as stored in Redis."""
-    assert stored is not None
-    state: dict[str, Any] = json.loads(stored)
-    return state
+async def budget_in(redis_client: redis.asyncio.Redis, key: str) -> dict[str, Any]:
+    """An operation's budget as stored in Redis: its fields, each a JSON value."""
+    stored = await redis_client.hgetall(key)
+    assert stored
+    return {name.decode(): json.loads(value) for name, value in stored.items()}
+
+
+async def everything_in(redis_client: redis.asyncio.Redis, key: str) -> object:
+    """Whatever ``key`` holds, whatever its type."""
+    kind = (await redis_client.type(key)).decode()
+    if kind == "hash":
+        return await redis_client.hgetall(key)
+    return await redis_client.zrange(key, 0, -1, withscores=True)
 
 
 async def redis_now(redis_client: redis.asyncio.Redis) -> float:
@@ -89,7 +104,7 @@ async def test_the_budget_key_is_a_hash_never_the_api_key(
         assert all(key.startswith("whop_async:{") for key in keys)
         for key in keys:
             assert fake.api_key not in key
-            assert fake.api_key not in str(await redis_client.get(key))
+            assert fake.api_key not in str(await everything_in(redis_client, key))
         named = shared(redis_server, 100, key="team-ads")
         async with WhopClient(fake.api_key, base_url=fake.base_url, rate_limit=named) as client:
             await client.ad_groups.unpause(fake.ids[0])
@@ -109,58 +124,32 @@ async def test_nothing_longer_than_max_server_wait_is_written(
                 await whop.ad_groups.unpause(fake.ids[1])  # "come back tomorrow"
         assert caught.value.retry_after is not None
         assert caught.value.retry_after == 86_400.0  # the window began with the first call
-    state = budget_in(await redis_client.get("whop_async:{long}:ad_groups.unpause"))
+    state = await budget_in(redis_client, "whop_async:{long}:ad_groups.unpause")
     now = await redis_now(redis_client)
-    assert not state["gate"]["passing"]
-    assert state["gate"]["probe_at"] - now <= 30.0
+    assert not state["passing"]
+    assert state["probe_at"] - now <= 30.0
     assert 0 < await redis_client.pttl("whop_async:{long}:ad_groups.unpause") <= 3_600_000
-
-
-WORKER = """
-import asyncio, sys
-import whop_async
-
-async def main(base_url, key, redis_url, first, count, rate):
-    limit = whop_async.RateLimit(rate, per=1.0, redis_url=redis_url or None)
-    ids = [f"adgrp_{n:012d}" for n in range(first, first + count)]
-    async with whop_async.WhopClient(key, base_url=base_url, rate_limit=limit) as client:
-        result = await client.ad_groups.unpause_many(ids, concurrency=8)
-    sys.exit(0 if result.ok else 1)
-
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
-                 int(sys.argv[6])))
-"""
-
-
-async def start_worker(
-    fake: FakeWhop, redis_url: str, first: int, count: int, rate: int
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WORKER, fake.base_url, fake.api_key, redis_url,
-        str(first), str(count), str(rate),
-    )  # fmt: skip
 
 
 async def test_four_processes_share_one_budget_with_almost_no_429s(
     redis_server: RedisServer,
 ) -> None:
-    workers, each = 4, 40
+    count, each = 4, 40
     async with FakeWhop(
-        groups=workers * each,
+        groups=count * each,
         rate_limit=100,
         per=1.0,
         limiter="bucket",
         burst=10,
         hint="retry-after-ms",
     ) as fake:
-        processes = [
-            await start_worker(fake, redis_server.url, 1 + n * each, each, 100)
-            for n in range(workers)
-        ]
-        codes = [await process.wait() for process in processes]
-        assert codes == [0] * workers
-        assert fake.statuses() == {"active": workers * each}
-        assert fake.stats.rate_limited <= 0.02 * fake.stats.requests
+        started = await workers.start(
+            fake.base_url, fake.api_key, redis_server.url, workers=count, each=each, rate=100
+        )
+        assert await workers.run(started) == [0] * count
+        assert fake.statuses() == {"active": count * each}
+        unpauses = fake.stats.requests - count  # each worker's retrieve before it
+        assert fake.stats.rate_limited <= 0.02 * unpauses
 
 
 async def wait_until_active(fake: FakeWhop, count: int) -> None:
@@ -175,15 +164,18 @@ async def test_a_killed_worker_leaves_nothing_that_holds_the_others_back(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
     async with FakeWhop(groups=400, rate_limit=None, latency=0.01) as fake:
-        worker = await start_worker(fake, redis_server.url, 1, 400, 50)
+        [worker] = await workers.start(
+            fake.base_url, fake.api_key, redis_server.url, workers=1, each=400, rate=50
+        )
+        workers.release([worker])
         await wait_until_active(fake, 30)
         worker.send_signal(signal.SIGKILL)
         await worker.wait()
         now = await redis_now(redis_client)
         [state_key] = [key async for key in redis_client.scan_iter("whop_async:*ad_groups.unpause")]
-        state = budget_in(await redis_client.get(state_key))
-        assert state["pacing"]["tat"] - now <= 1.0  # turns are taken, never booked ahead
-        assert state["gate"]["passing"] or state["gate"]["lease_until"] - now <= 5.0
+        state = await budget_in(redis_client, state_key)
+        assert state["tat"] - now <= 1.0  # turns are booked at most a burst ahead
+        assert state.get("passing", True) or state["lease_until"] - now <= 5.0
 
 
 async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(
@@ -205,9 +197,9 @@ async def test_redis_stopped_mid_run_loses_nothing_and_comes_back(
                 assert result.ok
                 assert fake.statuses() == {"active": 150}
                 redis_server.start()
-                await asyncio.sleep(1.1)  # the client tries Redis again after a second
+                await asyncio.sleep(0.3)  # the client tries Redis again after a quarter second
                 await client.ad_groups.pause(fake.ids[0])
-        unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        unreachable = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
         assert len(unreachable) == 1  # said once, not once per call
         assert any("answers again" in r.getMessage() for r in caplog.records)
         back = redis.asyncio.Redis.from_url(redis_server.url)
@@ -266,4 +258,28 @@ async def test_a_stalled_redis_is_given_up_on_without_holding_calls(
             assert result.ok
             assert not staller.done()  # the calls finished while Redis was still asleep
             await staller
-    assert any("unreachable" in record.getMessage() for record in caplog.records)
+    assert any("did not answer in time" in record.getMessage() for record in caplog.records)
+
+
+def test_sixteen_workers_against_a_server_stricter_than_told_settle_at_its_rate(
+    redis_server: RedisServer,
+) -> None:
+    # A server at half the told rate: a refusal closes the gate for every worker, and
+    # the one turn each may hold booked is judged by the budget of when it was granted,
+    # so no cut follows another from turns booked before it. Accepted answers reach the
+    # shared evidence with each worker's next turn, so a cut measures a little short and
+    # more is refused than by a lone client (about 6 %), but nothing like a cascade.
+    stand_in = limited(50, limiter="bucket", burst=10, hint="retry-after-ms")
+    limit = RateLimit(100, per=1.0, redis=redis_server.url, key="stricter")
+
+    async def run() -> tuple[float, list[whop_async.BulkResult]]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with serving(stand_in):
+            results = await unpause_all(limit, multi_client(16, 40))
+        return loop.time() - started, results
+
+    (seconds, results), _ = run_against_redis(run())
+    assert all(result.ok for result in results)
+    assert seconds <= 1.3 * (640 - 10) / 50
+    assert stand_in.refused <= 0.20 * stand_in.requests

@@ -201,7 +201,7 @@ class ClientOptions:
         if key is not None:
             return key
         if not isinstance(self.api_key, str):
-            if self.rate_limit is not None and self.rate_limit.redis_url is not None:
+            if self.rate_limit is not None and self.rate_limit.address is not None:
                 raise ValueError(
                     "a token provider's budget in Redis needs a name that stays when its"
                     " tokens change: give account= (or RateLimit(key=...))"

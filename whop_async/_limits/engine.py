@@ -92,11 +92,11 @@ class Engine:
         self._resting: asyncio.TimerHandle | None = None
 
     def _store_for(self, limit: RateLimit | None, budget_key: str) -> Store:
-        if limit is not None and limit.redis_url is not None:
+        if limit is not None and limit.address is not None:
             # Imported only here: without a shared budget, redis is never needed.
             from .redis import RedisStore
 
-            return RedisStore(limit, budget_key, self.clock)
+            return RedisStore(limit, budget_key, self.clock, self._cap)
         return MemoryStore(limit, self.clock)
 
     @property
@@ -185,7 +185,7 @@ class Engine:
         the store needs I/O for it (a refusal to a shared budget), else None."""
         limiter.window_released(ticket)
         answer, hint = self._answer_of(limiter, ticket, call, error)
-        report = Report(ticket.go, ticket.sent_at, answer, hint, self._cap)
+        report = Report(ticket.go, ticket.sent_at, ticket.granted_at, answer, hint, self._cap)
         applied, standing = self._store.report_now(limiter.operation, report)
         self._rest_soon()
         if not applied:

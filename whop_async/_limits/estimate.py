@@ -63,7 +63,7 @@ MIN_RATE = 0.1
 # Accepted answers are counted in slots of this many seconds.
 SLOT = 0.01
 # Evidence older than this is never read.
-_KEPT = max(ESTIMATE_WINDOW, DENSITY_WINDOW)
+KEPT = max(ESTIMATE_WINDOW, DENSITY_WINDOW)
 
 
 class Phase(enum.Enum):
@@ -136,13 +136,15 @@ class RateEstimate:
         """A request refused at ``now`` (news or not: every one tells the density)."""
         self._count(self.refused_slots, 1, now)
 
-    def refused(self, sent_at: float, now: float) -> None:
-        """A refusal of a request sent at ``sent_at`` while the gate was open."""
+    def refused(self, sent_at: float, granted_at: float, now: float) -> None:
+        """A refusal of a request sent at ``sent_at`` while the gate was open, its turn
+        granted at ``granted_at`` (before the last cut: it says nothing of the rate
+        now, even if it was sent after)."""
         if now - self.last_refusal > EPISODE_QUIET:
             self.episode_start = sent_at
         self.last_refusal = now
-        if sent_at < self.last_cut:
-            return  # sent before the last cut: it says nothing about the rate now
+        if granted_at < self.last_cut:
+            return  # granted before the last cut: it says nothing about the rate now
         current = self.rate(now)
         if self.phase is Phase.RAMPING:
             # The doubling went over the limit: from what the server took over the last
@@ -179,7 +181,7 @@ class RateEstimate:
     def _cut(self, rate: float, now: float) -> None:
         self.cut_rate = max(MIN_RATE, rate)
         self.last_cut = now
-        self._forget_before(now - _KEPT)
+        self._forget_before(now - KEPT)
 
     def _last_second(self, now: float) -> float:
         accepted = self._accepted_rate(now, since=-math.inf)
@@ -210,7 +212,7 @@ class RateEstimate:
         if slot not in slots:
             # Only the last windows are ever read: a service that is never refused would
             # otherwise keep a slot for every moment it was answered.
-            _forget(slots, int((now - _KEPT) // SLOT))
+            _forget(slots, int((now - KEPT) // SLOT))
         slots[slot] = slots.get(slot, 0) + count
 
     def _forget_before(self, moment: float) -> None:

@@ -179,7 +179,8 @@ class Gate(Probed):
         self.passing = True
         self.lease_until = -math.inf
         self.opened_at = now
-        self.last_wait = now - self.closed_at
+        if self.closed_at > -math.inf:  # a probe's answer to a gate that never closed
+            self.last_wait = now - self.closed_at
 
     def _schedule(self, now: float, hint: WaitHint, cap: float) -> None:
         if hint.beyond(cap):

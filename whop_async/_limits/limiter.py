@@ -135,11 +135,13 @@ class Caller(Protocol):
 
 
 class Ticket(NamedTuple):
-    """A turn taken: how and when (in the store's time), whether the slow-start window
-    counts it, and whether it is the outage breaker's probe."""
+    """A turn taken: how, when it goes and when it was granted (in the store's time),
+    whether the slow-start window counts it, and whether it is the outage breaker's
+    probe."""
 
     go: Go
     sent_at: float
+    granted_at: float
     windowed: bool
     breaker_probe: bool
 
@@ -263,7 +265,7 @@ class OperationLimiter:
         window = self.slow_start
         if window is not None:
             window.admit()
-        return Ticket(taken.go, taken.at, window is not None, breaker_probe)
+        return Ticket(taken.go, taken.at, taken.granted, window is not None, breaker_probe)
 
     def _window_has_room(self) -> bool:
         return self.slow_start is None or self.slow_start.has_room()
@@ -378,4 +380,5 @@ class OperationLimiter:
         held = patience.outages and not self._engine.breaker.passing
         if stopped or held or not self._window_has_room():
             return None
-        return self._ticket(Taken(Go.SEND, self._engine.clock.monotonic()), breaker_probe=False)
+        now = self._engine.clock.monotonic()
+        return self._ticket(Taken(Go.SEND, now, now), breaker_probe=False)

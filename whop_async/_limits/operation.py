@@ -26,10 +26,12 @@ class Go(enum.Enum):
 
 
 class Taken(NamedTuple):
-    """A turn taken, ``at`` a moment in the budget's time."""
+    """A turn taken, to go ``at`` a moment in the budget's time, ``granted`` at another
+    (earlier for a turn booked ahead: its answer is judged by the budget of then)."""
 
     go: Go
     at: float
+    granted: float
 
 
 Decision = Taken | Wait
@@ -49,19 +51,25 @@ class OperationBudget:
         """A budget paced at ``ceiling`` (inf: unpaced until the server refuses)."""
         return cls(Pacing(), RateEstimate(ceiling=ceiling), Gate(), burst)
 
-    def take(self, now: float) -> Decision:
-        """A turn at ``now`` (send, or the gate's probe), or how long to wait."""
+    def take(self, now: float, ahead: int = 0, queued: bool = False) -> Decision:
+        """A turn at ``now`` (send, or the gate's probe), a send booked among the next
+        ``ahead`` turns (a shared budget), or how long to wait; ``queued``: the asker
+        was told to come back (see ``Pacing.take``)."""
         gate = self.gate
         if not gate.passing:
             wait = gate.wait(now)
             if wait is not None:
                 return wait
             gate.take_probe(now)
-            return Taken(Go.PROBE, now)
-        seconds = self.pacing.take(now, self.estimate.rate(now), self.burst)
-        if seconds > 0:
-            return Wait(seconds)
-        return Taken(Go.SEND, now)
+            return Taken(Go.PROBE, now, now)
+        slot = self.pacing.take(now, self.estimate.rate(now), self.burst, ahead, queued)
+        if not slot.taken:
+            return Wait(slot.at - now)
+        return Taken(Go.SEND, slot.at, now)
+
+    def owe(self, now: float, seconds: float) -> None:
+        """Turns spent while paced apart count (see ``Pacing.owe``)."""
+        self.pacing.owe(now, seconds, self.estimate.rate(now), self.burst)
 
     def accepted(self, count: int, now: float) -> None:
         """``count`` accepted answers to requests sent while the gate was open."""
@@ -74,16 +82,18 @@ class OperationBudget:
         self.gate.probe_accepted(now)
         self.pacing.no_burst(now, self.estimate.rate(now), self.burst)
 
-    def refused(self, sent_at: float, now: float, hint: WaitHint, cap: float) -> bool:
-        """A 429 for a request sent at ``sent_at`` while the gate was open; ``cap``
-        bounds how long the gate stays closed on the server's word (the caller's
-        ``max_server_wait``). True when the refusal was news (the gate was open, and
-        the request was sent after it last opened)."""
+    def refused(
+        self, sent_at: float, granted_at: float, now: float, hint: WaitHint, cap: float
+    ) -> bool:
+        """A 429 for a request sent at ``sent_at``, its turn granted at ``granted_at``,
+        while the gate was open; ``cap`` bounds how long the gate stays closed on the
+        server's word (the caller's ``max_server_wait``). True when the refusal was news
+        (the gate was open, and the turn was granted after it last opened)."""
         gate = self.gate
         self.estimate.note_refused(now)
-        if not gate.passing or sent_at < gate.opened_at:
+        if not gate.passing or granted_at < gate.opened_at:
             return False
-        self.estimate.refused(sent_at, now)
+        self.estimate.refused(sent_at, granted_at, now)
         gate.close(now, hint, first_step(self.estimate.rate(now)), cap)
         return True
 
@@ -136,6 +146,7 @@ class Report(NamedTuple):
 
     go: Go
     sent_at: float
+    granted_at: float
     answer: Answer
     hint: WaitHint
     cap: float
@@ -166,7 +177,7 @@ def apply(budget: OperationBudget, report: Report, now: float) -> Standing | Non
             budget.probe_refused(now, report.hint, report.cap)
             news = False
         else:
-            news = budget.refused(report.sent_at, now, report.hint, report.cap)
+            news = budget.refused(report.sent_at, report.granted_at, now, report.hint, report.cap)
         return Standing(news, budget.gate.probe_at - now, budget.estimate.rate(now), budget.paced)
     if probe:
         if answer is Answer.FAILED:

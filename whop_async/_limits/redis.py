@@ -1,37 +1,38 @@
 """Operation budgets held in Redis, shared by every client that names the same budget.
 
-Imported only when a RateLimit names a ``redis_url`` (the ``redis`` extra). The rules
-are the same code as for a budget in memory (``operation.py``): a budget is read, changed in
-Python, and written back only if nobody wrote it in between (a compare-and-set in one
-small script), so no rule is written twice. Contention is low: the API allows about ten
-calls a second per operation and key.
+Imported only when a RateLimit names a Redis (the ``redis`` extra). A turn is one
+script, one round trip (``shared.py``): it goes now, goes at a moment booked for this
+worker (held here, and sent then without asking again), or waits until a moment the
+script named (held here too, so a worker asks once per turn however long it waits).
+Accepted answers travel with the next turn. Refusals and probes' answers run the same
+Python rules as a budget in memory (``operation.apply``), read and written back whole.
 
-Time is Redis's own (``TIME``), so clocks that differ between hosts do not matter. A
-turn is taken only when it is due, a probe holds the gate for at most ``PROBE_LEASE``,
-and no wait longer than the caller's ``max_server_wait`` is ever written: a worker
-killed at any moment leaves nothing behind that holds the others back for long. When
-Redis cannot be reached in time, each client falls back to pacing alone at a share of
-the budget, says so once, and returns to the shared budget when Redis answers again.
+Time is Redis's own (``TIME``), so clocks that differ between hosts do not matter; on
+a virtual-time loop (tests), the loop's. While Redis cannot be reached, or refuses,
+each worker paces alone at its share of the budget (one over the workers seen sharing
+it), no faster than the budget together; what it spent counts when Redis answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import itertools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
-import attrs
-import redis.asyncio
 import redis.exceptions
 
 from .._clock import Clock
-from .estimate import Phase, RateEstimate
-from .gate import Gate
+from . import shared
+from .gate import Wait
 from .limit import RateLimit
-from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, apply
-from .pacing import Pacing
+from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, Taken, apply
+from .pacing import EARLY, Slot
+from .redis_connection import Connection
+from .redis_faults import Contended, Fault, Health, fault_of
 from .store import APPLIED, NOT_NOW, MemoryStore
 
 T = TypeVar("T")
@@ -40,57 +41,277 @@ logger = logging.getLogger("whop_async")
 
 # Longer than a healthy Redis ever takes, short enough that a stalled one costs a call
 # at most this much before it falls back.
-_REDIS_TIMEOUT = 0.25
-_RETRY_REDIS_AFTER = 1.0
-_STATE_TTL_MS = 3_600_000
-_WRITE_ATTEMPTS = 50
-
-_READ = """
-local time = redis.call('TIME')
-return {redis.call('GET', KEYS[1]) or '', time[1], time[2]}
-"""
-_WRITE_IF_UNCHANGED = """
-if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-
-
-class _Contended(Exception):
-    """Other clients kept writing the budget between this client's read and write."""
+TIMEOUT = 0.25
+# A timeout noticed this much later than it was due was the process's, starved of CPU
+# (Redis's answer was waiting, unread): tried once more before falling back (32 workers
+# starting on two cores had workers pace alone at 1/16 for want of this).
+_STARVED = 0.1
+# A report's read-and-write is tried this many times while other reports come between.
+WRITE_ATTEMPTS = 20
+# Before any worker was seen, each paces alone at one over this many.
+UNSEEN_WORKERS = 16
+# A booked turn is forgotten this long after its moment: sent so late, it would be a
+# burst.
+_STALE = 1.0
+_FAILURES = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 
 
-def encode(budget: OperationBudget) -> str:
-    """A budget's changing parts as JSON (its limit comes from each client's own)."""
-    estimate = attrs.asdict(budget.estimate, filter=lambda field, _: field.name != "ceiling")
-    estimate["phase"] = budget.estimate.phase.value
-    estimate["accepted"] = sorted(budget.estimate.accepted.items())
-    estimate["refused_slots"] = sorted(budget.estimate.refused_slots.items())
-    state = {
-        "pacing": attrs.asdict(budget.pacing),
-        "estimate": estimate,
-        "gate": attrs.asdict(budget.gate),
-    }
-    return json.dumps(state, separators=(",", ":"))
+class RedisStore:
+    """The budgets of one shared budget key, in Redis, with a local fallback."""
+
+    # At a gate whose probe is in flight, a worker looks again this often: the probe's
+    # answer opens it for everyone, and nobody is told.
+    nap = 0.05
+
+    def __init__(self, limit: RateLimit, budget_key: str, clock: Clock, cap: float) -> None:
+        assert limit.address is not None
+        self.limit = limit
+        self._clock = clock
+        self._key = budget_key
+        self._bounds = shared.Bounds.of(limit.rate, limit.burst_size, cap)
+        self._connection = Connection(limit.address, TIMEOUT)
+        self._health = Health(limit.address.describe())
+        self._worker = secrets.token_hex(4)
+        self._nonces = itertools.count()
+        self._offset = 0.0
+        self._alive = 0
+        self._held: dict[str, Slot] = {}  # a booked turn, or when to ask again
+        # When a booked turn was granted: its answer is judged by the budget of then
+        # (a refusal of a turn booked before a cut or a pause is no news).
+        self._booked_at: dict[str, float] = {}
+        # When a worker told to come back was due: it is served before newcomers.
+        self._queued: dict[str, float] = {}
+        # Accepted answers not yet told: they go with this process's next turn.
+        self._unreported: dict[str, int] = {}
+        self._owed: dict[str, float] = {}
+        self._fallback: _Fallback | None = None
+
+    def now(self) -> float:
+        """The shared time, as last seen from Redis (on a virtual-time loop, the loop's)."""
+        return self._clock.monotonic() + self._offset
+
+    def take_now(self, operation: str) -> Decision | None:
+        """A booked turn that is due, with no I/O; None otherwise."""
+        held = self._held_decision(operation)
+        return held if isinstance(held, Taken) else None
+
+    def report_now(self, operation: str, report: Report) -> tuple[bool, Standing | None]:
+        """An accepted answer goes with the next turn; while paced locally, everything
+        applies at once; the rest need Redis."""
+        if self._fallback is not None:
+            return self._fallback.store.report_now(operation, report)
+        if report.answer is Answer.ACCEPTED and report.go is Go.SEND:
+            self._unreported[operation] = self._unreported.get(operation, 0) + 1
+            return APPLIED
+        return NOT_NOW
+
+    async def take(self, operation: str) -> Decision:
+        """A turn now, or how long to wait."""
+        held = self._held_decision(operation)
+        if held is not None:
+            return held
+        return await self._shared_or_local(
+            lambda: self._take_shared(operation),
+            lambda fallback: fallback.take(operation, self.now()),
+        )
+
+    async def report(self, operation: str, report: Report) -> Standing | None:
+        """Apply what a turn came to."""
+        applied, standing = self.report_now(operation, report)
+        if not applied:
+            standing = await self._shared_or_local(
+                lambda: self._report_shared(operation, report),
+                lambda fallback: fallback.store.report_now(operation, report)[1],
+            )
+        if standing is not None and standing.news:
+            # The gate closed: a turn booked before it would only meet the same refusal.
+            self._held.pop(operation, None)
+        return standing
+
+    async def close(self) -> None:
+        """Close the connections made here."""
+        await self._connection.close()
+
+    def _held_decision(self, operation: str) -> Decision | None:
+        """What a booked turn or a moment to ask again says now; None: ask Redis."""
+        held = self._held.get(operation)
+        if held is None:
+            return None
+        now = self.now()
+        if held.at > now + EARLY:
+            return Wait(held.at - now)
+        del self._held[operation]
+        if held.taken and now - held.at <= _STALE:
+            return Taken(Go.SEND, held.at, self._booked_at[operation])
+        return None
+
+    async def _shared_or_local(
+        self, shared_way: Callable[[], Awaitable[T]], local_way: Callable[[_Fallback], T]
+    ) -> T:
+        """The shared way, or the local one while Redis cannot be used."""
+        if self._health.usable(self.now()):
+            try:
+                result = await self._in_time(shared_way)
+            except _FAILURES as error:
+                self._failed(error)
+            else:
+                self._answered()
+                return result
+        return local_way(self._local())
+
+    async def _in_time(self, shared_way: Callable[[], Awaitable[T]]) -> T:
+        """``shared_way()`` within TIMEOUT, or once more when the process, not Redis,
+        was late.
+
+        Raises:
+            TimeoutError: Redis did not answer in time.
+        """
+        started = self._clock.monotonic()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                return await shared_way()
+        except TimeoutError:
+            if self._clock.monotonic() - started < TIMEOUT + _STARVED:
+                raise
+        async with asyncio.timeout(TIMEOUT):
+            return await shared_way()
+
+    def _ask(self, operation: str, accepted: int, *, queued: bool = False) -> shared.Ask:
+        return shared.Ask(
+            self.limit.rate,
+            self.limit.burst_size,
+            queued,
+            accepted,
+            self._owed.get(operation, 0.0),
+            self._worker,
+            f"{self._worker}{next(self._nonces):x}",
+        )
+
+    @contextlib.contextmanager
+    def _claimed(self, operation: str) -> Iterator[int]:
+        """The accepted answers not yet told, taken by one script (a take and a report
+        may run at once: each tells its own), and given back if it fails."""
+        accepted = self._unreported.pop(operation, 0)
+        try:
+            yield accepted
+        except BaseException:
+            if accepted:
+                self._unreported[operation] = self._unreported.get(operation, 0) + accepted
+            raise
+
+    async def _take_shared(self, operation: str) -> Decision:
+        back = self._queued.pop(operation, None)
+        queued = back is not None and self.now() - back <= _STALE
+        with self._claimed(operation) as accepted:
+            ask = self._ask(operation, accepted, queued=queued)
+            args = shared.take_args(self._now_arg(), ask, self._bounds)
+            reply = await self._connection.run(shared.TAKE, self._keys(operation), args)
+        answer = shared.answered(reply)
+        self._saw(answer.now)
+        self._owed.pop(operation, None)
+        self._alive = answer.alive
+        if answer.bad:
+            self._replaced(operation, answer.bad)
+        if answer.kind == "probe":
+            return Taken(Go.PROBE, answer.moment, answer.moment)
+        if answer.kind == "send":
+            self._held[operation] = Slot(True, answer.moment)
+            self._booked_at[operation] = answer.now
+            booked = self._held_decision(operation)
+            assert booked is not None
+            return booked
+        if not answer.firm:  # the probe is in flight: its answer may open the gate any moment
+            return Wait(answer.moment, gated=True, firm=False)
+        back = self.now() + answer.moment
+        self._held[operation] = Slot(False, back)
+        if not answer.gated:
+            self._queued[operation] = back
+        return Wait(answer.moment, gated=answer.gated)
+
+    async def _report_shared(self, operation: str, report: Report) -> Standing | None:
+        keys = self._keys(operation)[:3]
+        with self._claimed(operation) as accepted:
+
+            def reported(budget: OperationBudget, now: float) -> Standing | None:
+                budget.accepted(accepted, now)
+                return apply(budget, report, now)
+
+            for _ in range(WRITE_ATTEMPTS):
+                read = await self._connection.run(shared.READ, keys, [self._now_arg()])
+                ask = self._ask(operation, accepted)
+                standing, rewrite = shared.rewrite(read, ask, self._bounds, reported)
+                self._saw(rewrite.now)
+                if rewrite.bad is not None:
+                    self._replaced(operation, rewrite.bad)
+                written = [rewrite.expected, str(shared.TTL_MS), rewrite.change]
+                if await self._connection.run(shared.WRITE, keys, written):
+                    return standing
+            raise Contended(f"the budget changed under each of {WRITE_ATTEMPTS} writes")
+
+    def _keys(self, operation: str) -> list[str]:
+        return shared.keys(self.limit.prefix, self._key, operation)
+
+    def _now_arg(self) -> str:
+        """The time for a script: Redis's own, or a virtual-time loop's."""
+        return repr(self._clock.monotonic()) if self._clock.virtual() else ""
+
+    def _saw(self, now: float) -> None:
+        """Redis's time as a script saw it: the shared clock follows it."""
+        self._offset = now - self._clock.monotonic()
+
+    def _replaced(self, operation: str, reason: str) -> None:
+        logger.warning(
+            "the shared rate budget of %s held a value that is not a budget's (%s): replaced"
+            " by a fresh budget",
+            self._keys(operation)[0],
+            reason,
+        )
+
+    def _local(self) -> _Fallback:
+        if self._fallback is None:
+            share = self.limit.fallback_share or 1.0 / (self._alive or UNSEEN_WORKERS)
+            self._fallback = _Fallback(self.limit, share, self)
+        return self._fallback
+
+    def _failed(self, error: BaseException) -> None:
+        fault: Fault = fault_of(error, self._connection.secrets)
+        said = self._health.failed(fault, self.now(), self._local().share)
+        if said is not None:
+            logger.warning("%s", said)
+
+    def _answered(self) -> None:
+        said = self._health.answered()
+        if said is not None:
+            logger.warning("%s", said)
+        if self._fallback is not None:
+            self._owed.update(self._fallback.owed(self.now()))
+            self._fallback = None
 
 
-def decode(text: str, blank: OperationBudget) -> OperationBudget:
-    """The budget stored as ``text`` (``blank`` when nothing is stored yet)."""
-    if not text:
-        return blank
-    state = json.loads(text)
-    estimate = state["estimate"]
-    estimate["accepted"] = {int(slot): count for slot, count in estimate["accepted"]}
-    estimate["refused_slots"] = {int(slot): count for slot, count in estimate["refused_slots"]}
-    estimate["phase"] = Phase(estimate["phase"])
-    return OperationBudget(
-        Pacing(**state["pacing"]),
-        RateEstimate(ceiling=blank.estimate.ceiling, **estimate),
-        Gate(**state["gate"]),
-        blank.burst,
-    )
+class _Fallback:
+    """The budgets a worker paces alone at ``share`` of the shared one, in the shared
+    time, each starting with no burst (the others were spending it)."""
+
+    def __init__(self, limit: RateLimit, share: float, store: RedisStore) -> None:
+        self.share = share
+        self.store = MemoryStore(limit.share(share), _SharedClock(store))
+        self._used: set[str] = set()
+
+    def take(self, operation: str, now: float) -> Decision:
+        budget = self.store.budget(operation)
+        if operation not in self._used:
+            self._used.add(operation)
+            budget.pacing.no_burst(now, budget.estimate.rate(now), budget.burst)
+        return budget.take(now)
+
+    def owed(self, now: float) -> dict[str, float]:
+        """What each budget used here still owes the shared one."""
+        return {op: self.store.budget(op).pacing.owed(now, self.share) for op in self._used}
 
 
 class _SharedClock(Clock):
@@ -101,129 +322,3 @@ class _SharedClock(Clock):
     def __init__(self, store: RedisStore) -> None:
         super().__init__()
         self.monotonic = store.now
-
-
-class RedisStore:
-    """The budgets of one shared budget key, in Redis, with a local fallback."""
-
-    # Other clients change a shared budget: a waiting client looks again this often.
-    nap = 0.5
-
-    def __init__(self, limit: RateLimit, budget_key: str, clock: Clock) -> None:
-        assert limit.redis_url is not None
-        self.limit = limit
-        self._url = limit.redis_url
-        self._clock = clock
-        self._prefix = f"whop_async:{{{budget_key}}}"
-        # Kept in the shared time too, so a ticket taken from one counts in the other.
-        self._fallback = MemoryStore(limit.share(limit.fallback_share), _SharedClock(self))
-        self._offset = 0.0
-        self._redis: Any = None
-        self._scripts: tuple[Any, Any] | None = None
-        self._down_until = 0.0
-        self._warned = False
-        # Accepted answers not yet told: they go with this process's next update, so an
-        # accepted answer costs no round trip.
-        self._unreported: dict[str, int] = {}
-
-    def take_now(self, operation: str) -> Decision | None:
-        """None: only Redis knows, and ``take`` asks it."""
-        del operation
-        return None
-
-    def report_now(self, operation: str, report: Report) -> tuple[bool, Standing | None]:
-        """An accepted answer goes with this process's next update; the rest need one."""
-        if report.answer is Answer.ACCEPTED and report.go is Go.SEND:
-            self._unreported[operation] = self._unreported.get(operation, 0) + 1
-            return APPLIED
-        return NOT_NOW
-
-    async def take(self, operation: str) -> Decision:
-        """A turn now, or how long to wait."""
-        return await self.update(operation, lambda budget, now: budget.take(now))
-
-    async def report(self, operation: str, report: Report) -> Standing | None:
-        """Apply what a turn came to."""
-        if self.report_now(operation, report)[0]:
-            return None
-        return await self.update(operation, lambda budget, now: apply(budget, report, now))
-
-    def now(self) -> float:
-        """The shared time, as last seen from Redis (on a virtual-time loop, the loop's)."""
-        if self._clock.virtual():
-            return self._clock.monotonic()
-        return self._clock.monotonic() + self._offset
-
-    def state_key(self, operation: str) -> str:
-        """Where an operation's budget lives."""
-        return f"{self._prefix}:{operation}"
-
-    async def update(self, operation: str, change: Callable[[OperationBudget, float], T]) -> T:
-        """Apply ``change(budget, now)`` to the shared budget, or to the local fallback
-        while Redis cannot be reached; return what it returns."""
-        if self._clock.monotonic() >= self._down_until:
-            try:
-                async with asyncio.timeout(_REDIS_TIMEOUT):
-                    result = await self._update_shared(operation, change)
-            except (redis.exceptions.RedisError, OSError, TimeoutError, _Contended) as error:
-                self._down(error)
-            else:
-                self._back()
-                return result
-        return change(self._fallback.budget(operation), self.now())
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
-
-    async def _update_shared(
-        self, operation: str, change: Callable[[OperationBudget, float], T]
-    ) -> T:
-        read, write = self._connected()
-        key = self.state_key(operation)
-        for _ in range(_WRITE_ATTEMPTS):
-            text, seconds, microseconds = await read(keys=[key])
-            stored = text.decode() if isinstance(text, bytes) else text
-            if not self._clock.virtual():
-                self._offset = int(seconds) + int(microseconds) / 1e6 - self._clock.monotonic()
-            budget = decode(stored, OperationBudget.new(self.limit.rate, self.limit.burst_size))
-            now = self.now()
-            budget.accepted(self._unreported.get(operation, 0), now)
-            result = change(budget, now)
-            changed = encode(budget)
-            if changed == stored or await write(keys=[key], args=[stored, changed, _STATE_TTL_MS]):
-                self._unreported.pop(operation, None)
-                return result
-        raise _Contended(f"{key} changed under every one of {_WRITE_ATTEMPTS} writes")
-
-    def _connected(self) -> tuple[Any, Any]:
-        if self._scripts is None:
-            self._redis = redis.asyncio.Redis.from_url(
-                self._url,
-                socket_timeout=_REDIS_TIMEOUT,
-                socket_connect_timeout=_REDIS_TIMEOUT,
-            )
-            self._scripts = (
-                self._redis.register_script(_READ),
-                self._redis.register_script(_WRITE_IF_UNCHANGED),
-            )
-        return self._scripts
-
-    def _down(self, error: BaseException) -> None:
-        self._down_until = self._clock.monotonic() + _RETRY_REDIS_AFTER
-        if not self._warned:
-            self._warned = True
-            logger.warning(
-                "Redis at the shared rate budget is unreachable (%s: %s); pacing locally"
-                " at %.0f%% of the budget until it answers again",
-                type(error).__name__,
-                error,
-                self.limit.fallback_share * 100,
-            )
-
-    def _back(self) -> None:
-        if self._warned:
-            self._warned = False
-            logger.warning("Redis answers again; back on the shared rate budget")

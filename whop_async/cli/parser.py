@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-import urllib.parse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from .. import BULK_CONCURRENCY, WHOP_RATE_LIMIT, AdGroupStatus, __version__
+from .. import BULK_CONCURRENCY, WHOP_RATE_LIMIT, AdGroupStatus, RateLimit, __version__
 from ..testing import FakeWhop
 from .exits import MEANINGS, ExitCode
 
@@ -94,11 +93,14 @@ def share(text: str) -> float:
 
 
 def redis_url(text: str) -> str:
-    """A flag's value: a URL redis-py can connect to."""
-    if urllib.parse.urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+    """A flag's value: a Redis URL as RateLimit takes it (one server, any node of a
+    Cluster, Sentinel), said back without its password when it is not one."""
+    try:
+        RateLimit(1, redis=text)
+    except (ValueError, ImportError) as error:
         raise argparse.ArgumentTypeError(
-            f"expected a redis://, rediss:// or unix:// URL, got {text!r}"
-        )
+            f"expected a redis://, rediss://, unix:// or Sentinel URL: {error}"
+        ) from None
     return text
 
 
