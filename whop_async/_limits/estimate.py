@@ -114,7 +114,7 @@ class RateEstimate:
     def quiet_since(self, now: float) -> bool:
         """True when nothing it holds will be read again: no refusal episode goes on,
         and every slot counted is older than what any estimate reads."""
-        oldest_read = (now - _KEPT) // SLOT
+        oldest_read = (now - KEPT) // SLOT
         # Slots are added in time order: the last is the newest.
         return (
             now - self.last_refusal > EPISODE_QUIET
