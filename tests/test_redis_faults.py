@@ -6,9 +6,12 @@ of minutes takes a second, and nothing depends on how busy the machine is."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import socketserver
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,6 +178,48 @@ def test_a_change_of_cause_is_said_again_and_a_repeat_is_not(
         "cannot be reached",
         "answers again; back on the shared rate budget",
     ]
+
+
+class _AnswersEverything(socketserver.BaseRequestHandler):
+    """Another service on the port a Redis URL names: one line back for every command."""
+
+    reply = b"+OK\r\n"
+
+    def handle(self) -> None:
+        while received := self.request.recv(65536):
+            self.request.sendall(self.reply * max(1, received.count(b"*")))
+
+
+@contextlib.contextmanager
+def not_redis(reply: bytes) -> Iterator[int]:
+    """A port where something answers ``reply`` to everything: its number."""
+    handler = type("Answering", (_AnswersEverything,), {"reply": reply})
+    with socketserver.ThreadingTCPServer((HOST, 0), handler) as service:
+        service.daemon_threads = True
+        threading.Thread(target=service.serve_forever, daemon=True).start()
+        try:
+            yield service.server_address[1]
+        finally:
+            service.shutdown()
+
+
+@pytest.mark.parametrize("reply", [b"+OK\r\n", b":1\r\n"])
+def test_an_address_where_something_else_answers_is_said_and_the_budget_paced_locally(
+    caplog: pytest.LogCaptureFixture, reply: bytes
+) -> None:
+    # redis-py cannot read such answers (AttributeError, TypeError): none of that may
+    # reach a call. It is a fault a person has to fix, said once with the address.
+    with not_redis(reply) as port, caplog.at_level(logging.WARNING, logger="whop_async"):
+        limit = RateLimit(
+            1, per=5.0, burst=1, redis=f"redis://{HOST}:{port}/0", key="other", fallback_share=1.0
+        )
+        run, _ = run_against_redis(bulk(unlimited(), 12, limit))
+    assert run.result.ok
+    assert len(run.server.unpaused) == 12
+    assert run.seconds >= 11 * 5  # paced locally at the budget
+    [warning] = [r.getMessage() for r in caplog.records if r.name.startswith("whop_async")]
+    assert "does not answer as Redis does" in warning
+    assert f"{HOST}:{port}" in warning
 
 
 # --- values that are no budget's -----------------------------------------------------------

@@ -23,15 +23,13 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
-import redis.exceptions
-
 from .._clock import Clock
 from . import shared
 from .gate import Wait
 from .limit import RateLimit
 from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, Taken, apply
 from .pacing import EARLY, Slot
-from .redis_connection import Connection
+from .redis_connection import FAILURES, Connection
 from .redis_faults import Contended, Fault, Health, fault_of
 from .store import APPLIED, NOT_NOW, MemoryStore
 
@@ -53,12 +51,6 @@ UNSEEN_WORKERS = 16
 # A booked turn is forgotten this long after its moment: sent so late, it would be a
 # burst.
 _STALE = 1.0
-_FAILURES = (
-    redis.exceptions.RedisError,
-    redis.exceptions.RedisClusterException,
-    OSError,
-    TimeoutError,
-)
 
 
 class RedisStore:
@@ -157,7 +149,7 @@ class RedisStore:
         if self._health.usable(self.now()):
             try:
                 result = await self._in_time(shared_way)
-            except _FAILURES as error:
+            except FAILURES as error:
                 self._failed(error)
             else:
                 self._answered()

@@ -22,8 +22,17 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 
 from .redis_address import Address, Client, Plain, Sentinels
+from .redis_faults import NotRedis
 from .shared import Script
 
+# What redis-py raises when Redis, or the way to it, fails; anything else it raises
+# means that something other than Redis answered.
+FAILURES = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 # What a Redis client's pool keeps that a RedisCluster made from it needs too.
 _CLUSTER_SETTINGS = ("username", "password", "socket_timeout", "socket_connect_timeout")
 
@@ -54,13 +63,25 @@ class Connection:
             found = (getattr(holder, "connection_kwargs", {}).get("password"),)
         return tuple(secret for secret in found if secret)
 
-    async def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+    async def run(self, script: Script, keys: list[str], args: list[str]) -> list[Any]:
         """The script's answer.
 
         Raises:
             redis.exceptions.RedisError: Redis did not run it (MOVED, once the cluster is
-                followed, is not among them).
+                followed, is not among them), or what answered is not Redis (NotRedis).
         """
+        try:
+            reply = await self._run(script, keys, args)
+        except FAILURES:
+            raise
+        except Exception as error:
+            # redis-py reading what no Redis says ("+OK" to HELLO) fails as it happens to.
+            raise NotRedis(f"{type(error).__name__}: {error}") from error
+        if not isinstance(reply, list):
+            raise NotRedis(f"the script's answer was {reply!r}, not a list")
+        return reply
+
+    async def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
         client = self._connected()
         try:
             return await _evalsha(client, script, keys, args)

@@ -40,10 +40,16 @@ class Cause(enum.Enum):
     MOVED = "does not hold the budget's slot (a cluster node: a RedisCluster follows it)"
     OUT_OF_MEMORY = "is out of memory (maxmemory with noeviction)"
     REFUSED = "refused the script"
+    NOT_REDIS = "does not answer as Redis does (another service at this address?)"
 
 
 class Contended(redis.exceptions.RedisError):
     """Other reports kept changing the budget between this worker's read and write."""
+
+
+class NotRedis(redis.exceptions.RedisError):
+    """The address answers, but not as Redis does: redis-py could not read its answer,
+    or the script's answer was not the list every budget script returns."""
 
 
 _PERMANENT = {
@@ -53,11 +59,13 @@ _PERMANENT = {
     Cause.MOVED,
     Cause.OUT_OF_MEMORY,
     Cause.REFUSED,
+    Cause.NOT_REDIS,
 }
 # Checked in order: subclasses before the classes they refine.
 _CAUSES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Cause], ...] = (
     (MasterNotFoundError, Cause.NO_MASTER),
     (Contended, Cause.CONTENTION),
+    (NotRedis, Cause.NOT_REDIS),
     (redis.exceptions.BusyLoadingError, Cause.LOADING),
     (
         (
