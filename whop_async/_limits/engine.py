@@ -4,10 +4,13 @@ A turn is taken, in order: its operation's turn (the breaker for calls that wait
 outages, the slow-start window with no known limit, the gate and pacing in the store),
 then a concurrency permit (after, so that a call parked at one operation's gate holds
 no permit another operation's calls need). When the block ends, the turn reports what
-the attempt came to, read from how the block ended: nothing raised (or an answer of 2xx
-that could not be read) is an accepted request, a RateLimitError a refusal with its
-hint, a 5xx or a connection error a failure, anything else (a cancellation) an attempt
-abandoned. No turn can be taken without its answer being reported.
+the attempt came to, read from how the block ended: nothing raised, an answer of 2xx
+that could not be read, or any status below 500 but 429 (a 404 is the server's answer:
+it took the request, and it counts against the budget) is accepted; a RateLimitError a
+refusal with its hint; a 5xx or a connection error a failure; anything else (a
+cancellation) an attempt abandoned. No turn can be taken without its answer being
+reported. The breaker and the retry budget hear more narrowly: only a 2xx is a success
+that refills the retry budget, and any answer below 500 ends an outage.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from .store import MemoryStore, Store
 
 # An account idle for this long has its budgets looked at: those at rest are forgotten
 # (made anew when next needed), so thousands of idle accounts hold little (about 2 KiB
-# each); a budget still recovering from a refusal is looked at again as long.
+# each); a budget still recovering from a refusal is looked at again as long. Five
+# seconds: longer than any burst's refill at Whop's pace, so a budget forgotten is one
+# that a new one equals.
 REST_AFTER = 5.0
 
 logger = logging.getLogger("whop_async")

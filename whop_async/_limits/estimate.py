@@ -44,7 +44,8 @@ EPISODE_QUIET = 2.0
 # that comes back is found again within seconds (neighbour, drop: x1.5 after 3.7 s, x2
 # after 4.6 s).
 CLIMB = 0.01
-# The climb stops growing after this long: a rate far above any limit is only a number.
+# The climb stops growing after this long (then over two million times the cut, far
+# above any ceiling): it only keeps the number finite.
 CLIMB_LONGEST = 600.0
 # With no limit known, a first guess at the rate doubles every this many seconds of
 # being accepted (bucket-ms: 1.06 x the ideal with rate_limit=None).
@@ -55,12 +56,18 @@ RAMP_DOUBLING = 0.4
 # on each had the pace fall to a third of what the server accepted).
 DENSE = 0.25
 # Density is read over this many seconds, and from at least this many answers: ten
-# answers at Whop's 10 a second hold three refusals by chance one time in six.
+# answers at Whop's 10 a second hold three refusals by chance one time in six; twenty
+# are the whole window at that pace, the least that can be read without waiting longer.
 DENSITY_WINDOW = 2.0
 DENSITY_COUNT = 20
-# Never slower than this: a call must still be able to find the server willing.
+# Never slower than one request every ten seconds: a cut is at most half per stretch of
+# refusals and measured from accepted answers, so only a server that accepts almost
+# nothing leads here, and a call must still find it willing within its
+# rate_limit_timeout (600 s: sixty tries at this pace).
 MIN_RATE = 0.1
-# Accepted answers are counted in slots of this many seconds.
+# Answers are counted in slots of this many seconds: finer than the interval of any pace
+# measured (100 a second), coarse enough that the evidence read (two seconds) is at most
+# 200 slots a kind, in memory and in Redis.
 SLOT = 0.01
 # Evidence older than this is never read.
 KEPT = max(ESTIMATE_WINDOW, DENSITY_WINDOW)

@@ -18,8 +18,13 @@ from typing import NamedTuple
 
 import attrs
 
-# A probe that is never answered (its worker died) stops holding the gate after this;
-# a probe that ends any other way (answered, failed, cancelled) lets the next go at once.
+# A probe that is never answered (its worker died) stops holding the gate after this.
+# Far longer than Whop takes to answer, so a live probe is not doubled; short enough that
+# a dead one holds the others back no longer than a fixed window would. A probe still
+# in flight after it (a server that hangs) lets one more go every five seconds. A probe
+# that ends otherwise ends its lease at once: accepted, the gate opens; refused, the
+# next goes a step later; failed (5xx, timeout), a step later too, the server having
+# said nothing of its limit; cancelled, the next may probe at once.
 PROBE_LEASE = 5.0
 # The first probe after a refusal waits one pacing interval, at most this long, so a
 # stray refusal costs a call little (service: a stray 429 cost one call 0.31 s whatever
@@ -28,7 +33,8 @@ FIRST_STEP_LONGEST = 0.1
 # ...or this with no rate known (bucket-ms, rate_limit=None: a bucket is willing again
 # within a token's refill).
 FIRST_STEP_UNPACED = 0.02
-# The shortest first step, for a pace of more than a thousand a second.
+# The shortest first step, for a pace of more than a thousand a second: below a
+# millisecond a step is finer than the event loop's timers.
 SHORTEST_STEP = 0.001
 # Probing steps double up to this while the server refuses with no usable hint: at most
 # one refused request every two seconds per operation, however long refusals go on.
@@ -37,8 +43,15 @@ MAX_STEP = 2.0
 # end of the wait is found closely (window-s: a window's end within a quarter second).
 HINT_STEP_SHARE = 0.25
 # A hint longer than the caller's cap is not believed at once: the gate reopens for a
-# probe after this, then at doubling intervals, never later than the cap.
+# probe after this, then at doubling intervals, never later than the cap. One second:
+# a server that asks for a day (`Retry-After: 86400`) and is willing at once costs the
+# calls after it a second, and one that meant it a probe a second, then fewer.
 DISTRUST_STEP = 1.0
+# After a refusal that lasted (a fixed window), the first probe waits this share of the
+# last wait: a window is not probed every few milliseconds, and a quarter of the wait
+# is found again within a quarter of it. The last wait is kept until a gate closes and
+# opens again, which measures it anew.
+LAST_WAIT_SHARE = 0.25
 
 
 @attrs.frozen
@@ -117,8 +130,9 @@ class Gate(Probed):
     """One operation's gate: closed after a refusal until a probe finds the server willing.
 
     Attributes:
-        latest: the earliest moment a refusal's hint promised the server would be
-            willing: probes never wait past it, however long their step has grown.
+        latest: the moment by which a refusal's hint promised the server would be
+            willing (of several hints, the soonest): probes never wait past it, however
+            long their step has grown.
         step: the wait between probes, growing while they are refused.
         probes_refused: refused probes since the gate closed.
     """
@@ -134,8 +148,8 @@ class Gate(Probed):
     def close(self, now: float, hint: WaitHint, first_step: float, cap: float) -> None:
         """A refusal of a request sent while open: hold everyone back until a probe.
 
-        The first probe waits a step, or a quarter of what the server needed last time,
-        if that was longer: a server whose refusals last (a fixed window) is not probed
+        The first probe waits a step, or ``LAST_WAIT_SHARE`` of what the server needed
+        last time, if that was longer: a server whose refusals last (a fixed window) is not probed
         every few milliseconds, one that is willing again at once (a bucket) is. No
         step is shorter than ``first_step``, whatever the hint or the cap.
         """
@@ -144,7 +158,11 @@ class Gate(Probed):
         self.probes_refused = 0
         self.floor = first_step
         distrusted = hint.beyond(cap)
-        step = min(DISTRUST_STEP, cap) if distrusted else min(self.last_wait / 4, MAX_STEP)
+        step = (
+            min(DISTRUST_STEP, cap)
+            if distrusted
+            else min(self.last_wait * LAST_WAIT_SHARE, MAX_STEP)
+        )
         self.step = max(step, first_step)
         self.latest = math.inf
         self._schedule(now, hint, cap)

@@ -98,7 +98,9 @@ class OperationBudget:
         return True
 
     def probe_refused(self, now: float, hint: WaitHint, cap: float) -> None:
-        """The gate's probe was refused: the gate stays closed a longer step."""
+        """The gate's probe was refused: the gate stays closed a longer step. Not
+        counted toward density: a probe is one request after a pause, and its refusal
+        says the wait goes on, not how many paced requests the server refuses."""
         self.gate.probe_refused(now, hint, cap)
 
     def probe_failed(self, now: float) -> None:

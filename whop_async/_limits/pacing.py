@@ -2,8 +2,8 @@
 spell (the generic cell rate algorithm, as token buckets keep it, in one number).
 
 A budget in one process answers "now" or "wait". A budget shared by many processes
-also books a turn among the next few (the asker sleeps until it and sends without
-asking again), and tells askers whose turn lies further ahead when to ask again, an
+also books the next turn (``shared.BOOKED_AHEAD``: the asker sleeps until it and
+sends without asking again), and tells askers whose turn lies further ahead when to ask again, an
 interval apart in the order they asked: waiting workers are woken one by one, never
 all at once, and served before those who ask after them.
 

@@ -45,19 +45,23 @@ TIMEOUT = 0.25
 # starting on two cores had workers pace alone at 1/16 for want of this).
 _STARVED = 0.1
 # A report's read-and-write is tried this many times while other reports come between.
+# Reports are rare (a refusal, a probe's answer), and each write that fails means
+# another's landed: twenty lost in a row is contention no wait of ours would clear.
 WRITE_ATTEMPTS = 20
-# Before any worker was seen, each paces alone at one over this many.
+# Before any worker was seen, each paces alone at one over this many: the bulk
+# concurrency, a fleet's likely size, and 16 x 1/16 is the budget.
 UNSEEN_WORKERS = 16
 # A booked turn is forgotten this long after its moment: sent so late, it would be a
-# burst.
+# burst (a second is ten turns at Whop's pace).
 _STALE = 1.0
 
 
 class RedisStore:
     """The budgets of one shared budget key, in Redis, with a local fallback."""
 
-    # At a gate whose probe is in flight, a worker looks again this often: the probe's
-    # answer opens it for everyone, and nobody is told.
+    # At a gate whose probe is in flight (and for every wait: a longest sleep), a worker
+    # looks again this often: the probe's answer opens it for everyone, and nobody is
+    # told. Fifty milliseconds: half a turn at Whop's pace, a few Redis calls a second.
     nap = 0.05
 
     def __init__(self, limit: RateLimit, budget_key: str, clock: Clock, cap: float) -> None:

@@ -63,7 +63,7 @@ class Connection:
             found = (getattr(holder, "connection_kwargs", {}).get("password"),)
         return tuple(secret for secret in found if secret)
 
-    async def run(self, script: Script, keys: list[str], args: list[str]) -> list[Any]:
+    async def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
         """The script's answer.
 
         Raises:
@@ -77,8 +77,8 @@ class Connection:
         except Exception as error:
             # redis-py reading what no Redis says ("+OK" to HELLO) fails as it happens to.
             raise NotRedis(f"{type(error).__name__}: {error}") from error
-        if not isinstance(reply, list):
-            raise NotRedis(f"the script's answer was {reply!r}, not a list")
+        if not isinstance(reply, script.answers):
+            raise NotRedis(f"the script's answer was {reply!r}, not {script.answers.__name__}")
         return reply
 
     async def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:

@@ -51,8 +51,9 @@ from .pacing import EARLY, Pacing
 # single process), for two round trips a turn once more than one worker waits.
 BOOKED_AHEAD = 1
 # A worker is counted as sharing the budget for this long after it last asked: one
-# waiting its turn asks again within a few turns, one at a closed gate at least every
-# few seconds.
+# waiting its turn asks again within a few turns, one at a closed gate when its probe
+# is due (within twice its max_server_wait at most, usually seconds). One kept waiting
+# longer drops out of the count, and the others' fallback share grows for that while.
 ALIVE = 30.0
 # Clocks of the host a failover promotes may differ from the old master's this much.
 SKEW = 1.0
@@ -64,10 +65,11 @@ COUNT_MAX = float(2**53)
 
 
 class Script(NamedTuple):
-    """A Lua script and its SHA1, as EVALSHA names it."""
+    """A Lua script, its SHA1 as EVALSHA names it, and the type of its answers."""
 
     source: str
     sha: str
+    answers: type
 
 
 @attrs.frozen
@@ -86,7 +88,10 @@ class Bounds:
 
     @classmethod
     def of(cls, ceiling: float, burst: int, cap: float) -> Bounds:
-        """The bounds for ``ceiling`` requests a second in bursts of ``burst``."""
+        """The bounds for ``ceiling`` requests a second in bursts of ``burst``. The next
+        turn may lie ahead by a burst withheld, turns owed by a worker back from pacing
+        alone, and the askers told to come back, each about a burst: three bursts and
+        four turns leave room for all at once."""
         longest = 1.0 / min(ceiling, MIN_RATE)
         return cls(
             ahead=(3 * burst + 4) * longest + SKEW,
@@ -473,15 +478,15 @@ def _stored_default(value: object) -> object:
     return json.dumps(value.value) if isinstance(value, enum.Enum) else value
 
 
-def _script(name: str, generated: str = "") -> Script:
+def _script(name: str, answers: type, generated: str = "") -> Script:
     source = importlib.resources.files(__package__).joinpath(name).read_text()
     if generated:
         source = source.replace(_GENERATED, generated)
     assert _GENERATED not in source
-    return Script(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+    return Script(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest(), answers)
 
 
 _GENERATED = "-- (generated from shared.py)"
-TAKE = _script("take.lua", _generated())
-READ = _script("read.lua")
-WRITE = _script("write.lua")
+TAKE = _script("take.lua", list, _generated())
+READ = _script("read.lua", list)
+WRITE = _script("write.lua", int)

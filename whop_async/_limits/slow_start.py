@@ -1,8 +1,10 @@
 """Slow start: with no limit known, at most ``window`` requests in flight.
 
 One more for each accepted answer (doubling every round trip, as TCP's slow start
-does), half as many after a refusal: an opening wave never meets a small burst
-allowance all at once. Once the window outgrows every permit it costs nothing.
+does): an opening wave never meets a small burst allowance all at once. Its first
+refusal hands the pace to the rate estimate (from then on the limiter is paced and the
+window is dropped); halving the window after a refusal matters only while nothing was
+accepted to pace by. Once the window outgrows every permit it costs nothing.
 
 It counts requests in flight, which only the process that sends them can count, so it
 stays in memory even when the budget is shared.
@@ -14,7 +16,8 @@ import attrs
 
 # bucket-ms, rate_limit=None: 11 % of requests refused with 64 at once, 3.7 % from 4.
 FIRST_WINDOW = 4
-# Past this window no permit count is reached: the window has done its job.
+# Past this window no permit count is reached (a session has 100 connections): the
+# window has done its job.
 LAST_WINDOW = 128
 
 
