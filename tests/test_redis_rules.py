@@ -204,6 +204,25 @@ def test_the_take_script_and_python_tell_bad_values_alike(
         assert math.isclose(answer.moment, both.now)
 
 
+def test_a_workers_set_that_is_no_set_is_replaced_and_the_budget_kept(
+    client: redis.Redis,
+) -> None:
+    # A refusal has closed the gate; then the workers' key is spoilt. The next turn
+    # replaces that key alone, and still finds the gate closed (it found a fresh
+    # budget's open gate, and sent into the refusal).
+    both = Both(client, 10.0, 10, 120.0)
+    both.take(0, 0.0, False)
+    both.told(Report(Go.SEND, both.now, both.now, Answer.REFUSED, WaitHint.of(5.0, 1.0), 120.0))
+    client.set(both.keys[3], "text")
+    args = shared.take_args(repr(both.now), both.ask, both.bounds)
+    answer = shared.answered(run(client, shared.TAKE, both.keys, args))
+    assert "is a string" in answer.bad
+    assert answer.kind == "wait"
+    assert answer.gated
+    assert as_decision(answer) == both.memory.take(both.now, ahead=shared.BOOKED_AHEAD)
+    both.agree()
+
+
 @settings(max_examples=30, deadline=None)
 @given(workers=st.integers(2, 200), seed=st.integers(0, 2**32), late=st.floats(0.0, 0.02))
 def test_workers_told_to_come_back_are_served_before_newcomers_and_the_pace_holds(

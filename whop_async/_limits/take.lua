@@ -72,9 +72,12 @@ local function checked(kind, raw)
 end
 
 -- A value that is not a budget: replaced by a fresh budget, and the caller told why.
+-- The workers' set is not the budget: replacing it alone leaves the budget as it is.
 local bad = ''
-local function replace(reason, ...)
+local fresh = false
+local function replace(reason, budget, ...)
   if bad == '' then bad = reason end
+  if budget then fresh = true end
   redis.call('DEL', ...)
 end
 
@@ -83,9 +86,9 @@ for i, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key)['ok']
   if kind ~= 'none' and kind ~= expected[i] then
     if i == 4 then
-      replace(key .. ' is a ' .. kind, key)
+      replace(key .. ' is a ' .. kind, false, key)
     else
-      replace(key .. ' is a ' .. kind, KEYS[1], KEYS[2], KEYS[3])
+      replace(key .. ' is a ' .. kind, true, KEYS[1], KEYS[2], KEYS[3])
     end
   end
 end
@@ -99,13 +102,13 @@ for i, field in ipairs(HOT) do
   if raw then
     local value = checked(field[2], raw)
     if value == nil then
-      replace(field[1] .. ' = ' .. string.sub(raw, 1, 40), KEYS[1], KEYS[2], KEYS[3])
+      replace(field[1] .. ' = ' .. string.sub(raw, 1, 40), true, KEYS[1], KEYS[2], KEYS[3])
       break
     end
     b[field[1]] = value
   end
 end
-if bad ~= '' then b = {} end
+if fresh then b = {} end
 for _, field in ipairs(HOT) do
   if b[field[1]] == nil then b[field[1]] = field[3] end
 end
