@@ -20,7 +20,8 @@ import attrs
 from .gate import Probed
 
 # Failures in a row that mean the server is down (outage: 16 calls at once meet a 6 s
-# outage; five failures tell it from a few unlucky requests).
+# outage; five failures tell it from a few unlucky requests: at 10 % of requests
+# failing at random, five in a row come once in 100,000).
 TRIP = 5
 # The probe goes after this, doubling while it fails, up to the longest: a 6 s outage
 # costs a handful of probes (outage: 13 extra requests for 300 ids).

@@ -42,7 +42,8 @@ from .store import MemoryStore, Store
 
 # An account idle for this long has its budgets looked at: those at rest are forgotten
 # (made anew when next needed), so thousands of idle accounts hold little (about 2 KiB
-# each); a budget still recovering from a refusal is looked at again as long. Five
+# each); a budget still recovering from a refusal is looked at again as long (only with
+# a told limit: a budget that found an unknown limit keeps what it found). Five
 # seconds: longer than any burst's refill at Whop's pace, so a budget forgotten is one
 # that a new one equals.
 REST_AFTER = 5.0

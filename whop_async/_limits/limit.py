@@ -10,6 +10,7 @@ import attrs
 from .redis_address import Address, address_of, redacted
 
 DEFAULT_PREFIX = "whop_async:"
+# A name goes into every key: Redis allows far longer, a person reads no longer.
 _LONGEST_NAME = 200
 
 
@@ -29,7 +30,8 @@ class RateLimit:
     Attributes:
         requests: how many requests the budget allows...
         per: ...in this many seconds (60).
-        burst: how many may go at once; defaults to ``min(10, requests)``.
+        burst: how many may go at once; defaults to ``min(10, requests)``: a second's
+            worth at Whop's 600 a minute, which its window lets through at once.
         redis: share the budget through this Redis: a URL (``"redis://cache:6379/0"``,
             any node of a Cluster, ``"redis+sentinel://s1,s2,s3/mymaster"`` or Celery's
             ``"sentinel://s1:26379;sentinel://s2:26379?master_name=mymaster"``) or a

@@ -42,7 +42,8 @@ logger = logging.getLogger("whop_async")
 TIMEOUT = 0.25
 # A timeout noticed this much later than it was due was the process's, starved of CPU
 # (Redis's answer was waiting, unread): tried once more before falling back (32 workers
-# starting on two cores had workers pace alone at 1/16 for want of this).
+# starting on two cores had workers pace alone at 1/16 for want of this). A tenth of a
+# second: an event loop that is merely busy is late by milliseconds.
 _STARVED = 0.1
 # A report's read-and-write is tried this many times while other reports come between.
 # Reports are rare (a refusal, a probe's answer), and each write that fails means

@@ -18,9 +18,13 @@ import attrs
 import redis.exceptions
 from redis.asyncio.sentinel import MasterNotFoundError
 
-# A passing fault is tried again at the next multiple of this many seconds.
+# A passing fault is tried again at the next multiple of this many seconds: the same
+# quarter second as a Redis call's timeout, so a restart or a failover (Sentinel's
+# promotion took 1.7 to 1.9 s) is back in use within a quarter second of its end.
 RETRY_EVERY = 0.25
-# A permanent fault is tried again after 2, 4, 8... seconds, at most this long.
+# A permanent fault is tried again after 2, 4, 8... seconds, at most this long: a
+# person fixing a password or an ACL sees it in use within a minute, and a worker
+# asks a refusing Redis 9 times in five minutes, not 1,200.
 LONGEST_BACKOFF = 60.0
 _FIRST_BACKOFF = 2.0
 
@@ -88,7 +92,10 @@ _CAUSES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Caus
         ),
         Cause.CLUSTER_DOWN,
     ),
-    (redis.exceptions.AskError, Cause.MOVED),  # MovedError too
+    # MovedError too. A URL or a plain client follows the first MOVED by switching to a
+    # RedisCluster; one still said is a Sentinel's master or a cluster client that
+    # cannot place the slot: a setup a person has to fix.
+    (redis.exceptions.AskError, Cause.MOVED),
     ((redis.exceptions.TimeoutError, TimeoutError), Cause.TIMEOUT),
     (redis.exceptions.ResponseError, Cause.REFUSED),
 )
