@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -48,3 +49,26 @@ async def no_loop_errors() -> AsyncIterator[None]:
     gc.collect()
     await asyncio.sleep(0)
     assert reported == [], reported
+
+
+class _Recorded(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_errors_of_other_loops() -> Iterator[None]:
+    """Fail a test whose other event loops (run_virtual's, a thread's) reported an
+    error: asyncio logs them, as an exception raised in a callback, and moves on."""
+    recorded = _Recorded()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(recorded)
+    try:
+        yield
+    finally:
+        logger.removeHandler(recorded)
+    assert [record.getMessage() for record in recorded.records] == []
