@@ -21,6 +21,7 @@ from redis.exceptions import BusyLoadingError, ClusterDownError, MovedError, Res
 import whop_async
 from whop_async import RateLimit
 from whop_async._limits.redis_faults import Contended, Health, fault_of
+from whop_async.testing import run_virtual
 
 from .redis_servers import (
     HOST,
@@ -203,7 +204,39 @@ def not_redis(reply: bytes) -> Iterator[int]:
             service.shutdown()
 
 
-@pytest.mark.parametrize("reply", [b"+OK\r\n", b":1\r\n"])
+class _NeverAnswers(socketserver.BaseRequestHandler):
+    """A Redis that takes connections and commands and answers none (frozen by
+    SIGSTOP, hung in a long script, behind a firewall that drops its answers)."""
+
+    def handle(self) -> None:
+        while self.request.recv(65536):
+            pass
+
+
+def test_a_redis_that_never_answers_costs_one_timeout_not_one_every_quarter_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Virtual time moves while the silent Redis keeps every command waiting: the first
+    # turn's quarter-second timeout sends the budget local, and then no call waits on
+    # Redis again (a call tried it at every quarter second, each held a quarter second:
+    # the pace fell to about half the budget).
+    with socketserver.ThreadingTCPServer((HOST, 0), _NeverAnswers) as silent:
+        silent.daemon_threads = True
+        threading.Thread(target=silent.serve_forever, daemon=True).start()
+        url = f"redis://{HOST}:{silent.server_address[1]}/0"
+        limit = RateLimit(10, per=1.0, burst=1, redis=url, key="silent", fallback_share=1.0)
+        try:
+            with caplog.at_level(logging.WARNING, logger="whop_async"):
+                run = run_virtual(bulk(unlimited(), 50, limit))
+        finally:
+            silent.shutdown()
+    assert run.result.ok
+    assert run.seconds <= 49 / 10 + 0.5
+    [warning] = [r.getMessage() for r in caplog.records if r.name.startswith("whop_async")]
+    assert "did not answer in time" in warning
+
+
+@pytest.mark.parametrize("reply", [b"+OK\r\n", b":1\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n"])
 def test_an_address_where_something_else_answers_is_said_and_the_budget_paced_locally(
     caplog: pytest.LogCaptureFixture, reply: bytes
 ) -> None:

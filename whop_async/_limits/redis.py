@@ -30,7 +30,7 @@ from .limit import RateLimit
 from .operation import Answer, Decision, Go, OperationBudget, Report, Standing, Taken, apply
 from .pacing import EARLY, Slot
 from .redis_connection import FAILURES, Connection
-from .redis_faults import Contended, Fault, Health, fault_of
+from .redis_faults import RETRY_EVERY, Cause, Contended, Fault, Health, fault_of
 from .store import APPLIED, NOT_NOW, MemoryStore
 
 T = TypeVar("T")
@@ -87,6 +87,7 @@ class RedisStore:
         self._unreported: dict[str, int] = {}
         self._owed: dict[str, float] = {}
         self._fallback: _Fallback | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         """The shared time, as last seen from Redis (on a virtual-time loop, the loop's)."""
@@ -132,6 +133,10 @@ class RedisStore:
 
     async def close(self) -> None:
         """Close the connections made here."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self._connection.close()
 
     def _held_decision(self, operation: str) -> Decision | None:
@@ -280,6 +285,25 @@ class RedisStore:
         said = self._health.failed(fault, self.now(), self._local().share)
         if said is not None:
             logger.warning("%s", said)
+        if fault.cause is Cause.TIMEOUT and self._watcher is None:
+            self._health.watched = True
+            self._watcher = asyncio.get_running_loop().create_task(self._until_redis_answers())
+
+    async def _until_redis_answers(self) -> None:
+        """Ask Redis at each quarter second of the shared time until it answers in
+        time; then calls may try it again (the first to succeed says it is back)."""
+        try:
+            while True:
+                await self._clock.sleep(RETRY_EVERY - self.now() % RETRY_EVERY)
+                try:
+                    async with asyncio.timeout(TIMEOUT):
+                        await self._connection.ping()
+                except FAILURES:
+                    continue
+                return
+        finally:
+            self._health.watched = False
+            self._watcher = None
 
     def _answered(self) -> None:
         said = self._health.answered()

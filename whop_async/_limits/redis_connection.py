@@ -81,6 +81,19 @@ class Connection:
             raise NotRedis(f"the script's answer was {reply!r}, not {script.answers.__name__}")
         return reply
 
+    async def ping(self) -> None:
+        """Ask Redis for a PING's answer (a watcher's question: is it back?).
+
+        Raises:
+            redis.exceptions.RedisError: as ``run``.
+        """
+        try:
+            await self._connected().ping()
+        except FAILURES:
+            raise
+        except Exception as error:
+            raise NotRedis(f"{type(error).__name__}: {error}") from error
+
     async def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
         client = self._connected()
         try:

@@ -69,7 +69,8 @@ _PERMANENT = {
 _CAUSES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Cause], ...] = (
     (MasterNotFoundError, Cause.NO_MASTER),
     (Contended, Cause.CONTENTION),
-    (NotRedis, Cause.NOT_REDIS),
+    # An answer that is no RESP at all ("HTTP/1.1 400 Bad Request"): another service.
+    ((NotRedis, redis.exceptions.InvalidResponse), Cause.NOT_REDIS),
     (redis.exceptions.BusyLoadingError, Cause.LOADING),
     (
         (
@@ -140,10 +141,13 @@ class Health:
     retry_at: float = -math.inf
     fault: Fault | None = None
     backoff: float = 0.0
+    # Redis took too long: a watcher asks it in the background, and no call tries it
+    # until it answers (each try would hold its call a whole timeout).
+    watched: bool = False
 
     def usable(self, now: float) -> bool:
         """True when Redis is to be tried at ``now``."""
-        return now >= self.retry_at
+        return not self.watched and now >= self.retry_at
 
     def failed(self, fault: Fault, now: float, share: float) -> str | None:
         """A try failed at ``now``: when to try again; what to log (None: nothing new)."""
