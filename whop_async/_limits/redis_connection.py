@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import urllib.parse
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.exceptions
@@ -24,6 +25,8 @@ from redis.backoff import NoBackoff
 from .redis_address import Address, Client, Plain, Sentinels
 from .redis_faults import NotRedis
 from .shared import Script
+
+T = TypeVar("T")
 
 # What redis-py raises when Redis, or the way to it, fails; anything else it raises
 # means that something other than Redis answered.
@@ -70,13 +73,7 @@ class Connection:
             redis.exceptions.RedisError: Redis did not run it (MOVED, once the cluster is
                 followed, is not among them), or what answered is not Redis (NotRedis).
         """
-        try:
-            reply = await self._run(script, keys, args)
-        except FAILURES:
-            raise
-        except Exception as error:
-            # redis-py reading what no Redis says ("+OK" to HELLO) fails as it happens to.
-            raise NotRedis(f"{type(error).__name__}: {error}") from error
+        reply = await _as_redis(self._run(script, keys, args))
         if not isinstance(reply, script.answers):
             raise NotRedis(f"the script's answer was {reply!r}, not {script.answers.__name__}")
         return reply
@@ -87,12 +84,7 @@ class Connection:
         Raises:
             redis.exceptions.RedisError: as ``run``.
         """
-        try:
-            await self._connected().ping()
-        except FAILURES:
-            raise
-        except Exception as error:
-            raise NotRedis(f"{type(error).__name__}: {error}") from error
+        await _as_redis(self._connected().ping())
 
     async def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
         client = self._connected()
@@ -187,6 +179,18 @@ class AgreedSentinel(Sentinel):
             if count > len(self.sentinels) // 2:
                 return address
         raise MasterNotFoundError(f"no master of {service_name!r} named by most sentinels")
+
+
+async def _as_redis(asked: Awaitable[T]) -> T:
+    """What ``asked`` returns, or a RedisError: anything else redis-py raises means that
+    something other than Redis answered (reading "+OK" to HELLO fails as it happens to).
+    """
+    try:
+        return await asked
+    except FAILURES:
+        raise
+    except Exception as error:
+        raise NotRedis(f"{type(error).__name__}: {error}") from error
 
 
 async def _evalsha(client: Any, script: Script, keys: list[str], args: list[str]) -> Any:
