@@ -93,13 +93,14 @@ class Accounts:
     account shares its budget. An account's key may be a token provider (see
     ``WhopClient``).
 
+    Every other argument (``base_url``, ``timeout``, ``max_retries``,
+    ``max_server_wait``, ``rate_limit``, ``rate_limit_timeout``, ``session``,
+    ``api_version``, ``default_headers``, ``tracer_provider``, ``meter_provider``) is as
+    for ``WhopClient``, and shared by every account.
+
     Args:
         accounts: account names to keys or token providers; more can be added with
             ``add`` at any time, a run's included.
-        base_url, timeout, max_retries, max_server_wait, rate_limit,
-            rate_limit_timeout, session, api_version, default_headers,
-            tracer_provider, meter_provider: as for ``WhopClient``, shared by every
-            account.
 
     Raises:
         ValueError: an option is out of range, or an account name or key cannot be used.
