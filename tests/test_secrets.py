@@ -355,6 +355,24 @@ def test_a_key_echoed_in_any_spelling_leaves_nothing_of_it(
         assert decoded.get("url", "<redacted>") == "<redacted>"
 
 
+@pytest.mark.parametrize(
+    ("key", "spelled"),
+    [
+        # "%" by a JSON escape and a "0" after it percent-encoded: read back, "%00" was a NUL.
+        ("0000%000", "\\u0030\\u0030\\u0030\\u0030\\u0025\\u0030\\u0030%30"),
+        # A backslash percent-encoded, then "%" by a JSON escape: read back, "%41" was "A".
+        ("sk\\%41x", "sk%5C\\u002541x"),
+    ],
+)
+def test_a_key_holding_an_escape_character_is_found_in_a_spelling_that_mixes_escapes(
+    key: str, spelled: str
+) -> None:
+    body = f'{{"id": "adgrp_1", "status": "active", "echo": "{spelled}"}}'.encode()
+    group, raw, error = kept_of(key, body)
+    for decoded in (group.to_dict(), json.loads(raw.content), error.body):
+        assert decoded["echo"] == "<redacted>"
+
+
 @settings(max_examples=50)
 @given(key=st.text(KEY_CHARACTERS, min_size=1, max_size=40), note=st.text(UNESCAPED, max_size=40))
 def test_a_body_without_the_key_is_kept_as_it_is(key: str, note: str) -> None:
