@@ -182,18 +182,23 @@ async def test_after_a_401_a_refreshed_token_is_tried_once_and_keeps_the_budget(
     assert stats.answered == fake.stats.accounts["acme"].requests + fake.stats.unauthorized
 
 
+@pytest.mark.virtual_time
 async def test_a_401_with_no_new_token_ends_the_call_and_stops_the_accounts_run() -> None:
+    loop = asyncio.get_running_loop()
     revoked = {"acme": 0.0}
     async with FakeWhop(
         groups=40, api_keys={"acme": "tok_1_abcdef"}, rate_limit=None, account_revoked_at=revoked
     ) as fake:
         provider = Refreshing("tok_1_abcdef", asynchronous=False)
         async with WhopClient(provider, account="acme", base_url=fake.base_url) as acme:
+            started = loop.time()
             with pytest.raises(whop_async.AuthenticationError):
                 await acme.ad_groups.unpause(fake.ids[0])
-            asked = provider.asked
+            # Asked before the attempt, then again after its 401 for a second and a half
+            # (a provider may learn of a refresh late), always handing the refused token.
+            assert provider.asked > 2
+            assert 1.5 <= loop.time() - started < 2.0
             result = await acme.ad_groups.unpause_many(fake.ids, concurrency=4)
-    assert asked == 2  # before the attempt, and once more after its 401
     assert fake.stats.unauthorized <= 1 + 2 * 4
     reasons = {type(error).__name__ for error in result.failed.values()}
     assert reasons == {"AuthenticationError", "NotFinishedError"}
@@ -201,6 +206,12 @@ async def test_a_401_with_no_new_token_ends_the_call_and_stops_the_accounts_run(
 
 BAD_PROVIDERS: list[tuple[str, Callable[[], Any], str]] = [
     ("raises", lambda: (_ for _ in ()).throw(OSError("refresh failed")), "raised OSError"),
+    # Its message is the provider's: it may hold a token, and is not repeated.
+    (
+        "raises, naming a token",
+        lambda: (_ for _ in ()).throw(RuntimeError("vault down, had tok_secret_value")),
+        "raised RuntimeError",
+    ),
     ("None", lambda: None, "a NoneType, not a str"),
     ("a line break", lambda: "tok_secret_value\n", "a str"),
     ("empty", lambda: "", "a str"),
@@ -245,3 +256,70 @@ def test_a_providers_budget_in_redis_needs_a_name() -> None:
         WhopClient(lambda: "tok", base_url=SCENARIO_URL, rate_limit=shared)
     WhopClient(lambda: "tok", account="acme", base_url=SCENARIO_URL, rate_limit=shared)
     assert API_KEY  # the scenario key is never a provider's budget name
+
+
+@pytest.mark.virtual_time
+async def test_a_provider_that_never_answers_ends_its_accounts_ids_by_the_runs_deadline() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def never() -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    keys = {"acme": "tok_1_abcdef", "globex": "tok_2_abcdef"}
+    async with FakeWhop(groups=20, api_keys=keys, rate_limit=None) as fake:
+        accounts = {"acme": keys["acme"], "globex": never}
+        async with whop_async.Accounts(accounts, base_url=fake.base_url, timeout=2.0) as both:
+            pairs = [
+                (("acme", "globex")[n % 2], ad_group_id) for n, ad_group_id in enumerate(fake.ids)
+            ]
+            started = loop.time()
+            result = await both.unpause_many(pairs, deadline=5.0)
+            took = loop.time() - started
+    assert len(result["acme"].succeeded) == 10
+    assert took <= 5.0 + 2.0  # not held past the deadline by a token never handed over
+    failed = result["globex"].failed
+    assert len(failed) == 10
+    assert all(
+        isinstance(error, (whop_async.NotFinishedError, whop_async.TokenProviderError))
+        for error in failed.values()
+    )
+    assert any(
+        "no token within 2 s" in str(getattr(error, "cause", error)) for error in failed.values()
+    )
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("late", [0.0, 0.1])
+async def test_a_key_rotated_often_under_a_rate_limit_loses_no_call(late: float) -> None:
+    # Three accounts paced at 20 a second, each key rotated every 0.4 s; the provider
+    # learns of it at once, or a tenth of a second after the server. A call waiting for
+    # its turn sends the token of its turn, and one that meets a 401 asks again.
+    names = ["a0", "a1", "a2"]
+    current = {name: f"tok_{name}_v0_abcdef" for name in names}
+    loop = asyncio.get_running_loop()
+
+    def provider_of(name: str) -> Callable[[], str]:
+        return lambda: current[name]
+
+    async with FakeWhop(groups=60, api_keys=dict(current), rate_limit=20, per=1.0) as fake:
+
+        async def rotate() -> None:
+            for version in range(1, 4):
+                await asyncio.sleep(0.4)
+                fresh = {name: f"tok_{name}_v{version}_abcdef" for name in names}
+                for name in names:
+                    fake.rotate_key(name, fresh[name])
+                if late:
+                    loop.call_later(late, current.update, fresh)
+                else:
+                    current.update(fresh)
+
+        rotating = asyncio.create_task(rotate())
+        limit = whop_async.RateLimit(20, per=1.0)
+        providers = {name: provider_of(name) for name in names}
+        async with whop_async.Accounts(providers, base_url=fake.base_url, rate_limit=limit) as all_:
+            pairs = [(names[n % 3], ad_group_id) for n, ad_group_id in enumerate(fake.ids)]
+            result = await all_.unpause_many(pairs)
+        await rotating
+    assert result.ok, {pair: type(error).__name__ for pair, error in result.failed.items()}

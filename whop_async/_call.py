@@ -118,7 +118,8 @@ class Wiring:
         redactor: removes the key from anything kept of an answer.
         clock: time and chance.
         lifetime: open until the client is closed: nothing is sent after.
-        tokens: the token provider's tokens, asked before each attempt (None: a key).
+        tokens: the token provider's tokens, asked for each attempt once its turn has
+            come (None: a key).
         telemetry: spans and metrics of its calls (None without the otel extra).
     """
 
@@ -142,6 +143,13 @@ class CallResult(NamedTuple):
     retries_taken: int
     elapsed: float
 
+
+# After a 401, a token provider is asked again at once, then after these pauses, for a
+# token other than the one refused: a provider may learn of a refresh a little after the
+# server (a cache, a secret store's replication). A call renews at most _RENEWALS times:
+# a key rotated every few seconds still leaves each call its attempts.
+_RENEWAL_PAUSES = (0.0, 0.1, 0.2, 0.4, 0.8)
+_RENEWALS = 3
 
 # One finisher per answer type, for every client: a client holds none of its own.
 _FINISHERS: dict[type, Finish[Any]] = {}
@@ -229,7 +237,7 @@ class Call:
         self._probed_outage = False
         self._token: str | None = None
         # A token provider's call is made once more after a 401 with a new token.
-        self._renewals = 0 if wiring.tokens is None else 1
+        self._renewals = 0 if wiring.tokens is None else _RENEWALS
         self.trace: CallTrace | None = None
 
     @property
@@ -301,16 +309,49 @@ class Call:
         raise refused
 
     async def _renewed(self) -> bool:
-        """After a 401: True, once, when the token provider now hands over another
-        token than the refused one."""
-        tokens = self.wiring.tokens
-        if tokens is None or not self._renewals:
+        """After a 401: True when the token provider hands over another token than the
+        refused one, asked at once and again over about a second and a half."""
+        if self.wiring.tokens is None or not self._renewals:
             return False
         self._renewals -= 1
+        refused = self._token
         try:
-            return await tokens.token() != self._token
-        except TokenProviderError:
-            return False  # the 401 is what the call met
+            for pause in _RENEWAL_PAUSES:
+                if pause:
+                    await self._sleep(pause)
+                if await self._fresh_token() != refused:
+                    return True
+        except (TokenProviderError, Stopped, WaitTooLong, RuntimeError):
+            pass  # the 401 is what the call met
+        return False
+
+    async def _fresh_token(self) -> str:
+        """The provider's token, waited for no longer than an attempt may take, nor past
+        the call's run's deadline: a provider that never answers holds nothing up.
+
+        Raises:
+            TokenProviderError: the provider failed, or handed over nothing in time.
+            Stopped: the run's deadline passed meanwhile.
+        """
+        tokens, run = self.wiring.tokens, self._options.run
+        assert tokens is not None
+        limit = self._timeout
+        if run is not None:
+            limit = min(limit, max(0.0, run.deadline - self.wiring.clock.monotonic()))
+        try:
+            async with asyncio.timeout(limit):
+                token = await tokens.token()
+        except TimeoutError:
+            if run is not None and run.past_deadline():
+                raise Stopped from None
+            raise tokens.too_slow(limit) from None
+        self._use(token)
+        return token
+
+    @property
+    def _timeout(self) -> float:
+        timeout = self._options.timeout
+        return self.wiring.timeout if timeout is None else timeout
 
     def result(self) -> CallResult:
         """How the call got its answer: retries taken, seconds elapsed."""
@@ -348,9 +389,11 @@ class Call:
         run = self._options.run
         if run is not None and run.stopping.is_set():
             raise Stopped  # a retry whose wait the run's stop cut short
-        if wiring.tokens is not None:
-            self._use(await wiring.tokens.token())
         async with wiring.engine.turn(request.operation, self) as turn:
+            if wiring.tokens is not None:
+                # Asked once the turn has come: a call that waited for the rate limit
+                # sends the token of now, not of when it started waiting.
+                await self._fresh_token()
             self._attempts += 1
             self._probed_outage = turn.ticket.breaker_probe
             trace = self.trace
@@ -365,7 +408,7 @@ class Call:
                     request.method,
                     request.path,
                     self._headers,
-                    wiring.timeout if self._options.timeout is None else self._options.timeout,
+                    self._timeout,
                     request.query_string,
                     wiring.redactor,
                 )

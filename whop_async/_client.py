@@ -49,8 +49,9 @@ class WhopClient:
 
     Args:
         api_key: a Whop API key, or a token provider: a callable that returns one (or an
-            awaitable of one), asked before each attempt, so it must cache (see "Many
-            accounts"); defaults to the ``WHOP_API_KEY`` environment variable.
+            awaitable of one), asked for each attempt once its turn has come, so it
+            must cache (see "Many accounts"); defaults to the ``WHOP_API_KEY``
+            environment variable.
         account: a name for the account the key belongs to: its budget's name in Redis
             (instead of a hash of the key), and named in a token provider's errors.
             A token provider whose budget is shared through Redis needs one.

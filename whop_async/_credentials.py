@@ -2,8 +2,8 @@
 
 An ``api_key`` is a key (a ``str``) or a token provider: a callable that returns a key,
 or an awaitable of one (a user's OAuth token, refreshed as it expires). A provider is
-asked before each attempt of a call, so it must cache; its tokens change, the account
-does not, and the budget belongs to the account.
+asked for each attempt of a call once its turn has come, so it must cache; its tokens
+change, the account does not, and the budget belongs to the account.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def described(account: str | None) -> str:
 class Tokens:
     """The tokens of one account's provider, and the redactor that clears the latest.
 
-    ``token()`` asks the provider: it is awaited before each attempt. The redactor
-    clears the last two tokens handed over, so an answer to a request sent just before a
-    refresh is cleared of the token it was sent with.
+    ``token()`` asks the provider: it is awaited for each attempt, once the attempt's
+    turn has come. The redactor clears the last two tokens handed over, so an answer to a
+    request sent just before a refresh is cleared of the token it was sent with.
     """
 
     __slots__ = ("_account", "_provider", "_recent", "redactor")
@@ -85,9 +85,12 @@ class Tokens:
             if inspect.isawaitable(token):
                 token = await token
         except Exception as error:
+            # Not its message: a provider's error may hold a token (a refresh URL, a
+            # response body), and only the tokens handed over before are known here.
             raise TokenProviderError(
                 f"the token provider of {described(self._account)} raised"
-                f" {type(error).__name__}: {self.redactor.text(str(error))}",
+                f" {type(error).__name__} (its message is not repeated: it may hold a"
+                " token; the error is this one's __cause__)",
                 account=self._account,
             ) from error
         try:
@@ -103,6 +106,14 @@ class Tokens:
             self._recent = (token, *self._recent[:1])
             self.redactor.use(*self._recent)
         return token
+
+    def too_slow(self, seconds: float) -> TokenProviderError:
+        """The error of a provider that handed over nothing within ``seconds``."""
+        return TokenProviderError(
+            f"the token provider of {described(self._account)} handed over no token"
+            f" within {seconds:g} s",
+            account=self._account,
+        )
 
 
 def _what(value: object) -> str:
