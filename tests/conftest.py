@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 import whop_async
 
 from .helpers import API_KEY, BASE_URL, MockAPI
+from .redis_servers import RedisServer, running_redis_server
 
 # The fixture users get: the project tests itself with it too.
 pytest_plugins = ["whop_async.testing.pytest_plugin"]
@@ -72,3 +74,15 @@ def no_errors_of_other_loops() -> Iterator[None]:
     finally:
         logger.removeHandler(recorded)
     assert [record.getMessage() for record in recorded.records] == []
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    yield from running_redis_server()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()

@@ -20,9 +20,9 @@ import whop_async
 from whop_async import Accounts, NotFinishedError, RateLimit
 from whop_async.testing import FakeWhop, run_virtual
 
+from .doc_examples import examples
+from .redis_servers import RedisServer
 from .scenarios import Server, serving
-from .test_docs import examples
-from .test_shared import RedisServer, redis_client, redis_server  # noqa: F401 - fixtures
 
 KEYS = {"acme": "sk_acme_0123456789", "globex": "sk_globex_0123456789"}
 SCENARIO_URL = "https://api.scenario.example/api/v1"
@@ -233,8 +233,8 @@ def test_a_slow_hung_or_out_account_holds_its_share_and_barely_slows_the_others(
 
 
 async def test_each_accounts_budget_is_named_after_it_in_redis_never_its_key(
-    redis_server: RedisServer,  # noqa: F811 - the fixture imported above
-    redis_client: redis.asyncio.Redis,  # noqa: F811
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
 ) -> None:
     limit = RateLimit(100, per=1.0, redis_url=redis_server.url)
     named = RateLimit(100, per=1.0, redis_url=redis_server.url, key="team")
@@ -262,3 +262,25 @@ async def test_the_oauth_refresh_example_refreshes_and_keeps_one_budget() -> Non
     stdout, _ = await process.communicate()
     assert process.returncode == 0
     assert stdout.decode() == "True tok_3\n"
+
+
+@pytest.mark.virtual_time
+async def test_an_account_removed_mid_run_ends_its_ids_unfinished_and_the_others_go_on() -> None:
+    keys = {"acme": "tok_1_abcdef", "globex": "tok_2_abcdef", "initech": "tok_3_abcdef"}
+    async with FakeWhop(groups=90, api_keys=keys, rate_limit=None) as fake:
+        limit = RateLimit(10, per=1.0)  # each account's 30 ids take about 3 s
+        async with Accounts(keys, base_url=fake.base_url, rate_limit=limit) as accounts:
+            names = list(keys)
+            pairs = [(names[n % 3], ad_group_id) for n, ad_group_id in enumerate(fake.ids)]
+            run = asyncio.create_task(accounts.unpause_many(pairs))
+            await asyncio.sleep(1.0)
+            await accounts.remove("globex")
+            result = await run
+    assert result["acme"].ok
+    assert result["initech"].ok
+    assert len(result["acme"].succeeded) == len(result["initech"].succeeded) == 30
+    removed = result["globex"]
+    assert len(removed.succeeded) + len(removed.failed) == 30
+    assert removed.failed
+    assert all(isinstance(e, whop_async.NotFinishedError) for e in removed.failed.values())
+    assert all("was removed" in str(e) for e in removed.failed.values())

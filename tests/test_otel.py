@@ -683,7 +683,7 @@ async def test_a_traceparent_passed_in_extra_headers_is_replaced_not_doubled(
 
 
 async def test_the_docs_example_prints_the_spans_and_metrics_it_promises() -> None:
-    from .test_docs import examples, run_python, stand_in
+    from .doc_examples import examples, run_python, stand_in
 
     [code] = [code for name, code in examples() if name == "docs/observability.md#2"]
     async with stand_in() as fake:

@@ -36,7 +36,7 @@ from ._bulk import BulkRun, CallOne, RecentIds, callback, streamed
 from ._call import Calls, Lifetime
 from ._client import BASE_URL_ENV, SharedSession, WhopClient, client_on
 from ._credentials import ApiKey
-from ._exceptions import APIResponseValidationError, UnknownAccountError, WhopError
+from ._exceptions import APIResponseValidationError, StopReason, UnknownAccountError, WhopError
 from ._limits import ClientStats, RateLimit
 from ._logs import log_to_stderr_if_asked
 from ._models import AccountsResult, AdGroup, BulkResult, Outcome
@@ -179,7 +179,8 @@ class Accounts:
 
     async def remove(self, name: str) -> None:
         """Close an account's client and forget it; its calls that wait end with
-        RuntimeError.
+        RuntimeError, and in a bulk run of these Accounts its ids end unfinished
+        (NotFinishedError) while the other accounts' go on.
 
         Raises:
             KeyError: no account has that name.
@@ -460,6 +461,11 @@ class _Run:
                         group = await part.call(ad_group_id)
                     except WhopError as failure:
                         pending = self._deliver(index, account, ad_group_id, None, failure)
+                    except RuntimeError as closed:
+                        if account in self._accounts or self._accounts.closed:
+                            raise  # the Accounts closed: the run ends, as close() says
+                        error = self._removed(part, account, ad_group_id, closed)
+                        pending = self._deliver(index, account, ad_group_id, None, error)
                     else:
                         pending = self._deliver(index, account, ad_group_id, group, None)
                 if pending is not None:
@@ -551,6 +557,17 @@ class _Run:
             bulk["idempotency_key"] = functools.partial(key_for, account)
         part = self._runs[account] = _AccountRun(bulk_call(calls, self._verb, bulk, run), run)
         return part
+
+    @staticmethod
+    def _removed(
+        part: _AccountRun, account: str, ad_group_id: str, closed: RuntimeError
+    ) -> WhopError:
+        """The error of an id whose account was removed mid-run: that account's part
+        stops (its other ids end unfinished too), and the others go on."""
+        part.run.stop(
+            StopReason.FATAL, RuntimeError(f"the account {account!r} was removed: {closed}")
+        )
+        return part.run.not_finished(ad_group_id, attempted=True)
 
     def _done(self, part: _AccountRun) -> None:
         part.in_flight -= 1
