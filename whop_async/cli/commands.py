@@ -85,6 +85,9 @@ async def run_bulk(
         if run.stopping and not stopping:
             on_stop()
 
+    if isinstance(ids, Sources):
+        ids.on_failed_row = finished
+
     try:
         with run:
             async for _ in each(
@@ -152,7 +155,9 @@ class Sources:
     """The ids of every source in turn (arguments, a file, a campaign's listing), less
     those already done; it counts what it read, so a run that sends nothing can say
     why. A file that cannot be read ends the ids, in-flight calls finishing, and is
-    kept in ``refused``."""
+    kept in ``refused``. A row of a file that holds no id (or pair) to send is not
+    handed out: its failed Outcome goes to ``on_failed_row``, as the library's go to
+    ``on_outcome``, so it is journaled and counted like any failed id."""
 
     def __init__(
         self, sources: Sequence[Iterable[Done] | IdFile | AdGroupList], done: set[Done]
@@ -163,6 +168,8 @@ class Sources:
         self.listed = 0
         self.listing_ended = False
         self.refused: UsageError | None = None
+        self.on_failed_row: Callable[[Outcome], None] = _unexpected
+        self._passed = 0
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         for source in self._sources:
@@ -175,9 +182,14 @@ class Sources:
             elif isinstance(source, IdFile):
                 try:
                     async for item in source:
-                        if self._keep(item):
+                        if isinstance(item, Outcome):
+                            self.read += 1
+                            self.on_failed_row(item)
+                        elif self._keep(item):
                             yield item
-                        elif not self.skipped % _SKIPPED_AT_ONCE:
+                            continue
+                        self._passed += 1
+                        if not self._passed % _PASSED_AT_ONCE:
                             await asyncio.sleep(0)  # Ctrl-C and SIGTERM, between them
                 except UsageError as error:
                     self.refused = error
@@ -205,9 +217,13 @@ class Sources:
         return True
 
 
-# Ids already done that a file may hold in a row, all skipped without a look at the
-# event loop: a few milliseconds.
-_SKIPPED_AT_ONCE = 10_000
+# Ids already done, or failed rows, that a file may hold in a row, all passed over
+# without a look at the event loop: a few milliseconds.
+_PASSED_AT_ONCE = 10_000
+
+
+def _unexpected(outcome: Outcome) -> None:  # pragma: no cover - run_bulk sets its own
+    raise AssertionError(f"a failed row outside a run: {outcome}")
 
 
 def api_key_from_environment() -> str:
@@ -457,7 +473,7 @@ async def _ids_to_do(
         )
     sources: list[Iterable[str] | IdFile | AdGroupList] = [options.ids]
     # Every id the sources hold, while that can be known without using them up.
-    known: set[str] | None = set(options.ids)
+    known: set[str | Outcome] | None = set(options.ids)
     if id_file is not None:
         sources.append(id_file)
         in_file = await id_file.distinct_ids()
