@@ -180,7 +180,9 @@ async def test_a_row_without_its_account_or_its_id_is_a_failed_pair_named_by_its
     assert re.search(r"failed: InvalidIdError\W+2\b", stderr)
     assert f"  {ids[1]}: line 3 of {name}: no account\n" in stderr
     assert f"  line 4 of {name}: no id\n" in stderr  # no id to show before it
+    assert "  rows with no account: 3 failed (UnknownAccountError 2, InvalidIdError 1)" in stderr
     assert "  account globex: 1 failed (InvalidIdError 1)" in stderr
+    assert "account :" not in stderr
 
 
 @pytest.mark.parametrize(("how", "name"), FILES.items())

@@ -187,7 +187,8 @@ class Run:
         for account, failures in sorted(self.account_failures.items()):
             counts = ", ".join(f"{name} {count:,}" for name, count in failures.most_common())
             stop = self.account_stops.get(account)
-            show(f"  account {account}: {sum(failures.values()):,} failed ({counts})")
+            named = f"account {account}" if account else "rows with no account"
+            show(f"  {named}: {sum(failures.values()):,} failed ({counts})")
             if stop is not None:
                 show(f"    stopped: {stop}")
         if self.unreadable:
