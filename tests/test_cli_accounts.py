@@ -215,3 +215,22 @@ async def test_a_quote_left_open_fails_its_own_line_and_never_swallows_the_lines
     )
     assert failed[("", f'globex,"{ids[3]}')]["error"] == "InvalidIdError"
     assert f"line 5 of {name} is not a CSV row" in stderr
+
+
+async def test_the_header_again_is_skipped_as_a_header(tmp_path: Path) -> None:
+    keys = write_keys(tmp_path, KEYS)
+    output = tmp_path / "out.jsonl"
+    async with FakeWhop(groups=2, api_keys=KEYS, rate_limit=None) as fake:
+        pairs = tmp_path / "pairs.csv"
+        # Two exports joined with cat: the second one's header is in the middle.
+        pairs.write_text(f"account,id\nacme,{fake.ids[0]}\n Account , ID \nglobex,{fake.ids[1]}\n")
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(pairs), "--keys", str(keys), "--output", str(output),
+            fake=fake,
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 2}
+    assert code == 0, stderr
+    assert sorted((r["account"], r["id"]) for r in journal(output)) == [
+        ("acme", fake.ids[0]),
+        ("globex", fake.ids[1]),
+    ]

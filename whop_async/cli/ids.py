@@ -20,7 +20,8 @@ A CSV row is one line, read alone: a quote left open ends with its line, and nev
 takes the lines after it into one field. No row is passed over unsaid: a row that is
 not CSV, or lacks its id (or, with ``accounts``, its account), comes as a failed
 Outcome naming its line, which the command journals and counts. Only rows that hold
-nothing are passed over: a row of empty fields, as spreadsheets save one.
+nothing are passed over: a row of empty fields, as spreadsheets save one, and the
+header again (as files joined with ``cat`` hold it).
 
 A line longer than any line of ids (64 KiB) is read to its end
 without being kept, and so is any id longer than a Whop id: either is one id that is
@@ -290,8 +291,8 @@ def _pairs_in(
             yield row
             continue
         account, ad_group_id = _field(row, account_column), _field(row, column)
-        if not any(row):
-            continue  # nothing in it to lose
+        if not any(row) or (account.lower(), ad_group_id.lower()) == (_ACCOUNT, _HEADER):
+            continue  # nothing in it to lose: a blank row, or the header of a file joined on
         if not ad_group_id:
             why = "no id" if account else "no account and no id"
             yield _without_id(number, name, why, account=account)
