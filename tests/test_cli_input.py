@@ -239,3 +239,18 @@ async def test_a_csv_row_without_an_id_or_with_a_quote_left_open_fails_by_its_li
     ]
     assert all("account" not in record for record in records)
     assert re.search(r"failed: InvalidIdError\W+3\b", stderr)
+
+
+async def test_a_csv_whose_lines_end_with_a_carriage_return_alone_is_one_line_exit_2(
+    tmp_path: Path,
+) -> None:
+    table = tmp_path / "export.csv"
+    table.write_bytes(b"name,id\rfirst,adgrp_1\rsecond,adgrp_2\r")  # as old Mac spreadsheets save
+    code, _, stderr = await whop_async_cli(
+        "unpause", "--file", str(table), environment={"WHOP_API_KEY": "k"}
+    )
+    assert (code, stderr) == (
+        2,
+        f"whop-async: {table}: its first line is not a CSV header: it holds a carriage return"
+        " (lines end with LF or CRLF)\n",
+    )

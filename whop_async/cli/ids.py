@@ -240,7 +240,7 @@ def _id_column(first: str, name: str) -> int | None:
     when the file holds one id a line."""
     if isinstance(first, _TooLong) or "," not in _without_comment(first):
         return None
-    header = [column.strip().lower() for column in next(csv.reader([first]))]
+    header = _header(first, name)
     if _HEADER not in header:
         raise UsageError(f"{name}: a CSV needs an 'id' column in its first line, found {header}")
     return header.index(_HEADER)
@@ -248,13 +248,20 @@ def _id_column(first: str, name: str) -> int | None:
 
 def _pair_columns(first: str, name: str, id_column: int | None) -> tuple[int, int]:
     """Which columns of a CSV of pairs name the account and hold the id."""
-    header = [column.strip().lower() for column in next(csv.reader([first]))]
+    header = _header(first, name)
     if id_column is None or _ACCOUNT not in header:
         raise UsageError(
             f"{name}: with --keys, a CSV needs 'account' and 'id' columns in its first line,"
             f" found {header}"
         )
     return header.index(_ACCOUNT), id_column
+
+
+def _header(first: str, name: str) -> list[str]:
+    try:
+        return [column.strip().lower() for column in next(csv.reader([first]))]
+    except csv.Error as error:
+        raise UsageError(f"{name}: its first line is not a CSV header: {_not_csv(error)}") from None
 
 
 def _plain_ids(lines: Iterable[Line]) -> Iterator[str]:
@@ -319,6 +326,8 @@ def _not_csv(error: csv.Error) -> str:
     said = str(error)
     if said == "unexpected end of data":
         return "a quote opened on it is never closed (a row is one line)"
+    if said.startswith("new-line character"):  # worded differently from one Python to the next
+        return "it holds a carriage return (lines end with LF or CRLF)"
     return said
 
 
