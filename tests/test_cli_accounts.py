@@ -234,3 +234,19 @@ async def test_the_header_again_is_skipped_as_a_header(tmp_path: Path) -> None:
         ("acme", fake.ids[0]),
         ("globex", fake.ids[1]),
     ]
+
+
+async def test_an_account_given_twice_in_the_keys_file_is_refused_by_its_name(
+    tmp_path: Path,
+) -> None:
+    keys = tmp_path / "keys.env"
+    keys.write_text("acme=sk_acme_first\nglobex=sk_globex_1\nexport acme='sk_acme_second'\n")
+    keys.chmod(0o600)
+    pairs = write_pairs(tmp_path, [("acme", "adgrp_1")])
+    code, stdout, stderr = await whop_async_cli(
+        "unpause", "--file", str(pairs), "--keys", str(keys)
+    )
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        f"whop-async: --keys {keys}: acme is given twice (lines 1 and 3); one key per account\n"
+    )

@@ -409,7 +409,8 @@ def _done(journal: Journal | None) -> set[Done]:
 
 def keys_from(path: str) -> dict[str, str]:
     """The accounts' keys of a dotenv file (``NAME=KEY`` lines), refused when anyone but
-    its owner may read or write it, as ssh refuses such a private key."""
+    its owner may read or write it, as ssh refuses such a private key. An account given
+    twice is refused: which of its keys was meant cannot be told."""
     try:
         mode = os.stat(path).st_mode
     except OSError as error:
@@ -427,16 +428,24 @@ def keys_from(path: str) -> dict[str, str]:
             " pip install 'whop-async[cli]'"
         ) from None
     keys: dict[str, str] = {}
+    lines_of: dict[str, int] = {}
     try:
         with open(path, encoding="utf-8-sig") as lines:
             for binding in parse_stream(lines):
                 line = binding.original.line  # never the line itself: it may hold a key
+                name, key = binding.key, binding.value
                 if binding.error:
                     raise UsageError(f"--keys {path}: line {line} is not NAME=KEY")
-                if binding.key is not None and not binding.value:
-                    raise UsageError(f"--keys {path}: no key for {binding.key} (line {line})")
-                if binding.key is not None and binding.value:
-                    keys[binding.key] = binding.value
+                if name is None:
+                    continue
+                if not key:
+                    raise UsageError(f"--keys {path}: no key for {name} (line {line})")
+                if name in keys:
+                    raise UsageError(
+                        f"--keys {path}: {name} is given twice (lines {lines_of[name]} and"
+                        f" {line}); one key per account"
+                    )
+                keys[name], lines_of[name] = key, line
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"--keys {path}: cannot read it: {error}") from None
     if not keys:
