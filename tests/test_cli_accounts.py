@@ -250,3 +250,21 @@ async def test_an_account_given_twice_in_the_keys_file_is_refused_by_its_name(
     assert stderr == (
         f"whop-async: --keys {keys}: acme is given twice (lines 1 and 3); one key per account\n"
     )
+
+
+async def test_a_key_holding_a_variable_is_refused_not_sent_as_written(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.env"
+    keys.write_text("acme=sk_acme_1\nglobex=${GLOBEX_KEY}\n")
+    keys.chmod(0o600)
+    pairs = write_pairs(tmp_path, [("acme", "adgrp_1")])
+    async with FakeWhop(groups=1, api_keys=KEYS) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(pairs), "--keys", str(keys), fake=fake,
+            environment={"GLOBEX_KEY": KEYS["globex"]},
+        )  # fmt: skip
+        assert fake.stats.requests == 0
+    assert code == 2
+    assert stderr == (
+        f"whop-async: --keys {keys}: the key of globex (line 2) holds '${{': keys are taken"
+        " as written, never filled in from the environment; write the key itself\n"
+    )

@@ -409,8 +409,14 @@ def _done(journal: Journal | None) -> set[Done]:
 
 def keys_from(path: str) -> dict[str, str]:
     """The accounts' keys of a dotenv file (``NAME=KEY`` lines), refused when anyone but
-    its owner may read or write it, as ssh refuses such a private key. An account given
-    twice is refused: which of its keys was meant cannot be told."""
+    its owner may read or write it, as ssh refuses such a private key.
+
+    Keys are taken as written. One holding ``${`` is refused: python-dotenv's
+    ``load_dotenv`` would fill ``${VAR}`` in from the environment, and no Whop key holds
+    it, so it is a key meant to be filled in, which sent as written would be refused
+    only once the run has begun. An account given twice is refused too: which of its
+    keys was meant cannot be told.
+    """
     try:
         mode = os.stat(path).st_mode
     except OSError as error:
@@ -444,6 +450,12 @@ def keys_from(path: str) -> dict[str, str]:
                     raise UsageError(
                         f"--keys {path}: {name} is given twice (lines {lines_of[name]} and"
                         f" {line}); one key per account"
+                    )
+                if "${" in key:
+                    raise UsageError(
+                        f"--keys {path}: the key of {name} (line {line}) holds '${{': keys are"
+                        " taken as written, never filled in from the environment; write the"
+                        " key itself"
                     )
                 keys[name], lines_of[name] = key, line
     except (OSError, UnicodeDecodeError) as error:
