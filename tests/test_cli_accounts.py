@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from whop_async.testing import FakeWhop
 
-from .cli_support import journal, whop_async_cli
+from .cli_support import journal, shell, whop_async_cli
 
 KEYS = {"acme": "sk_acme_0123456789", "globex": "sk_globex_0123456789"}
 
@@ -129,3 +131,140 @@ async def test_bad_keys_and_pairs_files_are_one_line_and_exit_2(
     assert said in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert "sk bad" not in stderr
+
+
+def rows_of(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(record["account"], record["id"]): record for record in records}
+
+
+# A file, and a stream (read in a thread of its own), named as the command names them.
+FILES = {"--file pairs.csv": "pairs.csv", "--file - < <(cat pairs.csv)": "standard input"}
+
+
+@pytest.mark.parametrize(("how", "name"), FILES.items())
+async def test_a_row_without_its_account_or_its_id_is_a_failed_pair_named_by_its_line(
+    how: str, name: str, tmp_path: Path
+) -> None:
+    write_keys(tmp_path, KEYS)
+    async with FakeWhop(groups=4, api_keys=KEYS, rate_limit=None) as fake:
+        ids = fake.ids
+        (tmp_path / "pairs.csv").write_text(
+            "id,account,note\n"
+            f"{ids[0]},acme,sent\n"
+            f"{ids[1]}\n"  # line 3: too short to hold its account
+            ",globex,no id\n"  # line 4
+            f"{ids[2]},,no account\n"  # line 5
+            ",,neither\n"  # line 6
+            ",,\n"  # a blank row, as spreadsheets save one: nothing is in it
+            f"{ids[3]},globex\n"  # a note is not needed
+        )
+        code, _, stderr = await shell(
+            f"whop-async unpause {how} --keys keys.env --output out.jsonl --rate 0",
+            fake=fake, cwd=tmp_path,
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 2, "paused": 2}
+    assert code == 1
+    records = rows_of(journal(tmp_path / "out.jsonl"))
+    assert set(records) == {
+        ("acme", ids[0]), ("globex", ids[3]),
+        ("", ids[1]), ("globex", ""), ("", ids[2]), ("", ""),
+    }  # fmt: skip
+    failed = {key: (r["error"], r["message"]) for key, r in records.items() if not r["ok"]}
+    assert failed == {
+        ("", ids[1]): ("UnknownAccountError", f"line 3 of {name}: no account"),
+        ("globex", ""): ("InvalidIdError", f"line 4 of {name}: no id"),
+        ("", ids[2]): ("UnknownAccountError", f"line 5 of {name}: no account"),
+        ("", ""): ("InvalidIdError", f"line 6 of {name}: no account and no id"),
+    }
+    assert re.search(r"failed: UnknownAccountError\W+2\b", stderr)
+    assert re.search(r"failed: InvalidIdError\W+2\b", stderr)
+    assert f"  {ids[1]}: line 3 of {name}: no account\n" in stderr
+    assert f"  line 4 of {name}: no id\n" in stderr  # no id to show before it
+    assert "  rows with no account: 3 failed (UnknownAccountError 2, InvalidIdError 1)" in stderr
+    assert "  account globex: 1 failed (InvalidIdError 1)" in stderr
+    assert "account :" not in stderr
+
+
+@pytest.mark.parametrize(("how", "name"), FILES.items())
+async def test_a_quote_left_open_fails_its_own_line_and_never_swallows_the_lines_after_it(
+    how: str, name: str, tmp_path: Path
+) -> None:
+    write_keys(tmp_path, KEYS)
+    async with FakeWhop(groups=5, api_keys=KEYS, rate_limit=None) as fake:
+        ids = fake.ids
+        (tmp_path / "pairs.csv").write_text(
+            "account,id\n"
+            f"acme,{ids[0]}\n"
+            f'"acme,{ids[1]}\n'  # line 3
+            f"acme,{ids[2]}\n"
+            f'globex,"{ids[3]}\n'  # line 5
+            f"globex,{ids[4]}\n"
+        )
+        code, _, stderr = await shell(
+            f"whop-async unpause {how} --keys keys.env --output out.jsonl --rate 0",
+            fake=fake, cwd=tmp_path,
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 3, "paused": 2}
+        assert fake.stats.attempts.keys() == {ids[0], ids[2], ids[4]}
+    assert code == 1
+    failed = {(r["account"], r["id"]): r for r in journal(tmp_path / "out.jsonl") if not r["ok"]}
+    assert set(failed) == {("", f'"acme,{ids[1]}'), ("", f'globex,"{ids[3]}')}
+    assert failed[("", f'"acme,{ids[1]}')]["message"] == (
+        f"line 3 of {name} is not a CSV row: a quote opened on it is never closed"
+        " (a row is one line)"
+    )
+    assert failed[("", f'globex,"{ids[3]}')]["error"] == "InvalidIdError"
+    assert f"line 5 of {name} is not a CSV row" in stderr
+
+
+async def test_the_header_again_is_skipped_as_a_header(tmp_path: Path) -> None:
+    keys = write_keys(tmp_path, KEYS)
+    output = tmp_path / "out.jsonl"
+    async with FakeWhop(groups=2, api_keys=KEYS, rate_limit=None) as fake:
+        pairs = tmp_path / "pairs.csv"
+        # Two exports joined with cat: the second one's header is in the middle.
+        pairs.write_text(f"account,id\nacme,{fake.ids[0]}\n Account , ID \nglobex,{fake.ids[1]}\n")
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(pairs), "--keys", str(keys), "--output", str(output),
+            fake=fake,
+        )  # fmt: skip
+        assert fake.statuses() == {"active": 2}
+    assert code == 0, stderr
+    assert sorted((r["account"], r["id"]) for r in journal(output)) == [
+        ("acme", fake.ids[0]),
+        ("globex", fake.ids[1]),
+    ]
+
+
+async def test_an_account_given_twice_in_the_keys_file_is_refused_by_its_name(
+    tmp_path: Path,
+) -> None:
+    keys = tmp_path / "keys.env"
+    keys.write_text("acme=sk_acme_first\nglobex=sk_globex_1\nexport acme='sk_acme_second'\n")
+    keys.chmod(0o600)
+    pairs = write_pairs(tmp_path, [("acme", "adgrp_1")])
+    code, stdout, stderr = await whop_async_cli(
+        "unpause", "--file", str(pairs), "--keys", str(keys)
+    )
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        f"whop-async: --keys {keys}: acme is given twice (lines 1 and 3); one key per account\n"
+    )
+
+
+async def test_a_key_holding_a_variable_is_refused_not_sent_as_written(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.env"
+    keys.write_text("acme=sk_acme_1\nglobex=${GLOBEX_KEY}\n")
+    keys.chmod(0o600)
+    pairs = write_pairs(tmp_path, [("acme", "adgrp_1")])
+    async with FakeWhop(groups=1, api_keys=KEYS) as fake:
+        code, _, stderr = await whop_async_cli(
+            "unpause", "--file", str(pairs), "--keys", str(keys), fake=fake,
+            environment={"GLOBEX_KEY": KEYS["globex"]},
+        )  # fmt: skip
+        assert fake.stats.requests == 0
+    assert code == 2
+    assert stderr == (
+        f"whop-async: --keys {keys}: the key of globex (line 2) holds '${{': keys are taken"
+        " as written, never filled in from the environment; write the key itself\n"
+    )

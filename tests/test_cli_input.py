@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -198,4 +199,58 @@ async def test_a_stream_whose_csv_has_no_id_column_stops_the_run_after_the_argum
     assert stderr.endswith(
         "whop-async: standard input: a CSV needs an 'id' column in its first line,"
         " found ['name', 'budget']\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "name"),
+    [("--file ids.csv", "ids.csv"), ("--file - < <(cat ids.csv)", "standard input")],
+)
+async def test_a_csv_row_without_an_id_or_with_a_quote_left_open_fails_by_its_line(
+    how: str, name: str, tmp_path: Path
+) -> None:
+    async with FakeWhop(groups=4, rate_limit=None) as fake:
+        ids = fake.ids
+        (tmp_path / "ids.csv").write_text(
+            "name,id\n"
+            f"a,{ids[0]}\n"
+            f'"b,{ids[1]}\n'  # line 3: the csv module took every line after it into one field
+            "c\n"  # line 4: too short to hold an id
+            "d,\n"  # line 5
+            ",\n"  # a blank row, as spreadsheets save one
+            f"e,{ids[2]}\n"
+            f"f,{ids[3]}\n"
+        )
+        code, _, stderr = await shell(
+            f"whop-async unpause {how} --output out.jsonl --rate 0", fake=fake, cwd=tmp_path
+        )
+        assert fake.stats.attempts.keys() == {ids[0], ids[2], ids[3]}
+    assert code == 1
+    records = journal(tmp_path / "out.jsonl")
+    assert sorted((r["id"], r["error"], r["message"]) for r in records if not r["ok"]) == [
+        ("", "InvalidIdError", f"line 4 of {name}: no id"),
+        ("", "InvalidIdError", f"line 5 of {name}: no id"),
+        (
+            f'"b,{ids[1]}',
+            "InvalidIdError",
+            f"line 3 of {name} is not a CSV row: a quote opened on it is never closed"
+            " (a row is one line)",
+        ),
+    ]
+    assert all("account" not in record for record in records)
+    assert re.search(r"failed: InvalidIdError\W+3\b", stderr)
+
+
+async def test_a_csv_whose_lines_end_with_a_carriage_return_alone_is_one_line_exit_2(
+    tmp_path: Path,
+) -> None:
+    table = tmp_path / "export.csv"
+    table.write_bytes(b"name,id\rfirst,adgrp_1\rsecond,adgrp_2\r")  # as old Mac spreadsheets save
+    code, _, stderr = await whop_async_cli(
+        "unpause", "--file", str(table), environment={"WHOP_API_KEY": "k"}
+    )
+    assert (code, stderr) == (
+        2,
+        f"whop-async: {table}: its first line is not a CSV header: it holds a carriage return"
+        " (lines end with LF or CRLF)\n",
     )

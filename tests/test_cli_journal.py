@@ -450,3 +450,25 @@ async def test_resume_skips_the_ids_recorded_ok_and_only_those(tmp_path: Path) -
         assert code == 0, stderr
         # An ok line cut short still says the id was done; one cut before "true" not.
         assert sent_once_each(fake, [cut_short, failed, unreadable, account])
+
+
+async def test_a_journal_that_fails_at_a_row_without_an_id_stops_cleanly(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    table = tmp_path / "ids.csv"
+    async with FakeWhop(groups=3, rate_limit=None) as fake:
+        table.write_text("name,id\nfirst,\n" + "".join(f"x,{i}\n" for i in fake.ids))
+        args = ["unpause", "--file", str(table), "--output", str(output), "--rate", "0"]
+        process = await asyncio.create_subprocess_exec(
+            # The run's own line, then nothing: the first outcome is the row's.
+            sys.executable, FAILING_WRITES, str(output), "1", "ENOSPC", *args,
+            env=environment_for(fake), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await process.communicate()
+        said = stderr.decode()
+        assert process.returncode == 74, said
+        assert f"stopped: cannot write {output}" in said
+        assert "Traceback" not in said
+        code, _, stderr_again = await whop_async_cli(*args, "--resume", fake=fake)
+        assert fake.statuses() == {"active": 3}
+    assert code == 1, stderr_again  # the row still has no id
+    assert "line 2 of" in stderr_again

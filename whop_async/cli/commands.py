@@ -85,6 +85,9 @@ async def run_bulk(
         if run.stopping and not stopping:
             on_stop()
 
+    if isinstance(ids, Sources):
+        ids.on_failed_row = finished
+
     try:
         with run:
             async for _ in each(
@@ -152,7 +155,9 @@ class Sources:
     """The ids of every source in turn (arguments, a file, a campaign's listing), less
     those already done; it counts what it read, so a run that sends nothing can say
     why. A file that cannot be read ends the ids, in-flight calls finishing, and is
-    kept in ``refused``."""
+    kept in ``refused``. A row of a file that holds no id (or pair) to send is not
+    handed out: its failed Outcome goes to ``on_failed_row``, as the library's go to
+    ``on_outcome``, so it is journaled and counted like any failed id."""
 
     def __init__(
         self, sources: Sequence[Iterable[Done] | IdFile | AdGroupList], done: set[Done]
@@ -163,6 +168,8 @@ class Sources:
         self.listed = 0
         self.listing_ended = False
         self.refused: UsageError | None = None
+        self.on_failed_row: Callable[[Outcome], None] = _unexpected
+        self._passed = 0
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         for source in self._sources:
@@ -175,9 +182,14 @@ class Sources:
             elif isinstance(source, IdFile):
                 try:
                     async for item in source:
-                        if self._keep(item):
+                        if isinstance(item, Outcome):
+                            self.read += 1
+                            self.on_failed_row(item)
+                        elif self._keep(item):
                             yield item
-                        elif not self.skipped % _SKIPPED_AT_ONCE:
+                            continue
+                        self._passed += 1
+                        if not self._passed % _PASSED_AT_ONCE:
                             await asyncio.sleep(0)  # Ctrl-C and SIGTERM, between them
                 except UsageError as error:
                     self.refused = error
@@ -205,9 +217,13 @@ class Sources:
         return True
 
 
-# Ids already done that a file may hold in a row, all skipped without a look at the
-# event loop: a few milliseconds.
-_SKIPPED_AT_ONCE = 10_000
+# Ids already done, or failed rows, that a file may hold in a row, all passed over
+# without a look at the event loop: a few milliseconds.
+_PASSED_AT_ONCE = 10_000
+
+
+def _unexpected(outcome: Outcome) -> None:  # pragma: no cover - run_bulk sets its own
+    raise AssertionError(f"a failed row outside a run: {outcome}")
 
 
 def api_key_from_environment() -> str:
@@ -393,7 +409,14 @@ def _done(journal: Journal | None) -> set[Done]:
 
 def keys_from(path: str) -> dict[str, str]:
     """The accounts' keys of a dotenv file (``NAME=KEY`` lines), refused when anyone but
-    its owner may read or write it, as ssh refuses such a private key."""
+    its owner may read or write it, as ssh refuses such a private key.
+
+    Keys are taken as written. One holding ``${`` is refused: python-dotenv's
+    ``load_dotenv`` would fill ``${VAR}`` in from the environment, and no Whop key holds
+    it, so it is a key meant to be filled in, which sent as written would be refused
+    only once the run has begun. An account given twice is refused too: which of its
+    keys was meant cannot be told.
+    """
     try:
         mode = os.stat(path).st_mode
     except OSError as error:
@@ -411,16 +434,30 @@ def keys_from(path: str) -> dict[str, str]:
             " pip install 'whop-async[cli]'"
         ) from None
     keys: dict[str, str] = {}
+    lines_of: dict[str, int] = {}
     try:
         with open(path, encoding="utf-8-sig") as lines:
             for binding in parse_stream(lines):
                 line = binding.original.line  # never the line itself: it may hold a key
+                name, key = binding.key, binding.value
                 if binding.error:
                     raise UsageError(f"--keys {path}: line {line} is not NAME=KEY")
-                if binding.key is not None and not binding.value:
-                    raise UsageError(f"--keys {path}: no key for {binding.key} (line {line})")
-                if binding.key is not None and binding.value:
-                    keys[binding.key] = binding.value
+                if name is None:
+                    continue
+                if not key:
+                    raise UsageError(f"--keys {path}: no key for {name} (line {line})")
+                if name in keys:
+                    raise UsageError(
+                        f"--keys {path}: {name} is given twice (lines {lines_of[name]} and"
+                        f" {line}); one key per account"
+                    )
+                if "${" in key:
+                    raise UsageError(
+                        f"--keys {path}: the key of {name} (line {line}) holds '${{': keys are"
+                        " taken as written, never filled in from the environment; write the"
+                        " key itself"
+                    )
+                keys[name], lines_of[name] = key, line
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"--keys {path}: cannot read it: {error}") from None
     if not keys:
@@ -457,7 +494,7 @@ async def _ids_to_do(
         )
     sources: list[Iterable[str] | IdFile | AdGroupList] = [options.ids]
     # Every id the sources hold, while that can be known without using them up.
-    known: set[str] | None = set(options.ids)
+    known: set[str | Outcome] | None = set(options.ids)
     if id_file is not None:
         sources.append(id_file)
         in_file = await id_file.distinct_ids()

@@ -16,6 +16,13 @@ quotes), or a CSV whose first line is a header naming an ``id`` column. A value 
 is a header, never an id. With ``accounts``, a CSV whose header names an ``account``
 column too, read as (account, id) pairs.
 
+A CSV row is one line, read alone: a quote left open ends with its line, and never
+takes the lines after it into one field. No row is passed over unsaid: a row that is
+not CSV, or lacks its id (or, with ``accounts``, its account), comes as a failed
+Outcome naming its line, which the command journals and counts. Only rows that hold
+nothing are passed over: a row of empty fields, as spreadsheets save one, and the
+header again (as files joined with ``cat`` hold it).
+
 A line longer than any line of ids (64 KiB) is read to its end
 without being kept, and so is any id longer than a Whop id: either is one id that is
 not a Whop id, shown shortened, and the run goes on.
@@ -33,6 +40,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from .. import InvalidIdError, Outcome, UnknownAccountError
 from .exits import UsageError
 
 _HEADER = "id"
@@ -60,7 +68,8 @@ class IdFile:
     regular file's first line is read at once too, so a CSV without an ``id`` column
     is refused before anything is sent; a stream's when it comes.
 
-    Iterate it with ``async for``: ids, or with ``accounts``, (account, id) pairs.
+    Iterate it with ``async for``: ids, or with ``accounts``, (account, id) pairs; and
+    the failed Outcome of each row that holds none.
 
     Attributes:
         identity: the file's device and inode, whatever name led to it.
@@ -93,17 +102,18 @@ class IdFile:
             async for item in self._thread:
                 yield item
 
-    async def distinct_ids(self) -> set[str] | None:
-        """Every id of the file, without consuming them: a regular file is read from
-        where it started to its end (letting the event loop run now and then, so that
-        Ctrl-C and SIGTERM are handled at once however long it is), then left where it
-        was. None for a pipe, a FIFO or a terminal, which can be read only once."""
+    async def distinct_ids(self) -> set[str | Outcome] | None:
+        """Every id of the file (and each row that holds none), without consuming them:
+        a regular file is read from where it started to its end (letting the event loop
+        run now and then, so that Ctrl-C and SIGTERM are handled at once however long it
+        is), then left where it was. None for a pipe, a FIFO or a terminal, which can be
+        read only once."""
         if not self._regular:
             return None
         here = os.lseek(self._fd, 0, os.SEEK_CUR)
         os.lseek(self._fd, self._start, os.SEEK_SET)
         try:
-            distinct = set()
+            distinct: set[str | Outcome] = set()
             ids = _items(_chunks(self._fd, self.name), self.name, accounts=False)
             for count, ad_group_id in enumerate(ids, 1):
                 distinct.add(ad_group_id)
@@ -184,14 +194,18 @@ class _TooLong(str):
     """A line too long to be a line of ids, as shown: shortened."""
 
 
-def _meaningful_lines(lines: Iterable[bytes]) -> Iterator[str]:
-    """The lines that are not blank nor a whole-line comment, decoded. Bytes that are
-    not UTF-8 become U+FFFD: such an id is then refused as not a Whop id, and the
-    others still go."""
-    for raw in lines:
+Line = tuple[int, str]
+"""A line that means something, and its number in the file (from 1)."""
+
+
+def _meaningful_lines(lines: Iterable[bytes]) -> Iterator[Line]:
+    """The lines that are not blank nor a whole-line comment, decoded and numbered.
+    Bytes that are not UTF-8 become U+FFFD: such an id is then refused as not a Whop
+    id, and the others still go."""
+    for number, raw in enumerate(lines, 1):
         line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
         if line and not line.startswith("#"):
-            yield _TooLong(_shortened(line)) if len(raw) > _LINE_LIMIT else line
+            yield number, _TooLong(_shortened(line)) if len(raw) > _LINE_LIMIT else line
 
 
 def _shortened(value: str) -> str:
@@ -200,8 +214,9 @@ def _shortened(value: str) -> str:
 
 
 def _items(chunks: Iterable[bytes], name: str, *, accounts: bool) -> Iterator[Any]:
-    """The ids of ``chunks`` (with ``accounts``, the (account, id) pairs). The first
-    line is read at once: it says whether this is a CSV, and which columns hold what.
+    """The ids of ``chunks`` (with ``accounts``, the (account, id) pairs), and the
+    failed Outcome of each CSV row that holds none. The first line is read at once: it
+    says whether this is a CSV, and which columns hold what.
 
     Raises:
         UsageError: a CSV without an ``id`` column (or ``account``, with
@@ -211,11 +226,13 @@ def _items(chunks: Iterable[bytes], name: str, *, accounts: bool) -> Iterator[An
     first = next(lines, None)
     if first is None:
         return iter(())
-    column = _id_column(first, name)
+    header = first[1]
+    column = _id_column(header, name)
     if accounts:
-        return _pairs_in(lines, *_pair_columns(first, name, column))
-    # One id a line: the first line is an id (or the header "id") and is read again.
-    return _ids_in(itertools.chain([first] if column is None else [], lines), column)
+        return _pairs_in(lines, name, *_pair_columns(header, name, column))
+    if column is None:  # one id a line: the first line is an id (or the header "id")
+        return _plain_ids(itertools.chain([first], lines))
+    return _csv_ids(lines, name, column)
 
 
 def _id_column(first: str, name: str) -> int | None:
@@ -223,7 +240,7 @@ def _id_column(first: str, name: str) -> int | None:
     when the file holds one id a line."""
     if isinstance(first, _TooLong) or "," not in _without_comment(first):
         return None
-    header = [column.strip().lower() for column in next(csv.reader([first]))]
+    header = _header(first, name)
     if _HEADER not in header:
         raise UsageError(f"{name}: a CSV needs an 'id' column in its first line, found {header}")
     return header.index(_HEADER)
@@ -231,7 +248,7 @@ def _id_column(first: str, name: str) -> int | None:
 
 def _pair_columns(first: str, name: str, id_column: int | None) -> tuple[int, int]:
     """Which columns of a CSV of pairs name the account and hold the id."""
-    header = [column.strip().lower() for column in next(csv.reader([first]))]
+    header = _header(first, name)
     if id_column is None or _ACCOUNT not in header:
         raise UsageError(
             f"{name}: with --keys, a CSV needs 'account' and 'id' columns in its first line,"
@@ -240,40 +257,96 @@ def _pair_columns(first: str, name: str, id_column: int | None) -> tuple[int, in
     return header.index(_ACCOUNT), id_column
 
 
-def _ids_in(lines: Iterable[str], column: int | None) -> Iterator[str]:
-    values = _plain_values(lines) if column is None else _csv_values(lines, column)
-    return (_shortened(value) for value in values if value and value.lower() != _HEADER)
+def _header(first: str, name: str) -> list[str]:
+    try:
+        return [column.strip().lower() for column in next(csv.reader([first]))]
+    except csv.Error as error:
+        raise UsageError(f"{name}: its first line is not a CSV header: {_not_csv(error)}") from None
 
 
-def _plain_values(lines: Iterable[str]) -> Iterator[str]:
-    for line in lines:
-        yield line if isinstance(line, _TooLong) else _unquoted(_without_comment(line))
+def _plain_ids(lines: Iterable[Line]) -> Iterator[str]:
+    for _, line in lines:
+        value = line if isinstance(line, _TooLong) else _unquoted(_without_comment(line))
+        if value and value.lower() != _HEADER:
+            yield _shortened(value)
 
 
-def _csv_values(lines: Iterable[str], column: int) -> Iterator[str]:
+def _csv_ids(lines: Iterable[Line], name: str, column: int) -> Iterator[str | Outcome]:
     """The values of a CSV's id column; a line too long stands for one id, whatever
-    its columns (the reader is handed an empty line in its place)."""
-    too_long: list[str] = []
-
-    def parsed(lines: Iterable[str]) -> Iterator[str]:
-        for line in lines:
-            if isinstance(line, _TooLong):
-                too_long.append(line)
-                yield ""
-            else:
-                yield line
-
-    for row in csv.reader(parsed(lines)):
-        yield from too_long
-        too_long.clear()
-        if len(row) > column:
-            yield row[column].strip()
+    its columns."""
+    for number, line in lines:
+        if isinstance(line, _TooLong):
+            yield line
+            continue
+        row = _row(number, line, name, account=None)
+        if isinstance(row, Outcome):
+            yield row
+        elif any(row):  # a row of empty fields holds nothing to lose
+            value = _field(row, column)
+            if not value:
+                yield _without_id(number, name, "no id", account=None)
+            elif value.lower() != _HEADER:
+                yield _shortened(value)
 
 
-def _pairs_in(lines: Iterable[str], account: int, column: int) -> Iterator[tuple[str, str]]:
-    for row in csv.reader(lines):
-        if len(row) > max(account, column) and row[column].strip():
-            yield row[account].strip(), _shortened(row[column].strip())
+def _pairs_in(
+    lines: Iterable[Line], name: str, account_column: int, column: int
+) -> Iterator[tuple[str, str] | Outcome]:
+    for number, line in lines:
+        row = _row(number, line, name, account="")
+        if isinstance(row, Outcome):
+            yield row
+            continue
+        account, ad_group_id = _field(row, account_column), _field(row, column)
+        if not any(row) or (account.lower(), ad_group_id.lower()) == (_ACCOUNT, _HEADER):
+            continue  # nothing in it to lose: a blank row, or the header of a file joined on
+        if not ad_group_id:
+            why = "no id" if account else "no account and no id"
+            yield _without_id(number, name, why, account=account)
+        elif not account:
+            error = _NoAccount(f"line {number} of {name}: no account")
+            yield Outcome(id=_shortened(ad_group_id), error=error, account="")
+        else:
+            yield account, _shortened(ad_group_id)
+
+
+def _row(number: int, line: str, name: str, *, account: str | None) -> list[str] | Outcome:
+    """The fields of a CSV line, stripped; or, for a line that is not CSV, its failed
+    Outcome, shown as the line itself (its id cannot be told from the rest)."""
+    try:
+        # strict: a line the csv module would have to guess at is refused, not guessed.
+        return [field.strip() for field in next(csv.reader([line], strict=True), [])]
+    except csv.Error as error:
+        refused = InvalidIdError(f"line {number} of {name} is not a CSV row: {_not_csv(error)}")
+        return Outcome(id=_shortened(line), error=refused, account=account)
+
+
+def _not_csv(error: csv.Error) -> str:
+    """What the csv module finds wrong with a line, in a file's reader's words."""
+    said = str(error)
+    if said == "unexpected end of data":
+        return "a quote opened on it is never closed (a row is one line)"
+    if said.startswith("new-line character"):  # worded differently from one Python to the next
+        return "it holds a carriage return (lines end with LF or CRLF)"
+    return said
+
+
+def _field(row: list[str], column: int) -> str:
+    return row[column] if column < len(row) else ""
+
+
+def _without_id(number: int, name: str, why: str, *, account: str | None) -> Outcome:
+    """The failed Outcome of a row with no id: its id is empty, as in the file."""
+    return Outcome(id="", error=InvalidIdError(f"line {number} of {name}: {why}"), account=account)
+
+
+class _NoAccount(UnknownAccountError):
+    """A row that names no account. Its message names the row: UnknownAccountError's
+    own would name an account ''."""
+
+    def __init__(self, message: str) -> None:
+        super(UnknownAccountError, self).__init__(message)
+        self.account = ""
 
 
 def _without_comment(line: str) -> str:

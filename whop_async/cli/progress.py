@@ -111,7 +111,9 @@ class Run:
         else:
             self.failures[outcome.error_name or "?"] += 1
             if outcome.error is not None and len(self.failed_examples) < FAILURES_SHOWN:
-                self.failed_examples.append(f"{outcome.id}: {described(outcome.error)}")
+                why = described(outcome.error)
+                # A row of --file with no id has its line number in its message instead.
+                self.failed_examples.append(f"{outcome.id}: {why}" if outcome.id else why)
         if self._progress is not None and self._task is not None:
             elapsed = max(time.monotonic() - self.started, 1e-9)
             self._progress.update(
@@ -185,7 +187,8 @@ class Run:
         for account, failures in sorted(self.account_failures.items()):
             counts = ", ".join(f"{name} {count:,}" for name, count in failures.most_common())
             stop = self.account_stops.get(account)
-            show(f"  account {account}: {sum(failures.values()):,} failed ({counts})")
+            named = f"account {account}" if account else "rows with no account"
+            show(f"  {named}: {sum(failures.values()):,} failed ({counts})")
             if stop is not None:
                 show(f"    stopped: {stop}")
         if self.unreadable:
