@@ -11,6 +11,10 @@ The spans, under the caller's current span::
         POST /ad_groups/{id}/unpause    CLIENT: one per HTTP attempt, by the stable HTTP
                                         client conventions; its traceparent is sent
 
+An Accounts run is one ``ad_groups.unpause_many`` span too, its totals at the end, with
+an ``ad_groups.unpause_many.account`` child for each account's part (its counts, its
+stop) above that account's calls.
+
 Until the application sets OpenTelemetry up (or gives the client providers), a call is
 not traced at all, unless the context it starts in carries something to pass on (an
 incoming trace, baggage): it costs a look at that context. Whether OpenTelemetry is
@@ -59,8 +63,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
 
-    from . import _sansio
-    from ._bulk import BulkRun, Deliver
+    from . import _accounts, _sansio
+    from ._bulk import BulkRun, CallOne, Deliver
     from ._call import Call
     from ._clock import Clock
     from ._models import AdGroup
@@ -87,6 +91,7 @@ try:
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _UNSET_METER_PROVIDER
 except ImportError:  # pragma: no cover - another release of opentelemetry-api
     _UNSET_METER_PROVIDER = ()
+_OUTCOMES = ("succeeded", "failed", "unreadable")
 
 
 class Kind(enum.Enum):
@@ -234,6 +239,13 @@ class Telemetry:
         if not self.watching():
             return contextlib.nullcontext()
         return BulkTrace(self, run, operation)
+
+    def accounts_run(self, operation: str) -> AccountsTrace | contextlib.nullcontext[None]:
+        """The span and counts of an Accounts run of ``operation``, when watching: to
+        enter around it."""
+        if not self.watching():
+            return contextlib.nullcontext()
+        return AccountsTrace(self, operation)
 
     def _set_up_globally(self) -> bool:
         """True once the application has set a global TracerProvider or MeterProvider."""
@@ -578,86 +590,47 @@ def _answered(
         span.set_status(StatusCode.ERROR, None if status is not None else str(error) or None)
 
 
-class BulkTrace:
+class _RunTrace:
     """A bulk run's span (its calls' parent) and its outcomes, counted."""
 
-    def __init__(self, telemetry: Telemetry, run: BulkRun, operation: str) -> None:
+    def __init__(self, telemetry: Telemetry, operation: str, name: str) -> None:
         self._telemetry = telemetry
-        self._run = run
         self._operation = operation
-        self._counts: collections.Counter[str] = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
         # By the error's class (NoneType for a success): its outcome and attributes.
         self._outcomes: dict[type, tuple[str, Attributes]] = {}
         self.span: Span = INVALID_SPAN
-        self._context: otel_context.Context | None = None
+        self.context: otel_context.Context | None = None
         try:
             self.span = telemetry.tracer.start_span(
-                f"{operation}_many",
-                kind=SpanKind.INTERNAL,
-                attributes={"whop.operation": operation},
+                name, kind=SpanKind.INTERNAL, attributes={"whop.operation": operation}
             )
-            self._context = trace.set_span_in_context(self.span)
+            self.context = trace.set_span_in_context(self.span)
         except Exception as error:
             telemetry.switch_off(Kind.SPANS, error)
-
-    def __enter__(self) -> BulkTrace:
-        self._run.trace = self
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        span, run = self.span, self._run
-        try:
-            if span.is_recording():
-                for outcome in ("succeeded", "failed", "unreadable"):
-                    span.set_attribute(f"whop.bulk.{outcome}", self._counts[outcome])
-                if run.reason is not None:
-                    span.set_attribute("whop.bulk.stop_reason", run.reason.value)
-                # Closed by its reader (an iter_unpause left early) is no failure of the run.
-                if error is not None and not isinstance(error, GeneratorExit):
-                    _failed(span, error)
-                elif run.reason is not None:
-                    span.set_attribute("error.type", "whop_async.NotFinishedError")
-                    span.set_status(StatusCode.ERROR, f"stopped: {run.reason.value}")
-            span.end()
-        except Exception as broken:
-            self._telemetry.switch_off(Kind.SPANS, broken)
 
     def worker_context(self) -> contextvars.Context:
         """A context for one of the run's workers: the run's span current in it."""
         context = contextvars.copy_context()
-        if self._context is not None:
+        if self.context is not None:
             try:
-                context.run(otel_context.attach, self._context)
+                context.run(otel_context.attach, self.context)
             except Exception as error:
                 self._telemetry.switch_off(Kind.SPANS, error)
         return context
 
-    def counting(self, deliver: Deliver) -> Deliver:
-        """``deliver``, each outcome counted on its way."""
-
-        def counted(
-            index: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
-        ) -> Awaitable[object] | None:
-            self._count(error)
-            return deliver(index, ad_group_id, group, error)
-
-        return counted
-
-    def _count(self, error: WhopError | None) -> None:
+    def _count(self, error: WhopError | None) -> str:
+        """Count an id's outcome: in the run's span, and in ``whop.bulk.ids``."""
         found = self._outcomes.get(type(error))
         if found is None:
             found = self._outcomes[type(error)] = self._outcome(error)
         outcome, attributes = found
-        self._counts[outcome] += 1
+        self.counts[outcome] += 1
         try:
             self._telemetry.bulk_ids.add(1, attributes)
         except Exception as broken:
             self._telemetry.switch_off(Kind.METRICS, broken)
+        return outcome
 
     def _outcome(self, error: WhopError | None) -> tuple[str, Attributes]:
         if error is None:
@@ -673,3 +646,137 @@ class BulkTrace:
         if failure is not None:
             attributes["error.type"] = failure
         return outcome, attributes
+
+    def _end(
+        self, error: BaseException | None, attributes: Attributes, stopped: str | None
+    ) -> None:
+        """End the span with the run's counts and ``attributes``: in error when the run
+        raised ``error`` or ``stopped`` (how) before every id was done."""
+        span = self.span
+        try:
+            if span.is_recording():
+                for outcome in _OUTCOMES:
+                    span.set_attribute(f"whop.bulk.{outcome}", self.counts[outcome])
+                span.set_attributes(attributes)
+                # Closed by its reader (an iter_unpause left early) is no failure of the run.
+                if error is not None and not isinstance(error, GeneratorExit):
+                    _failed(span, error)
+                elif stopped is not None:
+                    span.set_attribute("error.type", "whop_async.NotFinishedError")
+                    span.set_status(StatusCode.ERROR, stopped)
+            span.end()
+        except Exception as broken:
+            self._telemetry.switch_off(Kind.SPANS, broken)
+
+
+class BulkTrace(_RunTrace):
+    """A client's bulk run's span (its calls' parent) and its outcomes, counted; or an
+    account's part of an Accounts run."""
+
+    def __init__(self, telemetry: Telemetry, run: BulkRun, operation: str) -> None:
+        super().__init__(telemetry, operation, f"{operation}_many")
+        self.run = run
+
+    def __enter__(self) -> BulkTrace:
+        self.run.trace = self
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        reason = self.run.reason
+        if reason is None:
+            self._end(error, {}, None)
+        else:
+            self._end(error, {"whop.bulk.stop_reason": reason.value}, f"stopped: {reason.value}")
+
+    def counting(self, deliver: Deliver) -> Deliver:
+        """``deliver``, each outcome counted on its way."""
+
+        def counted(
+            index: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
+        ) -> Awaitable[object] | None:
+            self._count(error)
+            return deliver(index, ad_group_id, group, error)
+
+        return counted
+
+    def calling(self, call: CallOne) -> CallOne:
+        """``call``, each of its calls made in this run's span. An Accounts run's
+        workers serve every account, so they cannot start in one account's span."""
+        telemetry, context = self._telemetry, self.context
+        if context is None or not self.span.get_span_context().is_valid:
+            return call
+
+        async def in_span(ad_group_id: str) -> AdGroup:
+            try:
+                token = otel_context.attach(context)
+            except Exception as error:
+                telemetry.switch_off(Kind.SPANS, error)
+                return await call(ad_group_id)
+            try:
+                return await call(ad_group_id)
+            finally:
+                otel_context.detach(token)
+
+        return in_span
+
+
+class AccountsTrace(_RunTrace):
+    """An Accounts run's one span, its totals, and a child span for each account's part
+    (its calls' parent) with that account's counts and stop."""
+
+    def __init__(self, telemetry: Telemetry, operation: str) -> None:
+        super().__init__(telemetry, operation, f"{operation}_many")
+        self._parts: dict[str, BulkTrace] = {}
+
+    def __enter__(self) -> AccountsTrace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        parts = len(self._parts)
+        stopped = sum(part.run.reason is not None for part in self._parts.values())
+        how = f"stopped: {stopped} of {parts} accounts" if stopped else None
+        self._end(error, {"whop.bulk.accounts": parts}, how)
+
+    def joined(self, account: str, run: BulkRun, call: CallOne) -> CallOne:
+        """``account`` joined the run with its part ``run`` (whose span its client made,
+        a child of the run's since the run's workers start it): its span named and
+        marked as the account's part; ``call``, its calls made in that span."""
+        part = run.trace
+        if part is None:
+            return call
+        self._parts[account] = part
+        try:
+            part.span.update_name(f"{self._operation}_many.account")
+            part.span.set_attribute("whop.account", account)
+        except Exception as error:
+            self._telemetry.switch_off(Kind.SPANS, error)
+        return part.calling(call)
+
+    def counting(self, deliver: _accounts.Deliver) -> _accounts.Deliver:
+        """``deliver``, each outcome counted on its way: in the run's totals, in its
+        account's part, and in ``whop.bulk.ids``."""
+
+        def counted(
+            index: int,
+            account: str,
+            ad_group_id: str,
+            group: AdGroup | None,
+            error: WhopError | None,
+        ) -> Awaitable[object] | None:
+            outcome = self._count(error)
+            part = self._parts.get(account)
+            if part is not None:  # none for a pair naming no account
+                part.counts[outcome] += 1
+            return deliver(index, account, ad_group_id, group, error)
+
+        return counted
