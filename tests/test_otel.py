@@ -502,6 +502,143 @@ async def test_every_account_reports_where_its_accounts_do_and_no_key_is_recorde
     assert other_key not in recorded
 
 
+ACCOUNT_KEYS = {"acme": "sk_test_acme_0123456789", "globex": "sk_test_globex_0123456789"}
+
+
+def accounts_of(
+    collected: Collected, base_url: str, keys: dict[str, str] = ACCOUNT_KEYS
+) -> whop_async.Accounts:
+    return whop_async.Accounts(
+        keys,
+        base_url=base_url,
+        rate_limit=None,
+        tracer_provider=collected.tracer_provider,
+        meter_provider=collected.meter_provider,
+    )
+
+
+async def test_an_accounts_run_is_one_span_with_each_account_s_part_under_it(
+    collected: Collected,
+) -> None:
+    async with (
+        FakeWhop(groups=6, api_keys=ACCOUNT_KEYS, rate_limit=None) as fake,
+        accounts_of(collected, fake.base_url) as accounts,
+    ):
+        result = await accounts.unpause_many(
+            [("acme", group) for group in [*fake.ids[:3], "adgrp_unknown"]]
+            + [("globex", group) for group in fake.ids[3:]]
+            + [("nobody", fake.ids[0])]
+        )
+    assert len(result.by_account["acme"].failed) == 1
+
+    [run] = collected.named("ad_groups.unpause_many")
+    assert run.kind is SpanKind.INTERNAL
+    assert run.status.status_code is StatusCode.UNSET  # ids that failed on their own
+    assert attributes_of(run) == {
+        "whop.operation": "ad_groups.unpause",
+        "whop.bulk.accounts": 2,
+        "whop.bulk.succeeded": 6,
+        "whop.bulk.failed": 2,  # the unknown id, and the pair that names no account
+        "whop.bulk.unreadable": 0,
+    }
+    parts = {
+        attributes_of(part)["whop.account"]: part
+        for part in collected.named("ad_groups.unpause_many.account")
+    }
+    assert {account: attributes_of(part) for account, part in parts.items()} == {
+        "acme": {
+            "whop.operation": "ad_groups.unpause",
+            "whop.account": "acme",
+            "whop.bulk.succeeded": 3,
+            "whop.bulk.failed": 1,
+            "whop.bulk.unreadable": 0,
+        },
+        "globex": {
+            "whop.operation": "ad_groups.unpause",
+            "whop.account": "globex",
+            "whop.bulk.succeeded": 3,
+            "whop.bulk.failed": 0,
+            "whop.bulk.unreadable": 0,
+        },
+    }
+    assert all(part.parent == run.context for part in parts.values())
+    calls = collected.named("ad_groups.unpause")
+    assert len(calls) == 7
+    in_part = [
+        account for call in calls for account, part in parts.items() if call.parent == part.context
+    ]
+    assert sorted(in_part) == ["acme"] * 4 + ["globex"] * 3
+    # Counted as a client's run counts its ids, by outcome: the accounts are in the spans.
+    assert collected.points()["whop.bulk.ids"] == {
+        labels({**UNPAUSE_OPERATION, "whop.bulk.outcome": "succeeded"}): 6,
+        labels(
+            {
+                **UNPAUSE_OPERATION,
+                "whop.bulk.outcome": "failed",
+                "error.type": "whop_async.NotFoundError",
+            }
+        ): 1,
+        labels(
+            {
+                **UNPAUSE_OPERATION,
+                "whop.bulk.outcome": "failed",
+                "error.type": "whop_async.UnknownAccountError",
+            }
+        ): 1,
+    }
+
+
+async def test_an_account_that_stops_ends_its_part_and_the_run_s_span_in_error(
+    collected: Collected,
+) -> None:
+    refused = {**ACCOUNT_KEYS, "globex": "sk_test_revoked_0123456789"}
+    async with (
+        FakeWhop(groups=6, api_keys=ACCOUNT_KEYS, rate_limit=None) as fake,
+        accounts_of(collected, fake.base_url, refused) as accounts,
+    ):
+        result = await accounts.unpause_many(
+            [("acme", group) for group in fake.ids[:3]]
+            + [("globex", group) for group in fake.ids[3:]],
+            concurrency=2,
+        )
+    assert not result.ok
+
+    [run] = collected.named("ad_groups.unpause_many")
+    assert run.status.status_code is StatusCode.ERROR
+    assert run.status.description == "stopped: 1 of 2 accounts"
+    assert attributes_of(run)["error.type"] == "whop_async.NotFinishedError"
+    assert attributes_of(run)["whop.bulk.failed"] == 3
+    parts = {
+        attributes_of(part)["whop.account"]: part
+        for part in collected.named("ad_groups.unpause_many.account")
+    }
+    assert parts["acme"].status.status_code is StatusCode.UNSET
+    assert parts["globex"].status.status_code is StatusCode.ERROR
+    assert attributes_of(parts["globex"])["whop.bulk.stop_reason"] == "fatal"
+    assert attributes_of(parts["globex"])["whop.bulk.failed"] == 3
+
+
+async def test_an_accounts_iter_unpause_left_early_ends_its_span_with_what_it_did(
+    collected: Collected,
+) -> None:
+    async with (
+        FakeWhop(groups=40, api_keys=ACCOUNT_KEYS, rate_limit=None) as fake,
+        accounts_of(collected, fake.base_url) as accounts,
+    ):
+        outcomes = accounts.iter_unpause([("acme", group) for group in fake.ids], concurrency=1)
+        async for _ in outcomes:
+            break
+        await outcomes.aclose()  # type: ignore[attr-defined]
+
+    [run] = collected.named("ad_groups.unpause_many")
+    assert run.status.status_code is StatusCode.UNSET
+    done = attributes_of(run)["whop.bulk.succeeded"]
+    assert 1 <= done < 40
+    assert collected.points()["whop.bulk.ids"] == {
+        labels({**UNPAUSE_OPERATION, "whop.bulk.outcome": "succeeded"}): done
+    }
+
+
 async def test_nothing_secret_is_recorded(collected: Collected) -> None:
     # A careless server that echoes the key in its answers' bodies and headers.
     async with FakeWhop(groups=3, echo_key=True, rate_limit=None) as fake:

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from ._otel import AccountsTrace
+
 Pair = tuple[str, str | AdGroup]
 Pairs = Iterable[Pair] | AsyncIterable[Pair]
 # Takes a pair's input position, its account, its id, and its ad group or its error;
@@ -317,8 +319,9 @@ class Accounts:
             outcome = Outcome(id=ad_group_id, ad_group=group, error=error, account=account)
             return callback(on_outcome, outcome)
 
-        async with _Run(self, verb, options, record) as run:
-            await run.all(pairs)
+        with self._traced(verb) as trace:
+            async with _Run(self, verb, options, record, trace) as run:
+                await run.all(pairs)
         return AccountsResult(by_account={name: each.result() for name, each in gathered.items()})
 
     async def _iter(
@@ -326,7 +329,9 @@ class Accounts:
     ) -> AsyncIterator[Outcome]:
         on_outcome = options.get("on_outcome")
 
-        async def fill(put: Callable[[Outcome], Awaitable[None]]) -> None:
+        async def fill(
+            trace: AccountsTrace | None, put: Callable[[Outcome], Awaitable[None]]
+        ) -> None:
             async def hand_over(
                 _: int,
                 account: str,
@@ -340,12 +345,24 @@ class Accounts:
                     await pending
                 await put(outcome)
 
-            async with _Run(self, verb, options, hand_over) as run:
+            async with _Run(self, verb, options, hand_over, trace) as run:
                 await run.all(pairs)
 
-        async with contextlib.aclosing(streamed(fill, _concurrency(options))) as outcomes:
-            async for outcome in outcomes:
-                yield outcome
+        # Around the yields, as a client's iter_unpause: a reader that leaves early
+        # closes the run's span without error.
+        with self._traced(verb) as trace:
+            streaming = streamed(functools.partial(fill, trace), _concurrency(options))
+            async with contextlib.aclosing(streaming) as outcomes:
+                async for outcome in outcomes:
+                    yield outcome
+
+    def _traced(self, verb: str) -> contextlib.AbstractContextManager[AccountsTrace | None]:
+        """The run's one span, with a child for each account's part, and its counts,
+        when it is traced: to enter around it."""
+        telemetry = self._shared.telemetry
+        if telemetry is None:
+            return contextlib.nullcontext()
+        return telemetry.accounts_run(f"ad_groups.{verb}")
 
 
 def _concurrency(options: AccountsBulkOptions) -> int:
@@ -405,12 +422,18 @@ class _Run:
     """
 
     def __init__(
-        self, accounts: Accounts, verb: str, options: AccountsBulkOptions, deliver: Deliver
+        self,
+        accounts: Accounts,
+        verb: str,
+        options: AccountsBulkOptions,
+        deliver: Deliver,
+        trace: AccountsTrace | None,
     ) -> None:
         self._accounts = accounts
         self._verb = verb
         self._options = options
-        self._deliver = deliver
+        self._trace = trace
+        self._deliver = deliver if trace is None else trace.counting(deliver)
         self._concurrency = _concurrency(options)
         deadline = options.get("deadline")
         self._deadline = None if deadline is None else positive_seconds(deadline, "deadline")
@@ -439,7 +462,14 @@ class _Run:
         (a bug, an error raised by ``pairs`` or ``deliver``, cancellation) stops every
         worker; it then propagates."""
         self._source = _PairSource(pairs)
-        workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        trace = self._trace
+        workers = [
+            # Traced, in the run's span: the accounts' parts start in it.
+            asyncio.create_task(
+                self._work(), context=None if trace is None else trace.worker_context()
+            )
+            for _ in range(self._concurrency)
+        ]
         try:
             done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
             for worker in done:
@@ -557,7 +587,10 @@ class _Run:
         )
         if key_for is not None:
             bulk["idempotency_key"] = functools.partial(key_for, account)
-        part = self._runs[account] = _AccountRun(bulk_call(calls, self._verb, bulk, run), run)
+        call = bulk_call(calls, self._verb, bulk, run)
+        if self._trace is not None:  # the account's part: a span of its own, its calls in it
+            call = self._trace.joined(account, run, call)
+        part = self._runs[account] = _AccountRun(call, run)
         return part
 
     @staticmethod

@@ -11,11 +11,20 @@ The spans, under the caller's current span::
         POST /ad_groups/{id}/unpause    CLIENT: one per HTTP attempt, by the stable HTTP
                                         client conventions; its traceparent is sent
 
+An Accounts run is one ``ad_groups.unpause_many`` span too, its totals at the end, with
+an ``ad_groups.unpause_many.account`` child for each account's part (its counts, its
+stop) above that account's calls.
+
 Until the application sets OpenTelemetry up (or gives the client providers), a call is
 not traced at all, unless the context it starts in carries something to pass on (an
 incoming trace, baggage): it costs a look at that context. Whether OpenTelemetry is
 set up is looked at again every second, so a set-up made after the client is picked
 up. No metric attribute names an id, a key or a URL.
+
+OpenTelemetry must never break a call: whatever it raises while whop_async makes spans,
+records metrics or puts the trace context in a request's headers is caught, said once
+on the ``whop_async`` logger, and that kind of telemetry is switched off for the client
+(its tracer, meter or propagation replaced by no-ops); the call goes on.
 """
 
 from __future__ import annotations
@@ -23,9 +32,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import enum
+import logging
 import math
 import sys
-from collections.abc import Awaitable, Coroutine, Mapping, MutableMapping
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -33,7 +45,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.propagators.textmap import Setter
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode
 
 from ._exceptions import (
     APIResponseValidationError,
@@ -47,12 +59,12 @@ from ._sansio import request_id_in
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import MeterProvider
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.metrics import Meter, MeterProvider
+    from opentelemetry.trace import Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
 
-    from . import _sansio
-    from ._bulk import BulkRun, Deliver
+    from . import _accounts, _sansio
+    from ._bulk import BulkRun, CallOne, Deliver
     from ._call import Call
     from ._clock import Clock
     from ._models import AdGroup
@@ -61,6 +73,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 Attributes = Mapping[str, "AttributeValue"]
+
+logger = logging.getLogger("whop_async")
 
 SCOPE = "whop_async"
 # The buckets the conventions advise for http.client.request.duration.
@@ -77,6 +91,24 @@ try:
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _UNSET_METER_PROVIDER
 except ImportError:  # pragma: no cover - another release of opentelemetry-api
     _UNSET_METER_PROVIDER = ()
+_OUTCOMES = ("succeeded", "failed", "unreadable")
+
+
+class Kind(enum.Enum):
+    """What whop_async was doing when OpenTelemetry raised, and what it stops doing."""
+
+    SPANS = ("made or ended a span", "makes no more spans")
+    METRICS = ("recorded a metric", "records no more metrics")
+    PROPAGATION = ("put the trace context in a request's headers", "sends no trace context")
+
+
+# The kinds already said at WARNING in this process: a broken set-up fails every client
+# alike, and a process that makes a client per task would otherwise say it each time.
+_SAID: set[Kind] = set()
+
+
+def _inject_nothing(*_: object, **__: object) -> None:
+    pass
 
 
 class Telemetry:
@@ -108,8 +140,45 @@ class Telemetry:
             "server.address": parts.hostname or "",
             "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 443),
         }
-        self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        # Attribute sets are few (operations, statuses, reasons): each is made once,
+        # and found without making anything (a call's objects cost it twice: made, and
+        # then traversed by each garbage collection while a bulk run keeps its results).
+        self._operations: dict[str, Attributes] = {}
+        self._answers: dict[str, dict[object, tuple[str | None, Attributes]]] = {}
+        self._waits: dict[tuple[str, WaitReason], Attributes] = {}
+        self._routes: dict[str, str] = {}
+        self.off: set[Kind] = set()
+        self.inject: Callable[..., None] = propagate.inject
+        self.tracer: Tracer
+        try:
+            self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
+        except Exception as error:
+            self.switch_off(Kind.SPANS, error)
+        try:
+            self._instruments(metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider))
+        except Exception as error:
+            self.switch_off(Kind.METRICS, error)
+
+    def switch_off(self, kind: Kind, error: Exception) -> None:
+        """OpenTelemetry raised ``error`` doing ``kind``: no-ops do it from now on, for
+        every client on this session.
+
+        Off for good, not skipped for the one call: a provider or processor that raised
+        once is broken in its set-up and raises for every call after (each raise, in a
+        bulk run, thousands of times over), and a trace that lost some spans at random
+        would mislead more than one that has none.
+        """
+        if kind is Kind.SPANS:
+            # A span that does not record, which still passes on an incoming trace.
+            self.tracer = trace.NoOpTracer()
+        elif kind is Kind.METRICS:
+            self._instruments(metrics.NoOpMeter(SCOPE, __version__))
+        else:
+            self.inject = _inject_nothing
+        self.off.add(kind)
+        _say(kind, error)
+
+    def _instruments(self, meter: Meter) -> None:
         self.request_duration = meter.create_histogram(
             "http.client.request.duration",
             unit="s",
@@ -137,13 +206,6 @@ class Telemetry:
             unit="{id}",
             description="Ids a bulk run has finished, by outcome.",
         )
-        # Attribute sets are few (operations, statuses, reasons): each is made once,
-        # and found without making anything (a call's objects cost it twice: made, and
-        # then traversed by each garbage collection while a bulk run keeps its results).
-        self._operations: dict[str, Attributes] = {}
-        self._answers: dict[str, dict[object, tuple[str | None, Attributes]]] = {}
-        self._waits: dict[tuple[str, WaitReason], Attributes] = {}
-        self._routes: dict[str, str] = {}
 
     def watching(self) -> bool:
         """True when calls are to be traced and counted now: OpenTelemetry is set up,
@@ -151,7 +213,7 @@ class Telemetry:
         now = self.clock.monotonic()
         if now >= self._look_again_at:
             self._look_again_at = now + LOOK_AGAIN
-            self._set_up = self._given or _set_up_globally()
+            self._set_up = self._given or self._set_up_globally()
         return self._set_up or bool(otel_context.get_current())
 
     def traced(self, call: Call, finish: Finish[T]) -> Coroutine[None, None, T]:
@@ -177,6 +239,31 @@ class Telemetry:
         if not self.watching():
             return contextlib.nullcontext()
         return BulkTrace(self, run, operation)
+
+    def accounts_run(self, operation: str) -> AccountsTrace | contextlib.nullcontext[None]:
+        """The span and counts of an Accounts run of ``operation``, when watching: to
+        enter around it."""
+        if not self.watching():
+            return contextlib.nullcontext()
+        return AccountsTrace(self, operation)
+
+    def _set_up_globally(self) -> bool:
+        """True once the application has set a global TracerProvider or MeterProvider."""
+        # Looking can load a provider named by OTEL_PYTHON_TRACER_PROVIDER (or _METER_),
+        # which raises when it cannot be loaded: that kind is then off, and not looked
+        # up again.
+        if Kind.SPANS not in self.off:
+            try:
+                if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                    return True
+            except Exception as error:
+                self.switch_off(Kind.SPANS, error)
+        if Kind.METRICS not in self.off:
+            try:
+                return not isinstance(metrics.get_meter_provider(), _UNSET_METER_PROVIDER)
+            except Exception as error:
+                self.switch_off(Kind.METRICS, error)
+        return False
 
     def route(self, request: _sansio.Request) -> str:
         """The route template of ``request``'s path: its ids as ``{id}``."""
@@ -224,11 +311,28 @@ class Telemetry:
         return attributes
 
 
-def _set_up_globally() -> bool:
-    """True once the application has set a global TracerProvider or MeterProvider."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) or not (
-        isinstance(metrics.get_meter_provider(), _UNSET_METER_PROVIDER)
+def _say(kind: Kind, error: Exception) -> None:
+    """Say that ``kind`` is off after ``error``: at WARNING the first time in the
+    process, at DEBUG after. Its type and where it was raised, never its message (a
+    propagator's message may quote the headers, the key's among them)."""
+    doing, stops = kind.value
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    level = logging.DEBUG if kind in _SAID else logging.WARNING
+    _SAID.add(kind)
+    logger.log(
+        level,
+        "OpenTelemetry raised %s%s when whop_async %s: this client %s from now on; its calls go on",
+        _qualified(type(error)),
+        where,
+        doing,
+        stops,
     )
+
+
+def _qualified(kind: type) -> str:
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 def route_of(path: str) -> str:
@@ -308,17 +412,28 @@ class CallTrace:
         self._hint: float | None = None
         self._sent_at = 0.0
         self._by_operation = telemetry.of_operation(request.operation)
-        telemetry.active_calls.add(1, self._by_operation)
-        span = self.span = telemetry.tracer.start_span(request.operation, kind=SpanKind.INTERNAL)
+        try:
+            telemetry.active_calls.add(1, self._by_operation)
+        except Exception as error:
+            telemetry.switch_off(Kind.METRICS, error)
         # The context with the call's span, when it records or propagates: its attempts'
         # parent; current while the call runs, so that its logs name it.
         self.context: otel_context.Context | None = None
         self._token: contextvars.Token[otel_context.Context] | None = None
-        if span.get_span_context().is_valid:
-            self.context = trace.set_span_in_context(span)
-            self._token = otel_context.attach(self.context)
-            if span.is_recording():
-                span.set_attributes(_call_attributes(request))
+        span: Span = INVALID_SPAN
+        try:
+            span = telemetry.tracer.start_span(request.operation, kind=SpanKind.INTERNAL)
+            if span.get_span_context().is_valid:
+                context = trace.set_span_in_context(span)
+                if span.is_recording():
+                    span.set_attributes(_call_attributes(request))
+                # Last: nothing that can raise comes between attaching and keeping the
+                # token that detaches it.
+                self._token = otel_context.attach(context)
+                self.context = context
+        except Exception as error:
+            telemetry.switch_off(Kind.SPANS, error)
+        self.span = span
 
     def sending(self, headers: MutableMapping[str, str]) -> None:
         """An attempt starts: its span, and its traceparent in ``headers``."""
@@ -329,7 +444,7 @@ class CallTrace:
 
     def _attempt_span(
         self, headers: MutableMapping[str, str], parent: otel_context.Context
-    ) -> Span:
+    ) -> Span | None:
         telemetry, request = self.telemetry, self.request
         route = telemetry.route(request)
         attributes: dict[str, AttributeValue] = {
@@ -340,10 +455,20 @@ class CallTrace:
         }
         if self.attempts > 1:
             attributes["http.request.resend_count"] = self.attempts - 1
-        span = telemetry.tracer.start_span(
-            f"{request.method} {route}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
-        )
-        propagate.inject(headers, trace.set_span_in_context(span, parent), _REPLACING)
+        try:
+            span = telemetry.tracer.start_span(
+                f"{request.method} {route}",
+                context=parent,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+            )
+        except Exception as error:
+            telemetry.switch_off(Kind.SPANS, error)
+            return None
+        try:
+            telemetry.inject(headers, trace.set_span_in_context(span, parent), _REPLACING)
+        except Exception as error:
+            telemetry.switch_off(Kind.PROPAGATION, error)
         return span
 
     def sent(self, response: _sansio.Response | None, error: BaseException | None) -> None:
@@ -355,16 +480,24 @@ class CallTrace:
         if status is None and isinstance(error, ResponseError):
             status = error.status_code
         failure, attributes = telemetry.of_answer(self.request.method, status, error)
-        telemetry.request_duration.record(seconds, attributes)
+        refused = isinstance(error, RateLimitError)
+        try:
+            telemetry.request_duration.record(seconds, attributes)
+            if refused:
+                telemetry.refusals.add(1, self._by_operation)
+        except Exception as broken:
+            telemetry.switch_off(Kind.METRICS, broken)
         if isinstance(error, RateLimitError):
-            telemetry.refusals.add(1, self._by_operation)
             self._hint = error.retry_after
         span, self._attempt = self._attempt, None
         if span is None:
             return
-        if span.is_recording():
-            _answered(span, response, error, status, failure)
-        span.end()
+        try:
+            if span.is_recording():
+                _answered(span, response, error, status, failure)
+            span.end()
+        except Exception as broken:
+            telemetry.switch_off(Kind.SPANS, broken)
 
     def waited(self, reason: WaitReason, seconds: float) -> None:
         """The call waited ``seconds`` for ``reason``."""
@@ -374,25 +507,37 @@ class CallTrace:
             self._waits = {}
         self._waits[reason] = self._waits.get(reason, 0.0) + seconds
         telemetry = self.telemetry
-        telemetry.waits.record(seconds, telemetry.of_wait(self.request.operation, reason))
+        try:
+            telemetry.waits.record(seconds, telemetry.of_wait(self.request.operation, reason))
+        except Exception as error:
+            telemetry.switch_off(Kind.METRICS, error)
 
     def ended(self, error: BaseException | None) -> None:
         """The call ended: with ``error``, or its answer (None)."""
-        self.telemetry.active_calls.add(-1, self._by_operation)
+        telemetry = self.telemetry
+        try:
+            telemetry.active_calls.add(-1, self._by_operation)
+        except Exception as broken:
+            telemetry.switch_off(Kind.METRICS, broken)
         span = self.span
-        if span.is_recording():
-            waits = self._waits or {}
-            span.set_attribute("whop.attempts", self.attempts)
-            span.set_attribute("whop.rate_limit.waited", sum(waits.values(), 0.0))
-            for reason, seconds in waits.items():
-                span.set_attribute(f"whop.rate_limit.wait.{reason.value}", seconds)
-            if self._hint is not None:
-                span.set_attribute("whop.rate_limit.hint", self._hint)
-            if error is not None:
-                _failed(span, error)
-        span.end()
-        if self._token is not None:
-            otel_context.detach(self._token)
+        try:
+            if span.is_recording():
+                waits = self._waits or {}
+                span.set_attribute("whop.attempts", self.attempts)
+                span.set_attribute("whop.rate_limit.waited", sum(waits.values(), 0.0))
+                for reason, seconds in waits.items():
+                    span.set_attribute(f"whop.rate_limit.wait.{reason.value}", seconds)
+                if self._hint is not None:
+                    span.set_attribute("whop.rate_limit.hint", self._hint)
+                if error is not None:
+                    _failed(span, error)
+            span.end()
+        except Exception as broken:
+            telemetry.switch_off(Kind.SPANS, broken)
+        finally:
+            # Left attached, the call's span would parent whatever its caller does next.
+            if self._token is not None:
+                otel_context.detach(self._token)
 
 
 def _call_attributes(request: _sansio.Request) -> dict[str, AttributeValue]:
@@ -445,69 +590,47 @@ def _answered(
         span.set_status(StatusCode.ERROR, None if status is not None else str(error) or None)
 
 
-class BulkTrace:
+class _RunTrace:
     """A bulk run's span (its calls' parent) and its outcomes, counted."""
 
-    def __init__(self, telemetry: Telemetry, run: BulkRun, operation: str) -> None:
+    def __init__(self, telemetry: Telemetry, operation: str, name: str) -> None:
         self._telemetry = telemetry
-        self._run = run
         self._operation = operation
-        self._counts: collections.Counter[str] = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
         # By the error's class (NoneType for a success): its outcome and attributes.
         self._outcomes: dict[type, tuple[str, Attributes]] = {}
-        self.span = telemetry.tracer.start_span(
-            f"{operation}_many", kind=SpanKind.INTERNAL, attributes={"whop.operation": operation}
-        )
-        self._context = trace.set_span_in_context(self.span)
-
-    def __enter__(self) -> BulkTrace:
-        self._run.trace = self
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        span, run = self.span, self._run
-        if span.is_recording():
-            for outcome in ("succeeded", "failed", "unreadable"):
-                span.set_attribute(f"whop.bulk.{outcome}", self._counts[outcome])
-            if run.reason is not None:
-                span.set_attribute("whop.bulk.stop_reason", run.reason.value)
-            # Closed by its reader (an iter_unpause left early) is no failure of the run.
-            if error is not None and not isinstance(error, GeneratorExit):
-                _failed(span, error)
-            elif run.reason is not None:
-                span.set_attribute("error.type", "whop_async.NotFinishedError")
-                span.set_status(StatusCode.ERROR, f"stopped: {run.reason.value}")
-        span.end()
+        self.span: Span = INVALID_SPAN
+        self.context: otel_context.Context | None = None
+        try:
+            self.span = telemetry.tracer.start_span(
+                name, kind=SpanKind.INTERNAL, attributes={"whop.operation": operation}
+            )
+            self.context = trace.set_span_in_context(self.span)
+        except Exception as error:
+            telemetry.switch_off(Kind.SPANS, error)
 
     def worker_context(self) -> contextvars.Context:
         """A context for one of the run's workers: the run's span current in it."""
         context = contextvars.copy_context()
-        context.run(otel_context.attach, self._context)
+        if self.context is not None:
+            try:
+                context.run(otel_context.attach, self.context)
+            except Exception as error:
+                self._telemetry.switch_off(Kind.SPANS, error)
         return context
 
-    def counting(self, deliver: Deliver) -> Deliver:
-        """``deliver``, each outcome counted on its way."""
-
-        def counted(
-            index: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
-        ) -> Awaitable[object] | None:
-            self._count(error)
-            return deliver(index, ad_group_id, group, error)
-
-        return counted
-
-    def _count(self, error: WhopError | None) -> None:
+    def _count(self, error: WhopError | None) -> str:
+        """Count an id's outcome: in the run's span, and in ``whop.bulk.ids``."""
         found = self._outcomes.get(type(error))
         if found is None:
             found = self._outcomes[type(error)] = self._outcome(error)
         outcome, attributes = found
-        self._counts[outcome] += 1
-        self._telemetry.bulk_ids.add(1, attributes)
+        self.counts[outcome] += 1
+        try:
+            self._telemetry.bulk_ids.add(1, attributes)
+        except Exception as broken:
+            self._telemetry.switch_off(Kind.METRICS, broken)
+        return outcome
 
     def _outcome(self, error: WhopError | None) -> tuple[str, Attributes]:
         if error is None:
@@ -523,3 +646,137 @@ class BulkTrace:
         if failure is not None:
             attributes["error.type"] = failure
         return outcome, attributes
+
+    def _end(
+        self, error: BaseException | None, attributes: Attributes, stopped: str | None
+    ) -> None:
+        """End the span with the run's counts and ``attributes``: in error when the run
+        raised ``error`` or ``stopped`` (how) before every id was done."""
+        span = self.span
+        try:
+            if span.is_recording():
+                for outcome in _OUTCOMES:
+                    span.set_attribute(f"whop.bulk.{outcome}", self.counts[outcome])
+                span.set_attributes(attributes)
+                # Closed by its reader (an iter_unpause left early) is no failure of the run.
+                if error is not None and not isinstance(error, GeneratorExit):
+                    _failed(span, error)
+                elif stopped is not None:
+                    span.set_attribute("error.type", "whop_async.NotFinishedError")
+                    span.set_status(StatusCode.ERROR, stopped)
+            span.end()
+        except Exception as broken:
+            self._telemetry.switch_off(Kind.SPANS, broken)
+
+
+class BulkTrace(_RunTrace):
+    """A client's bulk run's span (its calls' parent) and its outcomes, counted; or an
+    account's part of an Accounts run."""
+
+    def __init__(self, telemetry: Telemetry, run: BulkRun, operation: str) -> None:
+        super().__init__(telemetry, operation, f"{operation}_many")
+        self.run = run
+
+    def __enter__(self) -> BulkTrace:
+        self.run.trace = self
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        reason = self.run.reason
+        if reason is None:
+            self._end(error, {}, None)
+        else:
+            self._end(error, {"whop.bulk.stop_reason": reason.value}, f"stopped: {reason.value}")
+
+    def counting(self, deliver: Deliver) -> Deliver:
+        """``deliver``, each outcome counted on its way."""
+
+        def counted(
+            index: int, ad_group_id: str, group: AdGroup | None, error: WhopError | None
+        ) -> Awaitable[object] | None:
+            self._count(error)
+            return deliver(index, ad_group_id, group, error)
+
+        return counted
+
+    def calling(self, call: CallOne) -> CallOne:
+        """``call``, each of its calls made in this run's span. An Accounts run's
+        workers serve every account, so they cannot start in one account's span."""
+        telemetry, context = self._telemetry, self.context
+        if context is None or not self.span.get_span_context().is_valid:
+            return call
+
+        async def in_span(ad_group_id: str) -> AdGroup:
+            try:
+                token = otel_context.attach(context)
+            except Exception as error:
+                telemetry.switch_off(Kind.SPANS, error)
+                return await call(ad_group_id)
+            try:
+                return await call(ad_group_id)
+            finally:
+                otel_context.detach(token)
+
+        return in_span
+
+
+class AccountsTrace(_RunTrace):
+    """An Accounts run's one span, its totals, and a child span for each account's part
+    (its calls' parent) with that account's counts and stop."""
+
+    def __init__(self, telemetry: Telemetry, operation: str) -> None:
+        super().__init__(telemetry, operation, f"{operation}_many")
+        self._parts: dict[str, BulkTrace] = {}
+
+    def __enter__(self) -> AccountsTrace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        parts = len(self._parts)
+        stopped = sum(part.run.reason is not None for part in self._parts.values())
+        how = f"stopped: {stopped} of {parts} accounts" if stopped else None
+        self._end(error, {"whop.bulk.accounts": parts}, how)
+
+    def joined(self, account: str, run: BulkRun, call: CallOne) -> CallOne:
+        """``account`` joined the run with its part ``run`` (whose span its client made,
+        a child of the run's since the run's workers start it): its span named and
+        marked as the account's part; ``call``, its calls made in that span."""
+        part = run.trace
+        if part is None:
+            return call
+        self._parts[account] = part
+        try:
+            part.span.update_name(f"{self._operation}_many.account")
+            part.span.set_attribute("whop.account", account)
+        except Exception as error:
+            self._telemetry.switch_off(Kind.SPANS, error)
+        return part.calling(call)
+
+    def counting(self, deliver: _accounts.Deliver) -> _accounts.Deliver:
+        """``deliver``, each outcome counted on its way: in the run's totals, in its
+        account's part, and in ``whop.bulk.ids``."""
+
+        def counted(
+            index: int,
+            account: str,
+            ad_group_id: str,
+            group: AdGroup | None,
+            error: WhopError | None,
+        ) -> Awaitable[object] | None:
+            outcome = self._count(error)
+            part = self._parts.get(account)
+            if part is not None:  # none for a pair naming no account
+                part.counts[outcome] += 1
+            return deliver(index, account, ad_group_id, group, error)
+
+        return counted

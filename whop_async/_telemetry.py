@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._bulk import BulkRun
     from ._call import Call
     from ._clock import Clock
+    from ._otel import AccountsTrace
     from ._shaping import Finish
 
 T = TypeVar("T")
@@ -93,6 +94,14 @@ class Telemetry:
         counts, when OpenTelemetry is in use."""
         otel = self._otel or self._in_use()
         return contextlib.nullcontext() if otel is None else otel.bulk(run, operation)
+
+    def accounts_run(
+        self, operation: str
+    ) -> contextlib.AbstractContextManager[AccountsTrace | None]:
+        """What to enter around an Accounts run of ``operation``: its span, its
+        accounts' spans and its counts, when OpenTelemetry is in use."""
+        otel = self._otel or self._in_use()
+        return contextlib.nullcontext() if otel is None else otel.accounts_run(operation)
 
     def _in_use(self) -> _otel.Telemetry | None:
         now = self._clock.monotonic()
