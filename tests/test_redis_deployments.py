@@ -159,7 +159,10 @@ async def test_any_cluster_node_and_a_cluster_client_share_one_budget(
         await made.aclose()
     assert all(result.ok for result in results)
     assert fake.stats.rate_limited <= 0.02 * fake.stats.requests
-    assert caplog.records == []  # never paced locally: MOVED was followed
+    # MOVED was followed, never paced around (a busy machine may still make Redis late,
+    # which is said as such and is not what this test is about).
+    said = [record.getMessage() for record in caplog.records]
+    assert not [line for line in said if "slot" in line or "refused" in line], said
     owner = cluster.owner_of("{clustered}")
     for node in cluster.nodes:
         keys = node.client().keys("whop_async:*")
