@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -145,3 +149,17 @@ def http_answer(status: int, body: bytes, *extra_headers: str) -> bytes:
         *extra_headers,
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def python_alone(code: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter from the project's root, with ``environment``
+    added to this one's: for what one process can do once (OpenTelemetry's global
+    providers are set once), or must not have imported."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **environment},
+        cwd=Path(__file__).parent.parent,
+    )

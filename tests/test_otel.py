@@ -5,11 +5,8 @@ nothing at all without the extra."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,7 +27,7 @@ import whop_async
 from whop_async.testing import FakeWhop
 
 from . import scenarios
-from .helpers import API_KEY, BASE_URL, MockAPI, ShimResponse, ad_group_json
+from .helpers import API_KEY, BASE_URL, MockAPI, ShimResponse, ad_group_json, python_alone
 
 Points = dict[str, dict[frozenset[tuple[str, Any]], Any]]
 
@@ -737,9 +734,7 @@ WITHOUT_THE_EXTRA = textwrap.dedent(
 
 
 def test_without_the_extra_nothing_of_opentelemetry_is_imported_or_sent() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_THE_EXTRA], capture_output=True, text=True, timeout=60
-    )
+    done = python_alone(WITHOUT_THE_EXTRA)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "nothing of OpenTelemetry\n"
 
@@ -791,13 +786,7 @@ SET_UP_LATER = textwrap.dedent(
 
 def test_opentelemetry_is_imported_once_the_application_uses_it_and_its_set_up_picked_up() -> None:
     # In a process of its own: OpenTelemetry's global provider can be set once.
-    done = subprocess.run(
-        [sys.executable, "-c", SET_UP_LATER],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parent.parent,
-    )
+    done = python_alone(SET_UP_LATER)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['adgrp_1', 'adgrp_2']\n"
 

@@ -6,12 +6,8 @@ what an application could have set up."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +24,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 import whop_async
 from whop_async import _otel
 from whop_async.testing import FakeWhop
+
+from .helpers import python_alone
 
 KEY = "sk_fault_0123456789abcdef"
 
@@ -325,13 +323,7 @@ GLOBAL_SET_UP_LATER = textwrap.dedent(
 
 def test_a_global_set_up_whose_spans_raise_made_after_the_client_breaks_none_of_its_calls() -> None:
     # In a process of its own: OpenTelemetry's global provider can be set once.
-    done = subprocess.run(
-        [sys.executable, "-c", GLOBAL_SET_UP_LATER],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parent.parent,
-    )
+    done = python_alone(GLOBAL_SET_UP_LATER)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "28 [('WARNING', 'OpenTelemetry raised RuntimeEr')]\n"
 
@@ -358,18 +350,10 @@ PROVIDERS_THAT_CANNOT_LOAD = textwrap.dedent(
 
 
 def test_global_providers_named_by_the_environment_that_cannot_load_break_no_call() -> None:
-    environment = {
-        **os.environ,
-        "OTEL_PYTHON_TRACER_PROVIDER": "no_such_provider",
-        "OTEL_PYTHON_METER_PROVIDER": "no_such_provider",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", PROVIDERS_THAT_CANNOT_LOAD],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment,
-        cwd=Path(__file__).parent.parent,
+    done = python_alone(
+        PROVIDERS_THAT_CANNOT_LOAD,
+        OTEL_PYTHON_TRACER_PROVIDER="no_such_provider",
+        OTEL_PYTHON_METER_PROVIDER="no_such_provider",
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "2\n"
