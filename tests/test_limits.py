@@ -23,7 +23,7 @@ import attrs
 import pytest
 from aiohttp import web
 from aioresponses import CallbackResult
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -450,6 +450,8 @@ refusals = st.one_of(
     st.just(Refusal({}, NO_WAIT, None)),
 )
 ACCEPT = None
+ZERO_HINT = Refusal({"Retry-After": "0"}, NO_WAIT, None)
+ONE_MS = Refusal({"retry-after-ms": "1"}, NO_WAIT, 0.001)
 scripts = st.lists(st.one_of(refusals, st.just(ACCEPT)), min_size=1, max_size=12)
 
 
@@ -529,6 +531,14 @@ class ScriptedServer:
     cap=st.sampled_from([3.0, 10.0, 60.0]),
     told=st.booleans(),
     calls=st.integers(2, 6),
+)
+# A refusal naming a millisecond met calls napping for their pace's turn (the rate cut
+# to 2/s), not at the gate: they slept a quarter second past the promise.
+@example(
+    script=[*[ZERO_HINT] * 4, ACCEPT, ZERO_HINT, ZERO_HINT, ACCEPT, ONE_MS],
+    cap=3.0,
+    told=False,
+    calls=4,
 )
 def test_while_refused_one_probe_at_a_time_never_later_than_promised_never_a_storm(
     script: list[Refusal | None], cap: float, told: bool, calls: int

@@ -283,7 +283,7 @@ class OperationLimiter:
     async def _nap(
         self, wait: Wait, call: Caller, bound: Bound, ends: float, reason: WaitReason
     ) -> None:
-        """Wait as ``wait`` says (less if woken, when it is gated); give up at once when
+        """Wait as ``wait`` says (less if woken by a change of the budget); give up at once when
         the turn cannot come before the deadline or ``ends`` (the bound named ``bound``).
         Waiting out an outage, only the run's deadline and ``ends`` bound it. The call
         is told how long it waited, for ``reason``.
@@ -304,13 +304,13 @@ class OperationLimiter:
                 bound if ends < deadline else kind,
                 refused=wait.gated and wait is not _UNTIL_A_SLOT_FREES and bound is Bound.DEADLINE,
             )
-        if wait.gated:
-            self.changed.clear()  # from now on: a change while this request waits
+        # From now on: a change while this request waits, at a gate (its probe's answer)
+        # or for its pace's turn (a refusal that closed the gate, with a probe due sooner
+        # than that turn: the server's hint of a millisecond is kept to).
+        self.changed.clear()
         try:
             await self._engine.sleep(
-                min(wait.seconds, self._store.nap, limit - now),
-                self.changed if wait.gated else None,
-                patience,
+                min(wait.seconds, self._store.nap, limit - now), self.changed, patience
             )
         finally:
             call.waited(reason, self._engine.clock.monotonic() - now)
