@@ -279,7 +279,10 @@ async def test_the_oauth_refresh_example_refreshes_and_keeps_one_budget() -> Non
 
 
 @pytest.mark.virtual_time
-async def test_an_account_removed_mid_run_ends_its_ids_unfinished_and_the_others_go_on() -> None:
+@pytest.mark.parametrize("added_again", [False, True])
+async def test_an_account_removed_mid_run_ends_its_ids_unfinished_and_the_others_go_on(
+    added_again: bool,
+) -> None:
     keys = {"acme": "tok_1_abcdef", "globex": "tok_2_abcdef", "initech": "tok_3_abcdef"}
     async with FakeWhop(groups=90, api_keys=keys, rate_limit=None) as fake:
         limit = RateLimit(10, per=1.0)  # each account's 30 ids take about 3 s
@@ -289,6 +292,8 @@ async def test_an_account_removed_mid_run_ends_its_ids_unfinished_and_the_others
             run = asyncio.create_task(accounts.unpause_many(pairs))
             await asyncio.sleep(1.0)
             await accounts.remove("globex")
+            if added_again:  # at once: the removed client's calls end after it is back
+                accounts.add("globex", keys["globex"])
             result = await run
     assert result["acme"].ok
     assert result["initech"].ok
@@ -298,3 +303,29 @@ async def test_an_account_removed_mid_run_ends_its_ids_unfinished_and_the_others
     assert removed.failed
     assert all(isinstance(e, whop_async.NotFinishedError) for e in removed.failed.values())
     assert all("was removed" in str(e) for e in removed.failed.values())
+
+
+@pytest.mark.virtual_time
+async def test_removing_an_account_whose_provider_hangs_ends_its_calls_at_once() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def never() -> str:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    keys = {"acme": "tok_1_abcdef", "globex": "tok_2_abcdef"}
+    async with FakeWhop(groups=40, api_keys=keys, rate_limit=None) as fake:
+        accounts = Accounts({"acme": keys["acme"], "globex": never}, base_url=fake.base_url)
+        async with accounts:
+            pairs = [
+                (("acme", "globex")[n % 2], ad_group_id) for n, ad_group_id in enumerate(fake.ids)
+            ]
+            started = loop.time()
+            run = asyncio.create_task(accounts.unpause_many(pairs))  # timeout: 30 s
+            await asyncio.sleep(1.0)
+            await accounts.remove("globex")
+            result = await run
+            took = loop.time() - started
+    assert len(result["acme"].succeeded) == 20
+    assert took < 2.0  # not the provider's 30 s timeout
+    assert all(isinstance(e, NotFinishedError) for e in result["globex"].failed.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import traceback
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -213,6 +214,7 @@ BAD_PROVIDERS: list[tuple[str, Callable[[], Any], str]] = [
         "raised RuntimeError",
     ),
     ("None", lambda: None, "a NoneType, not a str"),
+    ("an int", lambda: 12345, "an int, not a str"),
     ("a line break", lambda: "tok_secret_value\n", "a str"),
     ("empty", lambda: "", "a str"),
 ]
@@ -235,6 +237,8 @@ async def test_a_failing_provider_ends_the_call_naming_the_account_never_the_tok
     assert "account 'acme'" in str(caught.value)
     assert said in str(caught.value)
     assert "tok_secret_value" not in str(caught.value)
+    # Nor in its traceback, as an error tracker or OpenTelemetry records it.
+    assert "tok_secret_value" not in "".join(traceback.format_exception(caught.value))
     assert fake.stats.requests == 0  # nothing sent without a token
     stopped = [e for e in result.failed.values() if isinstance(e, whop_async.NotFinishedError)]
     assert len(result.failed) == 10

@@ -399,7 +399,8 @@ class _Gathered:
 class _AccountRun:
     """An account's part of a run: its client's calls, its stop, and its queue."""
 
-    def __init__(self, call: CallOne, run: BulkRun) -> None:
+    def __init__(self, calls: Calls, call: CallOne, run: BulkRun) -> None:
+        self.calls = calls  # the client's, to tell it from one added later by the name
         self.call = call
         self.run = run
         self.queue: collections.deque[tuple[int, str]] = collections.deque()
@@ -494,7 +495,7 @@ class _Run:
                     except WhopError as failure:
                         pending = self._deliver(index, account, ad_group_id, None, failure)
                     except RuntimeError as closed:
-                        if account in self._accounts or self._accounts.closed:
+                        if not self._removed_since(part, account):
                             raise  # the Accounts closed: the run ends, as close() says
                         error = self._removed(part, account, ad_group_id, closed)
                         pending = self._deliver(index, account, ad_group_id, None, error)
@@ -590,8 +591,14 @@ class _Run:
         call = bulk_call(calls, self._verb, bulk, run)
         if self._trace is not None:  # the account's part: a span of its own, its calls in it
             call = self._trace.joined(account, run, call)
-        part = self._runs[account] = _AccountRun(call, run)
+        part = self._runs[account] = _AccountRun(calls, call, run)
         return part
+
+    def _removed_since(self, part: _AccountRun, account: str) -> bool:
+        """True when the client of ``part`` was removed (whether or not the name was
+        added again since) while these Accounts stay open."""
+        current = self._accounts._calls.get(account)
+        return not self._accounts.closed and current is not part.calls
 
     @staticmethod
     def _removed(

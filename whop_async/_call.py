@@ -32,7 +32,7 @@ from ._exceptions import (
     StopReason,
     TokenProviderError,
 )
-from ._limits import Bound, Engine, Patience, Stopped, WaitReason, WaitTooLong
+from ._limits import Bound, Closed, Engine, Patience, Stopped, WaitReason, WaitTooLong
 from ._options import NO_OPTIONS, RequestOptions
 from ._retry import CallRetries, RetryPolicy, is_retryable
 from ._shaping import finish_as
@@ -333,20 +333,31 @@ class Call:
             TokenProviderError: the provider failed, or handed over nothing in time.
             Stopped: the run's deadline passed meanwhile.
         """
-        tokens, run = self.wiring.tokens, self._options.run
+        tokens, run, closing = self.wiring.tokens, self._options.run, self.wiring.lifetime.closing
         assert tokens is not None
         limit = self._timeout
         if run is not None:
             limit = min(limit, max(0.0, run.deadline - self.wiring.clock.monotonic()))
+        asked = asyncio.ensure_future(tokens.token())
+        # The provider's answer, or whichever comes first of the client's close, the
+        # run's stop, and the limit: a call of a removed account ends with it.
+        ends = [asyncio.ensure_future(closing.wait())]
+        if run is not None:
+            ends.append(asyncio.ensure_future(run.stopping.wait()))
         try:
-            async with asyncio.timeout(limit):
-                token = await tokens.token()
-        except TimeoutError:
-            if run is not None and run.past_deadline():
-                raise Stopped from None
-            raise tokens.too_slow(limit) from None
-        self._use(token)
-        return token
+            await asyncio.wait([asked, *ends], timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for end in (asked, *ends):
+                end.cancel()
+        if asked.done() and not asked.cancelled():
+            token = asked.result()
+            self._use(token)
+            return token
+        if closing.is_set():
+            raise Closed
+        if run is not None and run.past_deadline():
+            raise Stopped
+        raise tokens.too_slow(limit)
 
     @property
     def _timeout(self) -> float:

@@ -85,23 +85,30 @@ class Tokens:
             if inspect.isawaitable(token):
                 token = await token
         except Exception as error:
-            # Not its message: a provider's error may hold a token (a refresh URL, a
-            # response body), and only the tokens handed over before are known here.
+            # Neither its message nor the error itself (as a cause, a traceback would
+            # show it, and OpenTelemetry records tracebacks): a provider's error may
+            # hold a token (a refresh URL, a response body), and only the tokens handed
+            # over before are known here.
             raise TokenProviderError(
                 f"the token provider of {described(self._account)} raised"
                 f" {type(error).__name__} (its message is not repeated: it may hold a"
-                " token; the error is this one's __cause__)",
+                " token)",
                 account=self._account,
-            ) from error
+            ) from None
+        if not isinstance(token, str):
+            raise TokenProviderError(
+                f"the token provider of {described(self._account)} handed over"
+                f" {_a(type(token).__name__)}, not a str",
+                account=self._account,
+            )
         try:
             _sansio.checked_api_key(token, "a token")
         except ValueError as error:
             raise TokenProviderError(
-                f"the token provider of {described(self._account)} handed over"
-                f" {_what(token)}: {error}",
+                f"the token provider of {described(self._account)} handed over a str"
+                f" that cannot be sent: {error}",
                 account=self._account,
             ) from None
-        assert isinstance(token, str)
         if token not in self._recent:
             self._recent = (token, *self._recent[:1])
             self.redactor.use(*self._recent)
@@ -116,5 +123,5 @@ class Tokens:
         )
 
 
-def _what(value: object) -> str:
-    return "a str" if isinstance(value, str) else f"a {type(value).__name__}, not a str"
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
