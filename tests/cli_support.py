@@ -108,6 +108,17 @@ def journal(path: Path) -> list[dict[str, Any]]:
     return [record for record in _lines(path) if "run" not in record]
 
 
+def journaled(path: Path) -> list[str]:
+    """The ids of the outcomes a journal holds so far, while its run may still write
+    (a line not yet ended is not read)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    whole = text[: text.rfind("\n") + 1]
+    records = [json.loads(line) for line in whole.splitlines()]
+    return [record["id"] for record in records if "run" not in record]
+
+
 def runs(path: Path) -> list[dict[str, Any]]:
     """What the run lines of a journal say of each run."""
     return [record["run"] for record in _lines(path) if "run" in record]

@@ -18,6 +18,7 @@ from .cli_support import (
     ended,
     environment_for,
     journal,
+    journaled,
     never_left_running,
     shell,
     start_cli,
@@ -129,7 +130,9 @@ async def test_a_stop_while_the_ids_wait_for_their_writer_ends_the_run_at_once(
         )  # fmt: skip
         os.close(reader)
         async with never_left_running(process):
-            await wait_until(lambda: fake.statuses()["active"] == 1, "the first id unpaused")
+            # Journaled, not only unpaused: a stop cancels a call whose answer is on its
+            # way, and that id is left to do (a resume sends it again, with its key).
+            await wait_until(lambda: journaled(output) == [fake.ids[0]], "the first id journaled")
             process.send_signal(stop)
             _, stderr = await ended(process, process.communicate())
         os.close(writer)
