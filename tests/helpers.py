@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import os
 import random
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -101,6 +102,29 @@ class InFlight:
 
     def pending(self) -> bool:
         return self.count > 0
+
+
+class Traceparents:
+    """The ``traceparent`` each request of an aiohttp session carried (None: none):
+    ``ClientSession(trace_configs=[sent.trace])``, then ``sent.seen``."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._started)
+
+    async def _started(self, _: object, __: object, start: aiohttp.TraceRequestStartParams) -> None:
+        self.seen.append(start.headers.get("traceparent"))
+
+
+def ipv6_loopback() -> bool:
+    """True when this machine can listen on ``::1``."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -35,6 +35,8 @@ from whop_async.testing import (
     run_virtual,
 )
 
+from .helpers import ipv6_loopback
+
 T = TypeVar("T")
 FIRST = "adgrp_000000000001"
 UNPAUSE = f"/ad_groups/{FIRST}/unpause"
@@ -656,15 +658,6 @@ def test_listen_after_refuses_connections_then_serves() -> None:
     seen, answered = run_virtual(main(), io_pending=lambda: in_flight > 0)
     assert seen == [False, False, True]
     assert answered == [200, 200]
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 IPV6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")

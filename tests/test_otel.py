@@ -27,7 +27,15 @@ import whop_async
 from whop_async.testing import FakeWhop
 
 from . import scenarios
-from .helpers import API_KEY, BASE_URL, MockAPI, ShimResponse, ad_group_json, python_alone
+from .helpers import (
+    API_KEY,
+    BASE_URL,
+    MockAPI,
+    ShimResponse,
+    Traceparents,
+    ad_group_json,
+    python_alone,
+)
 
 Points = dict[str, dict[frozenset[tuple[str, Any]], Any]]
 
@@ -665,17 +673,11 @@ async def test_nothing_secret_is_recorded(collected: Collected) -> None:
 async def test_without_a_set_up_nothing_is_sent_but_an_incoming_trace_is_passed_on(
     fake_whop: FakeWhop,
 ) -> None:
-    sent: list[str | None] = []
-
-    async def keep(_: Any, context: Any, params: aiohttp.TraceRequestStartParams) -> None:
-        sent.append(params.headers.get("traceparent"))
-
-    tracing = aiohttp.TraceConfig()
-    tracing.on_request_start.append(keep)
+    sent = Traceparents()
     incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     # OpenTelemetry's global providers, never set up in this process: no-ops.
     async with (
-        aiohttp.ClientSession(trace_configs=[tracing]) as session,
+        aiohttp.ClientSession(trace_configs=[sent.trace]) as session,
         whop_async.WhopClient(session=session) as client,
     ):
         await client.ad_groups.unpause(fake_whop.ids[0])
@@ -684,7 +686,7 @@ async def test_without_a_set_up_nothing_is_sent_but_an_incoming_trace_is_passed_
             await client.ad_groups.unpause(fake_whop.ids[1])
         finally:
             otel_context.detach(token)
-    assert sent == [None, incoming]
+    assert sent.seen == [None, incoming]
 
 
 WITHOUT_THE_EXTRA = textwrap.dedent(

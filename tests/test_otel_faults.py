@@ -25,7 +25,7 @@ import whop_async
 from whop_async import _otel
 from whop_async.testing import FakeWhop
 
-from .helpers import python_alone
+from .helpers import Traceparents, python_alone
 
 KEY = "sk_fault_0123456789abcdef"
 
@@ -77,6 +77,11 @@ def nothing_said_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_otel, "_SAID", set())
 
 
+def client_of(fake: FakeWhop, **options: Any) -> whop_async.WhopClient:
+    """A client of ``fake``, unlimited, with ``options`` (its providers)."""
+    return whop_async.WhopClient(KEY, base_url=fake.base_url, rate_limit=None, **options)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeWhop]:
     async with FakeWhop(groups=8, api_key=KEY, rate_limit=None) as server:
@@ -123,12 +128,8 @@ async def test_a_tracer_provider_that_raises_leaves_the_calls_untraced_and_count
     caplog.set_level(logging.DEBUG, "whop_async")
     meter_provider = MeterProvider(metric_readers=[reader])
     for _ in range(2):  # a second client, as broken, is not said again
-        client = whop_async.WhopClient(
-            KEY,
-            base_url=fake.base_url,
-            rate_limit=None,
-            tracer_provider=BrokenTracerProvider(),
-            meter_provider=meter_provider,
+        client = client_of(
+            fake, tracer_provider=BrokenTracerProvider(), meter_provider=meter_provider
         )
         async with client:
             await every_kind_of_call(client, fake)
@@ -148,13 +149,7 @@ async def test_a_meter_provider_that_raises_leaves_the_calls_uncounted_and_trace
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    client = whop_async.WhopClient(
-        KEY,
-        base_url=fake.base_url,
-        rate_limit=None,
-        tracer_provider=tracer_provider,
-        meter_provider=BrokenMeterProvider(),
-    )
+    client = client_of(fake, tracer_provider=tracer_provider, meter_provider=BrokenMeterProvider())
     async with client:
         await every_kind_of_call(client, fake)
 
@@ -173,13 +168,7 @@ async def test_a_span_processor_that_raises_switches_the_client_s_spans_off_not_
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(processor)
     meter_provider = MeterProvider(metric_readers=[reader])
-    client = whop_async.WhopClient(
-        KEY,
-        base_url=fake.base_url,
-        rate_limit=None,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-    )
+    client = client_of(fake, tracer_provider=tracer_provider, meter_provider=meter_provider)
     async with client:
         await every_kind_of_call(client, fake)
         await every_kind_of_call(client.with_options(timeout=5), fake)
@@ -199,9 +188,7 @@ async def test_a_span_that_raises_as_it_ends_leaves_the_caller_s_span_current(
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(RaisingProcessor(on_end=True))
     theirs = TracerProvider().get_tracer("the application")
-    client = whop_async.WhopClient(
-        KEY, base_url=fake.base_url, rate_limit=None, tracer_provider=tracer_provider
-    )
+    client = client_of(fake, tracer_provider=tracer_provider)
     async with client:
         with theirs.start_as_current_span("the application's") as span:
             await client.ad_groups.unpause(fake.ids[0])
@@ -228,13 +215,7 @@ async def test_a_metric_that_raises_as_it_is_recorded_switches_metrics_off_not_s
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     meter_provider = MeterProvider(metric_readers=[reader], exemplar_filter=RaisingExemplarFilter())
-    client = whop_async.WhopClient(
-        KEY,
-        base_url=fake.base_url,
-        rate_limit=None,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-    )
+    client = client_of(fake, tracer_provider=tracer_provider, meter_provider=meter_provider)
     async with client:
         await every_kind_of_call(client, fake)
 
@@ -249,13 +230,7 @@ async def test_a_metric_that_raises_as_it_is_recorded_switches_metrics_off_not_s
 async def test_a_propagator_that_raises_stops_the_trace_context_never_the_calls_nor_says_the_key(
     fake: FakeWhop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sent: list[str | None] = []
-
-    async def keep(_: Any, context: Any, params: aiohttp.TraceRequestStartParams) -> None:
-        sent.append(params.headers.get("traceparent"))
-
-    tracing = aiohttp.TraceConfig()
-    tracing.on_request_start.append(keep)
+    sent = Traceparents()
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -263,20 +238,14 @@ async def test_a_propagator_that_raises_stops_the_trace_context_never_the_calls_
     propagate.set_global_textmap(CarelessPropagator())
     try:
         async with (
-            aiohttp.ClientSession(trace_configs=[tracing]) as session,
-            whop_async.WhopClient(
-                KEY,
-                base_url=fake.base_url,
-                rate_limit=None,
-                session=session,
-                tracer_provider=tracer_provider,
-            ) as client,
+            aiohttp.ClientSession(trace_configs=[sent.trace]) as session,
+            client_of(fake, session=session, tracer_provider=tracer_provider) as client,
         ):
             await every_kind_of_call(client, fake)
     finally:
         propagate.set_global_textmap(was)
 
-    assert sent == [None] * 9
+    assert sent.seen == [None] * 9
     names = [span.name for span in exporter.get_finished_spans()]
     assert names.count("POST /ad_groups/{id}/unpause") == 9  # the spans go on
     [warning] = warnings_of(caplog)

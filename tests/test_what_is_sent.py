@@ -4,7 +4,6 @@ URLs and api_version are checked when the client is made, IPv6 literals work."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +17,7 @@ import whop_async
 from whop_async import WhopClient
 from whop_async.testing import run_virtual
 
-from .helpers import BASE_URL, MockAPI, ad_group_json, serve
+from .helpers import BASE_URL, MockAPI, ad_group_json, ipv6_loopback, serve
 
 pytestmark = pytest.mark.usefixtures("env")
 
@@ -254,15 +253,6 @@ def test_a_base_url_is_refused_when_the_client_is_made_or_works_for_every_call(
 # --- IPv6 ------------------------------------------------------------------------------
 
 
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 @asynccontextmanager
 async def serve_on_ipv6(app: web.Application) -> AsyncIterator[str]:
     """Run ``app`` on [::1] with a free port; yields its ``/api/v1`` base URL."""
@@ -274,7 +264,7 @@ async def serve_on_ipv6(app: web.Application) -> AsyncIterator[str]:
         await server.close()
 
 
-@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback")
 async def test_an_ipv6_literal_base_url_works_end_to_end() -> None:
     recorder = Recorder()
     async with serve_on_ipv6(recorder.app) as base_url, WhopClient(base_url=base_url) as client:

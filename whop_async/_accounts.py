@@ -16,7 +16,6 @@ import collections
 import contextlib
 import functools
 import math
-import os
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -31,10 +30,9 @@ from typing import TYPE_CHECKING, Unpack, cast
 
 import attrs
 
-from . import _sansio
 from ._bulk import BulkRun, CallOne, RecentIds, callback, streamed
 from ._call import Calls, Lifetime
-from ._client import BASE_URL_ENV, SharedSession, WhopClient, client_on
+from ._client import SharedSession, WhopClient, client_on
 from ._credentials import ApiKey
 from ._exceptions import APIResponseValidationError, StopReason, UnknownAccountError, WhopError
 from ._limits import ClientStats, RateLimit
@@ -128,7 +126,7 @@ class Accounts:
     ) -> None:
         self._template = ClientOptions(
             api_key=_no_key,
-            base_url=base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL,
+            base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
             max_server_wait=max_server_wait,

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 API_KEY_ENV = "WHOP_API_KEY"
-BASE_URL_ENV = "WHOP_BASE_URL"
 
 
 class WhopClient:
@@ -114,7 +113,7 @@ class WhopClient:
         options = ClientOptions(
             api_key=api_key,
             account=account,
-            base_url=base_url or os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL,
+            base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
             max_server_wait=max_server_wait,

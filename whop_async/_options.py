@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -136,7 +137,14 @@ def _header_pairs(headers: Mapping[str, str] | tuple[tuple[str, str], ...] | Non
     return _sansio.extra_headers(headers, where="default_headers")
 
 
-def _without_trailing_slash(base_url: object) -> object:
+BASE_URL_ENV = "WHOP_BASE_URL"
+
+
+def _given_or_from_environment(base_url: object) -> object:
+    """``base_url`` without a trailing slash; if none was given (None or empty),
+    ``WHOP_BASE_URL``'s, else Whop's."""
+    if base_url is None or base_url == "":
+        base_url = os.environ.get(BASE_URL_ENV) or _sansio.DEFAULT_BASE_URL
     return base_url.rstrip("/") if isinstance(base_url, str) else base_url
 
 
@@ -149,7 +157,8 @@ class ClientOptions:
         api_key: the key, or a token provider (never shown: it is left out of repr).
         account: the account's name, if given: named in messages, and the budget's
             name in Redis.
-        base_url: where requests go, without a trailing slash.
+        base_url: where requests go, without a trailing slash (by default
+            ``WHOP_BASE_URL``'s, else Whop's).
         timeout: seconds one attempt may take.
         max_retries: retried failures allowed per call.
         max_server_wait: the longest server-directed wait a call sleeps through.
@@ -161,7 +170,9 @@ class ClientOptions:
 
     api_key: ApiKey = attrs.field(repr=False, validator=_checked(_api_key))
     account: str | None = attrs.field(default=None, validator=_checked(_account))
-    base_url: str = attrs.field(converter=_without_trailing_slash, validator=_checked(_base_url))
+    base_url: str = attrs.field(
+        default=None, converter=_given_or_from_environment, validator=_checked(_base_url)
+    )
     timeout: float = attrs.field(default=DEFAULT_TIMEOUT, validator=_checked(positive_seconds))
     max_retries: int = attrs.field(
         default=DEFAULT_MAX_RETRIES, validator=_checked(_whole_number_or_zero)
